@@ -1,0 +1,23 @@
+"""riskmodel: personalized breast-cancer risk prediction.
+
+The data flow, one stage per module::
+
+    cohort table ─► riskmodel.schema (validate, one status per row)
+                 ─► models (riskmodel.gail, …)
+                 ─► riskmodel.api.predict_risk (one output row per input row)
+
+>>> import pandas as pd, riskmodel
+>>> cohort = pd.DataFrame({"age": [45.0], "race": ["white"], "age_at_menarche": [12.0],
+...                        "age_at_first_birth": [25.0], "nulliparous": [False], "n_biopsies": [0],
+...                        "atypical_hyperplasia": [float("nan")], "first_degree_relatives": [1]})
+>>> riskmodel.predict_risk(cohort)[["risk", "status"]].round(5)
+      risk status
+0  0.01333     ok
+"""
+
+from riskmodel.api import MODELS, predict_risk
+from riskmodel.schema import SchemaError
+
+__version__ = "0.1.0"
+
+__all__ = ["MODELS", "SchemaError", "__version__", "predict_risk"]
