@@ -12,7 +12,7 @@ The data flow, one stage per module::
 ...                        "atypical_hyperplasia": [float("nan")], "first_degree_relatives": [1]})
 >>> riskmodel.predict_risk(cohort)[["risk", "status"]].round(5)
       risk status
-0  0.01333     ok
+0  0.01613     ok
 """
 
 from riskmodel.api import MODELS, predict_risk

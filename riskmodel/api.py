@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from riskmodel.schema import validate
 
-Horizon = Union[float, int, str, Sequence[float], np.ndarray, pd.Series]
+Horizon = float | int | str | Sequence[float] | np.ndarray | pd.Series
 
 #: Model names accepted by :func:`predict_risk`, with what each is.
 MODELS = {"gail": "Gail model / NCI BCRAT (R BCRA 2.1.2), ages 20–90, invasive breast cancer"}
@@ -101,8 +101,10 @@ def predict_risk(
     cohort = validate(data, required=impl.required_columns)
     years = _horizon_years(data, horizon, cohort.column("age"))
     cohort.flag(np.isnan(years) & cohort.ok, "missing", "horizon: missing for this row")
-    cohort.flag(~np.isnan(years) & ~(years > 0), "invalid", "horizon={h}: must be a positive number of years",
-                h=years)
+    # A lifetime horizon at age >= 90 is not a bad horizon: the model reports the age.
+    explicit = not (isinstance(horizon, str) and horizon == "lifetime")
+    cohort.flag(explicit & ~np.isnan(years) & ~(years > 0), "invalid",
+                "horizon={h}: must be a positive number of years", h=years)
     result = impl.score(cohort, np.where(years > 0, years, np.nan))
     out = pd.DataFrame(
         {

@@ -30,6 +30,7 @@ __all__ = [
     "Column",
     "SchemaError",
     "ValidatedCohort",
+    "is_blank",
     "validate",
 ]
 
@@ -111,6 +112,24 @@ COLUMNS: dict[str, Column] = {
     ]
 }
 
+#: Names that need a finer choice, with the hint given in the row's message.
+_AMBIGUOUS = {
+    "hispanic": "use hispanic_us_born (3) or hispanic_foreign_born (5)",
+    "asian": "use chinese (6), japanese (7), filipino (8) or other_asian (11)",
+    "pacific_islander": "use hawaiian (9) or other_pacific_islander (10)",
+}
+#: Text that means "unknown" in a cell, as CSV exports write it.
+_BLANK = ["", "nan", "NaN", "NA", "N/A", "None", "none", "null"]
+
+
+def is_blank(s: pd.Series) -> np.ndarray:
+    """Cells that are NaN/None or text meaning unknown, shape ``(n,)``."""
+    missing = s.isna().to_numpy()
+    if s.dtype != object and not pd.api.types.is_string_dtype(s.dtype):
+        return missing
+    return missing | s.astype(str).str.strip().isin(_BLANK).to_numpy()
+
+
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
 _FALSE = {"false", "f", "no", "n", "0", "0.0"}
 _RANK = {code: i for i, code in enumerate(STATUS_CODES)}
@@ -186,18 +205,16 @@ def _numeric(name: str, s: pd.Series, cohort: ValidatedCohort) -> np.ndarray:
     if pd.api.types.is_datetime64_any_dtype(s.dtype) or isinstance(s.dtype, pd.PeriodDtype):
         raise SchemaError(name, f"has dtype {s.dtype}; expected numbers")
     coerced = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = np.isnan(coerced) & s.notna().to_numpy()
-    if bad.any():
-        # Blank strings are unknowns, not errors.
-        text = s[bad].astype(str).str.strip()
-        bad[bad] = ~text.isin(["", "nan", "NaN", "NA", "None"]).to_numpy()
+    bad = np.isnan(coerced) & ~is_blank(s)
     if bad.any() and bad.sum() == s.notna().sum() and len(s) > 0:
         raise SchemaError(name, f"has dtype {s.dtype} and no numeric values (first: {s[bad].iloc[0]!r})")
     cohort.flag(bad, "invalid", name + "={v}: not a number", v=s.to_numpy(dtype=object))
     return coerced
 
 
-def _coded(name: str, s: pd.Series, names: dict[str, int], codes: Sequence[int], cohort) -> np.ndarray:
+def _coded(
+    name: str, s: pd.Series, names: dict[str, int], codes: Sequence[int], cohort: ValidatedCohort, hint: str
+) -> np.ndarray:
     """Map names (case-insensitive) or numeric codes onto float codes; others flag ``invalid``."""
     out = np.full(len(s), np.nan)
     values = s.to_numpy(dtype=object)
@@ -212,8 +229,17 @@ def _coded(name: str, s: pd.Series, names: dict[str, int], codes: Sequence[int],
         out[np.flatnonzero(rest)] = mapped
         bad = np.zeros(len(s), dtype=bool)
         bad[np.flatnonzero(rest)] = np.isnan(mapped)
-        allowed = ", ".join(map(str, codes)) + " or " + ", ".join(sorted(names))
-        cohort.flag(bad, "invalid", name + "={v}: not one of " + allowed, v=values)
+        if len(names) > 8:
+            allowed = f"a code {min(codes)}–{max(codes)} or a name in riskmodel.schema.{hint}"
+        else:
+            allowed = "one of " + ", ".join(map(str, codes)) + " or " + ", ".join(sorted(names))
+        hints = np.full(len(s), "", dtype=object)
+        hints[np.flatnonzero(rest)] = key.map(_AMBIGUOUS).fillna("").to_numpy(dtype=object)
+        for hint_text in set(hints[bad]) - {""}:
+            amb = bad & (hints == hint_text)
+            cohort.flag(amb, "invalid", name + "={v}: ambiguous; " + hint_text, v=values)
+            bad &= ~amb
+        cohort.flag(bad, "invalid", name + "={v}: not " + allowed, v=values)
     return out
 
 
@@ -225,7 +251,7 @@ def _boolean(name: str, s: pd.Series, cohort: ValidatedCohort) -> np.ndarray:
         key = s.astype(str).str.strip().str.lower()
         out = np.where(key.isin(_TRUE), 1.0, np.where(key.isin(_FALSE), 0.0, np.nan))
         out[s.isna().to_numpy()] = np.nan
-        bad = s.notna().to_numpy() & np.isnan(out) & ~key.isin(["", "nan", "none"]).to_numpy()
+        bad = np.isnan(out) & ~is_blank(s)
         cohort.flag(bad, "invalid", name + "={v}: not true/false", v=s.to_numpy(dtype=object))
         return out
     bad = ~np.isnan(out) & (out != 0) & (out != 1)
@@ -276,22 +302,23 @@ def validate(data: pd.DataFrame, required: Sequence[str] = ("age",)) -> Validate
         elif col.kind == "bool":
             cols[name] = _boolean(name, s, cohort)
         elif col.kind == "race":
-            cols[name] = _coded(name, s, RACE_NAMES, range(1, 12), cohort)
+            cols[name] = _coded(name, s, RACE_NAMES, range(1, 12), cohort, "RACE_NAMES")
         elif col.kind == "density":
-            cols[name] = _coded(name, s, DENSITY_CODES, range(1, 5), cohort)
+            cols[name] = _coded(name, s, DENSITY_CODES, range(1, 5), cohort, "DENSITY_CODES")
         elif col.kind == "brca":
-            cols[name] = _coded(name, s, BRCA_CODES, range(3), cohort)
+            cols[name] = _coded(name, s, BRCA_CODES, range(3), cohort, "BRCA_CODES")
     cohort.frame = pd.DataFrame(cols, index=data.index)
     cohort.columns_present = tuple(cols)
-    _row_rules(cohort)
+    _row_rules(cohort, data)
     return cohort
 
 
-def _row_rules(c: ValidatedCohort) -> None:
+def _row_rules(c: ValidatedCohort, data: pd.DataFrame) -> None:
     """Domain and consistency rules that hold whatever the model."""
     age = c.column("age")
     if "age" in c.frame:
-        c.flag(np.isnan(age) & c.ok, "missing", "age: missing (required)")
+        # Missing in the input, not a cell that failed to parse (that one is already "invalid").
+        c.flag(np.isnan(age) & is_blank(data["age"]), "missing", "age: missing (required)")
         c.flag(~np.isnan(age) & ~((age > 0) & (age < 120)), "invalid",
                "age={v}: must be in (0, 120) years", v=age)
     for name in ("n_biopsies", "first_degree_relatives"):

@@ -18,7 +18,7 @@ import pandas as pd
 from riskmodel.gail.recode import REQ_A, REQ_B, Recoded, recode
 from riskmodel.gail.risk import DEFAULT_CHUNK, absolute_risk, relative_risk
 from riskmodel.gail.tables import LAST_AGE, load_tables
-from riskmodel.schema import SchemaError, ValidatedCohort
+from riskmodel.schema import SchemaError, ValidatedCohort, is_blank
 
 #: BCRA's input columns, in BCRA's order.
 BCRA_COLUMNS = ("ID", "T1", "T2", "N_Biop", "HypPlas", "AgeMen", "Age1st", "N_Rels", "Race")
@@ -37,7 +37,7 @@ def _columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
             out[name] = s.to_numpy(dtype=np.float64, na_value=np.nan)
             continue
         coerced = pd.to_numeric(s, errors="coerce")
-        bad = coerced.isna() & s.notna() & ~s.astype(str).str.strip().isin(["", "NA", "NaN", "nan"])
+        bad = coerced.isna() & ~is_blank(s)
         if bad.any():
             row = s.index[bad.to_numpy()][0]
             raise SchemaError(name, f"must be numeric; row {row!r} has {s[row]!r}")

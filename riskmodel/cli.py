@@ -1,0 +1,176 @@
+"""The ``riskmodel`` command: a thin shell over the public API.
+
+Exit codes: 0 when the input was read and every row has a status (rows that break rules
+are reported in the ``status``/``message`` columns), 2 with a one-line message for input
+that cannot be used at all (missing file, unknown format, missing column).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from riskmodel import __version__
+from riskmodel.api import MODELS, predict_risk
+
+#: Rows per chunk when scoring; the progress bar counts chunks of this size.
+CHUNK_ROWS = 100_000
+#: Inputs with at least this many rows get a progress bar on stderr (unless --quiet).
+PROGRESS_MIN_ROWS = 200_000
+_FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+class UsageError(Exception):
+    """Input the command cannot use at all: reported on one line, exit code 2."""
+
+
+def _format(path: str) -> str:
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    if suffixes and suffixes[-1] in (".gz", ".bz2", ".zip", ".xz"):
+        suffixes = suffixes[:-1]
+    fmt = _FORMATS.get(suffixes[-1] if suffixes else "")
+    if fmt is None:
+        raise UsageError(f"{path}: unknown file type; use .csv, .tsv or .parquet")
+    return fmt
+
+
+def read_table(path: str) -> pd.DataFrame:
+    """Read a CSV, TSV or Parquet file ('-' reads CSV from stdin)."""
+    if path == "-":
+        return pd.read_csv(sys.stdin)
+    if not Path(path).is_file():
+        raise UsageError(f"{path}: no such file")
+    fmt = _format(path)
+    try:
+        if fmt == "parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, sep="\t" if fmt == "tsv" else ",")
+    except Exception as exc:  # the reader's own message names the problem
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"{path}: cannot read as {fmt}: {first}") from exc
+
+
+def write_table(frame: pd.DataFrame, path: str | None) -> None:
+    """Write CSV, TSV or Parquet by extension; ``None`` or '-' writes CSV to stdout."""
+    if path is None or path == "-":
+        frame.to_csv(sys.stdout, index=False)
+        return
+    fmt = _format(path)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False, sep="\t" if fmt == "tsv" else ",")
+
+
+def _horizon(value: str) -> float | str:
+    if value == "lifetime":
+        return value
+    try:
+        years = float(value)
+    except ValueError:
+        return value  # a column name; predict_risk checks it
+    if not np.isfinite(years) or years <= 0:
+        raise UsageError(f"--horizon {value}: must be a positive number of years, 'lifetime' or a column name")
+    return years
+
+
+def _predict(args: argparse.Namespace) -> int:
+    data = read_table(args.input)
+    horizon: float | str = _horizon(args.horizon)
+    if args.layout == "bcra":
+        from riskmodel.gail import bcra_to_canonical
+
+        data = bcra_to_canonical(data)
+        horizon = "horizon"
+    if isinstance(horizon, str) and horizon != "lifetime" and horizon not in data.columns:
+        raise UsageError(f"--horizon {horizon}: not a number, 'lifetime' or a column of the input")
+    n = len(data)
+    show = not args.quiet and n >= PROGRESS_MIN_ROWS
+    bar = None
+    if show:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n, unit="rows", desc="scoring", file=sys.stderr)
+    parts = []
+    for start in range(0, max(n, 1), CHUNK_ROWS):
+        chunk = data.iloc[start : start + CHUNK_ROWS]
+        parts.append(predict_risk(chunk, model=args.model, horizon=horizon, details=args.details))
+        if bar is not None:
+            bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
+    result = pd.concat(parts) if parts else predict_risk(data, model=args.model, horizon=horizon)
+    if args.keep_input:
+        clash = [c for c in result.columns if c in data.columns]
+        out = pd.concat([data.drop(columns=clash), result], axis=1)
+    else:
+        front = [c for c in ("id",) if c in data.columns]
+        out = pd.concat([data[front], result], axis=1)
+    write_table(out, args.output)
+    if not args.quiet:
+        counts = out["status"].value_counts()
+        summary = ", ".join(f"{k} {v}" for k, v in counts.items())
+        where = args.output or "stdout"
+        print(f"riskmodel: scored {n} rows with {args.model} ({summary}) -> {where}", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used to render ``docs/cli.md``)."""
+    parser = argparse.ArgumentParser(
+        prog="riskmodel",
+        description=(
+            "Personalized breast-cancer risk prediction. Run 'riskmodel COMMAND --help' for a command's options."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"riskmodel {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser(
+        "predict",
+        help="absolute risk for every row of a cohort table",
+        description=(
+            "Score every row of INPUT (CSV, TSV or Parquet; '-' for CSV on stdin) and write one output row per "
+            "input row, in order: risk (probability), status, message, model, horizon. Rows that break a rule get "
+            "a status and a message and NaN risk; the others are scored. Exit code 0 when the file could be read, "
+            "2 (with a one-line message) when it could not be used at all."
+        ),
+    )
+    p.add_argument(
+        "input", help="cohort table in the canonical schema (docs/schema.md), or BCRA layout with --layout bcra"
+    )
+    p.add_argument("-o", "--output", help="output file (.csv, .tsv, .parquet); default: CSV on stdout")
+    p.add_argument("--model", default="gail", choices=sorted(MODELS), help="risk model (default: gail)")
+    p.add_argument("--horizon", default="5",
+                   help="years from current age, 'lifetime' (to age 90), or a column name (default: 5)")
+    p.add_argument("--layout", default="canonical", choices=("canonical", "bcra"),
+                   help="input columns: the canonical schema, or R BCRA's (ID, T1, T2, N_Biop, HypPlas, AgeMen, "
+                        "Age1st, N_Rels, Race; the horizon is then T2 - T1)")
+    p.add_argument("--details", action="store_true", help="add model-specific columns (Gail: average_risk, rr_*)")
+    p.add_argument("--keep-input", action="store_true", help="copy all input columns into the output")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary line")
+    p.set_defaults(func=_predict)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``riskmodel`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except (UsageError, ValueError, OSError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"riskmodel: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
