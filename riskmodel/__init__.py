@@ -15,9 +15,10 @@ The data flow, one stage per module::
 0  0.01613     ok
 """
 
+from riskmodel import gail, schema
 from riskmodel.api import MODELS, predict_risk
 from riskmodel.schema import SchemaError
 
 __version__ = "0.1.0"
 
-__all__ = ["MODELS", "SchemaError", "__version__", "predict_risk"]
+__all__ = ["MODELS", "SchemaError", "__version__", "gail", "predict_risk", "schema"]
