@@ -32,18 +32,21 @@ def _load_model(model: str | Any) -> Any:
     raise ValueError(f"unknown model {model!r}; available: {', '.join(MODELS)}")
 
 
-def _horizon_years(data: pd.DataFrame, horizon: Horizon, age: np.ndarray) -> np.ndarray:
-    """Per-row horizon in years; ``"lifetime"`` means to age 90 (NaN where age is unknown)."""
+def _per_row_years(values: pd.Series, age: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Numbers of years, or the word "lifetime" (to age 90), one per row; anything else is NaN."""
+    lifetime = values.astype(str).str.strip().str.lower().to_numpy() == "lifetime"
+    years = pd.to_numeric(values.where(~lifetime), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.where(lifetime, LIFETIME_AGE - age, years), lifetime
+
+
+def _horizon_years(data: pd.DataFrame, horizon: Horizon, age: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row horizon in years, and which rows asked for "lifetime" (to age 90)."""
     n = len(data)
     if isinstance(horizon, str):
         if horizon == "lifetime":
-            return LIFETIME_AGE - age
+            return LIFETIME_AGE - age, np.ones(n, dtype=bool)
         if horizon in data.columns:
-            col = data[horizon]
-            text = col.astype(str).str.strip().str.lower()
-            years = pd.to_numeric(col.where(text != "lifetime"), errors="coerce").to_numpy(
-                dtype=np.float64, na_value=np.nan)
-            return np.where(text.to_numpy() == "lifetime", LIFETIME_AGE - age, years)
+            return _per_row_years(data[horizon], age)
         raise ValueError(f"horizon={horizon!r}: give a number of years, 'lifetime', or the name of a column")
     if np.isscalar(horizon):
         try:
@@ -52,12 +55,11 @@ def _horizon_years(data: pd.DataFrame, horizon: Horizon, age: np.ndarray) -> np.
             raise ValueError(f"horizon={horizon!r}: not a number of years") from None
         if not np.isfinite(value) or value <= 0:
             raise ValueError(f"horizon={horizon!r}: must be a positive number of years")
-        return np.full(n, value)
-    values = pd.to_numeric(pd.Series(np.asarray(horizon, dtype=object)), errors="coerce").to_numpy(
-        dtype=np.float64, na_value=np.nan)
+        return np.full(n, value), np.zeros(n, dtype=bool)
+    values = pd.Series(np.asarray(horizon, dtype=object))
     if values.shape != (n,):
         raise ValueError(f"horizon has {values.shape[0]} values for {n} rows; give one per row")
-    return values
+    return _per_row_years(values, age)
 
 
 def predict_risk(
@@ -66,6 +68,8 @@ def predict_risk(
     horizon: Horizon = 5.0,
     *,
     details: bool = False,
+    chunk_size: int = 250_000,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """Absolute risk of invasive breast cancer for each woman in ``data``.
 
@@ -79,6 +83,8 @@ def predict_risk(
         details: if True, add model-specific columns (for Gail: ``average_risk``, the risk
             of a woman of the same age and race with average risk factors, and the
             relative risks ``rr_under50`` and ``rr_over50``).
+        chunk_size: rows scored at a time (bounds memory; results do not depend on it).
+        progress: show a progress bar (tqdm, on stderr) while scoring.
 
     Returns:
         A DataFrame with the index and row order of ``data`` and the columns ``risk``
@@ -99,16 +105,32 @@ def predict_risk(
     """
     impl = _load_model(model)
     cohort = validate(data, required=impl.required_columns)
-    years = _horizon_years(data, horizon, cohort.column("age"))
-    cohort.flag(np.isnan(years) & cohort.ok, "missing", "horizon: missing for this row")
-    # A lifetime horizon at age >= 90 is not a bad horizon: the model reports the age.
-    explicit = not (isinstance(horizon, str) and horizon == "lifetime")
-    cohort.flag(explicit & ~np.isnan(years) & ~(years > 0), "invalid",
-                "horizon={h}: must be a positive number of years", h=years)
-    result = impl.score(cohort, np.where(years > 0, years, np.nan))
+    age = cohort.column("age")
+    years, lifetime = _horizon_years(data, horizon, age)
+    # "lifetime" at age >= 90 leaves no years: not a bad horizon, the model reports the age.
+    years = np.where(lifetime & ~(years > 0), np.nan, years)
+    cohort.flag(np.isnan(years) & ~lifetime & cohort.ok, "missing", "horizon: missing for this row")
+    cohort.flag(~(years > 0) & ~np.isnan(years), "invalid", "horizon={h}: must be a positive number of years",
+                h=years)
+    years = np.where(years > 0, years, np.nan)
+    n = len(cohort)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n, unit="rows", desc=f"scoring ({getattr(impl, 'name', 'model')})")
+    parts = []
+    for start in range(0, max(n, 1), max(int(chunk_size), 1)):
+        stop = min(start + max(int(chunk_size), 1), n)
+        parts.append(impl.score(cohort.rows(start, stop), years[start:stop]))
+        if bar is not None:
+            bar.update(stop - start)
+    if bar is not None:
+        bar.close()
+    result = {name: np.concatenate([np.asarray(getattr(p, name)) for p in parts]) for name in vars(parts[0])}
     out = pd.DataFrame(
         {
-            "risk": result.risk,
+            "risk": result["risk"],
             "status": cohort.status,
             "message": cohort.message,
             "model": getattr(impl, "name", type(impl).__name__),
@@ -117,7 +139,7 @@ def predict_risk(
         index=data.index,
     )
     if details:
-        for name, values in vars(result).items():
+        for name, values in result.items():
             if name != "risk":
                 out[name] = values
     return out

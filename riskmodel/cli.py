@@ -79,44 +79,69 @@ def _horizon(value: str) -> float | str:
     return years
 
 
+def _check_duplicates(data: pd.DataFrame, path: str) -> None:
+    """pandas renames a repeated CSV header ``age`` to ``age.1``; treat that as the error it is."""
+    from riskmodel.schema import COLUMNS
+
+    for name in COLUMNS:
+        if name in data.columns and f"{name}.1" in data.columns:
+            raise UsageError(f"{path}: column {name!r} appears more than once")
+
+
+def _predict_bcra(data: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
+    """BCRA layout: exactly R's absolute.risk, with a status and message for each NA."""
+    from riskmodel.gail import bcra_explain
+
+    explained = bcra_explain(data)
+    out = pd.DataFrame(
+        {
+            "risk": explained["AbsRisk"] / 100.0,
+            "status": explained["status"],
+            "message": explained["message"],
+            "model": "gail-bcra",
+            "horizon": pd.to_numeric(data["T2"], errors="coerce") - pd.to_numeric(data["T1"], errors="coerce"),
+        },
+        index=data.index,
+    )
+    if args.details:
+        from riskmodel.gail import bcra_absolute_risk, bcra_relative_risk
+
+        out["average_risk"] = bcra_absolute_risk(data, avg_white=1) / 100.0
+        rr = bcra_relative_risk(data)
+        out["rr_under50"], out["rr_over50"] = rr["RR_Star1"], rr["RR_Star2"]
+    return out
+
+
 def _predict(args: argparse.Namespace) -> int:
     data = read_table(args.input)
-    horizon: float | str = _horizon(args.horizon)
-    if args.layout == "bcra":
-        from riskmodel.gail import bcra_to_canonical
-
-        data = bcra_to_canonical(data)
-        horizon = "horizon"
-    if isinstance(horizon, str) and horizon != "lifetime" and horizon not in data.columns:
-        raise UsageError(f"--horizon {horizon}: not a number, 'lifetime' or a column of the input")
+    _check_duplicates(data, args.input)
     n = len(data)
     show = not args.quiet and n >= PROGRESS_MIN_ROWS
-    bar = None
-    if show:
-        from tqdm import tqdm
-
-        bar = tqdm(total=n, unit="rows", desc="scoring", file=sys.stderr)
-    parts = []
-    for start in range(0, max(n, 1), CHUNK_ROWS):
-        chunk = data.iloc[start : start + CHUNK_ROWS]
-        parts.append(predict_risk(chunk, model=args.model, horizon=horizon, details=args.details))
-        if bar is not None:
-            bar.update(len(chunk))
-    if bar is not None:
-        bar.close()
-    result = pd.concat(parts) if parts else predict_risk(data, model=args.model, horizon=horizon)
+    if args.layout == "bcra":
+        if args.horizon is not None:
+            raise UsageError("--horizon does not apply with --layout bcra: each row projects from T1 to T2")
+        result = _predict_bcra(data, args)
+        id_column = "ID"
+    else:
+        horizon = _horizon(args.horizon or "5")
+        if isinstance(horizon, str) and horizon != "lifetime" and horizon not in data.columns:
+            raise UsageError(f"--horizon {horizon}: not a number, 'lifetime' or a column of the input")
+        result = predict_risk(data, model=args.model, horizon=horizon, details=args.details,
+                              chunk_size=CHUNK_ROWS, progress=show)
+        id_column = "id"
     if args.keep_input:
         clash = [c for c in result.columns if c in data.columns]
         out = pd.concat([data.drop(columns=clash), result], axis=1)
     else:
-        front = [c for c in ("id",) if c in data.columns]
+        front = [c for c in (id_column,) if c in data.columns]
         out = pd.concat([data[front], result], axis=1)
     write_table(out, args.output)
     if not args.quiet:
         counts = out["status"].value_counts()
-        summary = ", ".join(f"{k} {v}" for k, v in counts.items())
-        where = args.output or "stdout"
-        print(f"riskmodel: scored {n} rows with {args.model} ({summary}) -> {where}", file=sys.stderr)
+        summary = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no rows"
+        where = args.output if args.output not in (None, "-") else "stdout"
+        model = "gail (BCRA layout)" if args.layout == "bcra" else args.model
+        print(f"riskmodel: scored {n} rows with {model} ({summary}) -> {where}", file=sys.stderr)
     return 0
 
 
@@ -145,11 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", help="output file (.csv, .tsv, .parquet); default: CSV on stdout")
     p.add_argument("--model", default="gail", choices=sorted(MODELS), help="risk model (default: gail)")
-    p.add_argument("--horizon", default="5",
+    p.add_argument("--horizon", default=None,
                    help="years from current age, 'lifetime' (to age 90), or a column name (default: 5)")
     p.add_argument("--layout", default="canonical", choices=("canonical", "bcra"),
                    help="input columns: the canonical schema, or R BCRA's (ID, T1, T2, N_Biop, HypPlas, AgeMen, "
-                        "Age1st, N_Rels, Race; the horizon is then T2 - T1)")
+                        "Age1st, N_Rels, Race), scored exactly as BCRA's absolute.risk from T1 to T2")
     p.add_argument("--details", action="store_true", help="add model-specific columns (Gail: average_risk, rr_*)")
     p.add_argument("--keep-input", action="store_true", help="copy all input columns into the output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary line")
@@ -166,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
+    except BrokenPipeError:  # e.g. `riskmodel predict x.csv | head`
+        sys.stderr.close()
+        return 0
     except (UsageError, ValueError, OSError) as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"riskmodel: error: {message}", file=sys.stderr)

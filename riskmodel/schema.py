@@ -25,6 +25,7 @@ __all__ = [
     "BRCA_CODES",
     "COLUMNS",
     "DENSITY_CODES",
+    "MAX_COUNT",
     "RACE_NAMES",
     "STATUS_CODES",
     "Column",
@@ -43,6 +44,9 @@ class SchemaError(ValueError):
         self.rule = rule
         super().__init__(f"column {column!r}: {rule}")
 
+
+#: Largest plausible number of biopsies or affected first-degree relatives.
+MAX_COUNT = 30
 
 #: Row status codes, in the order they take precedence when a row breaks several rules.
 STATUS_CODES = {
@@ -93,7 +97,7 @@ class Column:
 COLUMNS: dict[str, Column] = {
     c.name: c
     for c in [
-        Column("id", "id", "", "optional identifier, carried through unchanged"),
+        Column("id", "id", "", "optional identifier (predict_risk keeps the index; the CLI copies id to its output)"),
         Column("age", "float", "years", "current age; the projection starts here"),
         Column("race", "race", "BCRAT code", "race/ethnicity: code 1–11 or a name in RACE_NAMES"),
         Column("age_at_menarche", "float", "years", "age at first menstrual period"),
@@ -157,6 +161,15 @@ class ValidatedCohort:
         """Boolean mask of rows with status ``"ok"``."""
         return self.status == "ok"
 
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def rows(self, start: int, stop: int) -> ValidatedCohort:
+        """Rows ``start:stop`` as a cohort whose status and message arrays are views of this one's,
+        so that flags set on the part show on the whole (used to score in chunks)."""
+        return ValidatedCohort(self.frame.iloc[start:stop], self.status[start:stop], self.message[start:stop],
+                               self.columns_present)
+
     def column(self, name: str) -> np.ndarray:
         """A canonical column as float64, all-NaN if the input did not have it."""
         if name in self.frame:
@@ -191,8 +204,11 @@ class ValidatedCohort:
 
 def _fmt(v: object) -> str:
     """A value as short text for messages (``12`` rather than ``12.0``)."""
-    if isinstance(v, (float, np.floating)) and float(v).is_integer():
-        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        if np.isnan(v):
+            return "NaN"
+        if float(v).is_integer():
+            return str(int(v))
     return repr(v) if isinstance(v, str) else str(v)
 
 
@@ -218,7 +234,7 @@ def _coded(
     """Map names (case-insensitive) or numeric codes onto float codes; others flag ``invalid``."""
     out = np.full(len(s), np.nan)
     values = s.to_numpy(dtype=object)
-    known = s.notna().to_numpy()
+    known = ~is_blank(s)
     as_num = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     is_code = np.isin(as_num, np.asarray(codes, dtype=np.float64))
     out[is_code] = as_num[is_code]
@@ -325,6 +341,9 @@ def _row_rules(c: ValidatedCohort, data: pd.DataFrame) -> None:
         v = c.column(name)
         bad = ~np.isnan(v) & ((v < 0) | (v != np.floor(v)) | ~np.isfinite(v))
         c.flag(bad, "invalid", name + "={v}: must be a whole number ≥ 0", v=v)
+        # BCRA's "99 = unknown" must not slip through as a count: NaN is the only unknown here.
+        c.flag(~bad & (v > MAX_COUNT), "invalid",
+               name + "={v}: implausible count (> " + str(MAX_COUNT) + "); use NaN for unknown", v=v)
     ah = c.column("atypical_hyperplasia")
     c.flag(~np.isnan(ah) & (ah != 0) & (ah != 1), "invalid",
            "atypical_hyperplasia={v}: must be 0, 1 or NaN", v=ah)

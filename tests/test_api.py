@@ -86,6 +86,26 @@ def test_per_row_horizon_column_and_lifetime():
 def test_lifetime_at_90_reports_age():
     out = riskmodel.predict_risk(pd.DataFrame({"age": [92.0]}), horizon="lifetime")
     assert out["status"].iloc[0] == "out_of_range" and "age=92" in out["message"].iloc[0]
+    assert np.isnan(out["horizon"].iloc[0])
+
+
+def test_per_row_lifetime_in_a_list():
+    df = pd.DataFrame({"age": [40.0, 50.0]})
+    out = riskmodel.predict_risk(df, horizon=[5, "lifetime"])
+    assert out["horizon"].tolist() == [5.0, 40.0] and (out["status"] == "ok").all()
+
+
+def test_chunking_and_progress_do_not_change_results(cohort, capsys):
+    whole = riskmodel.predict_risk(cohort, details=True)
+    parts = riskmodel.predict_risk(cohort, details=True, chunk_size=3, progress=True)
+    pd.testing.assert_frame_equal(whole, parts)
+    assert "scoring" in capsys.readouterr().err
+
+
+def test_column_errors_do_not_depend_on_chunks():
+    df = pd.DataFrame({"age": [50.0, 60.0, 70.0], "n_biopsies": ["x", "y", 1]})
+    out = riskmodel.predict_risk(df, chunk_size=2)
+    assert out["status"].tolist() == ["invalid", "invalid", "ok"]
 
 
 @pytest.mark.parametrize("horizon", [0, -1, "ten", np.nan, [5, 5, 5]])

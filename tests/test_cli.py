@@ -41,18 +41,33 @@ def test_stdout_when_no_output(capsys):
     assert len(text.splitlines()) == 21
 
 
-def test_bcra_layout_matches_r(tmp_path):
+def test_bcra_layout_is_exactly_r(tmp_path):
     ref = pd.read_csv(REF, float_precision="round_trip", keep_default_na=False, na_values=[])
     src = tmp_path / "bcra.csv"
     ref[["ID", "T1", "T2", "N_Biop", "HypPlas", "AgeMen", "Age1st", "N_Rels", "Race"]].to_csv(src, index=False)
     out = tmp_path / "out.csv"
-    assert cli.main(["predict", str(src), "-o", str(out), "--layout", "bcra", "-q"]) == 0
-    got = pd.read_csv(out)
-    assert got["id"].tolist() == ref["ID"].tolist()
+    assert cli.main(["predict", str(src), "-o", str(out), "--layout", "bcra", "-q", "--keep-input"]) == 0
+    got = pd.read_csv(out, float_precision="round_trip")
+    assert got["ID"].tolist() == ref["ID"].tolist() and "HypPlas" in got.columns
     r = pd.to_numeric(ref["abs_risk"].replace("NA", float("nan"))) / 100
-    both = r.notna() & got["risk"].notna()
-    assert both.sum() >= 10
-    pd.testing.assert_series_equal(got.loc[both, "risk"], r[both], check_names=False, rtol=1e-12)
+    assert got["risk"].isna().tolist() == r.isna().tolist()
+    pd.testing.assert_series_equal(got["risk"], r, check_names=False, rtol=1e-12)
+    assert (got.loc[r.isna(), "status"] == "invalid").all() and got.loc[r.isna(), "message"].str.len().gt(0).all()
+    assert "Requirement A" in got.loc[1, "message"] and "Race" in got.loc[0, "message"]
+
+
+def test_bcra_layout_rejects_horizon(tmp_path, capsys):
+    src = tmp_path / "bcra.csv"
+    pd.read_csv(REF).iloc[:, :9].to_csv(src, index=False)
+    assert cli.main(["predict", str(src), "--layout", "bcra", "--horizon", "5"]) == 2
+    assert "--horizon does not apply" in capsys.readouterr().err
+
+
+def test_duplicate_csv_column_is_an_error(tmp_path, capsys):
+    src = tmp_path / "dup.csv"
+    src.write_text("age,race,age\n50,1,51\n")
+    assert cli.main(["predict", str(src)]) == 2
+    assert "'age' appears more than once" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

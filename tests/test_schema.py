@@ -50,6 +50,8 @@ def test_bad_cell_flags_only_its_row():
         ("n_biopsies", 1.5, "invalid", "whole number"),
         ("n_biopsies", -1, "invalid", "whole number"),
         ("first_degree_relatives", 0.5, "invalid", "whole number"),
+        ("first_degree_relatives", 99, "invalid", "use NaN for unknown"),
+        ("n_biopsies", 99, "invalid", "implausible"),
         ("atypical_hyperplasia", 2, "invalid", "0, 1 or NaN"),
         ("age_at_menarche", 0, "invalid", "> 0"),
         ("age_at_menarche", 60, "inconsistent", "after age"),
@@ -105,6 +107,14 @@ def test_nullable_boolean_dtype():
     s = pd.Series([True, pd.NA, False], dtype="boolean")
     c = validate(pd.DataFrame({"age": [50.0] * 3, "nulliparous": s}))
     np.testing.assert_array_equal(c.column("nulliparous"), [1.0, np.nan, 0.0])
+
+
+@pytest.mark.parametrize("blank", ["", "NA", None, np.nan])
+def test_blank_codes_are_unknown(blank):
+    c = validate(pd.DataFrame({"age": [50.0, 51.0], "race": [blank, "white"], "density": [blank, "b"],
+                               "brca": [blank, "negative"]}))
+    assert (c.status == "ok").all()
+    assert np.isnan(c.column("race")[0]) and np.isnan(c.column("density")[0]) and np.isnan(c.column("brca")[0])
 
 
 def test_empty_frame():

@@ -13,6 +13,7 @@ The tables are data files (``data/gail_constants.csv``, sources in ``data/SOURCE
 from riskmodel.gail.bcra import (
     BCRA_COLUMNS,
     bcra_absolute_risk,
+    bcra_explain,
     bcra_recode_check,
     bcra_relative_risk,
     bcra_to_canonical,
@@ -27,6 +28,7 @@ __all__ = [
     "GailResult",
     "GailTables",
     "bcra_absolute_risk",
+    "bcra_explain",
     "bcra_recode_check",
     "bcra_relative_risk",
     "bcra_to_canonical",

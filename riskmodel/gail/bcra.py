@@ -40,7 +40,7 @@ def _columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
         bad = coerced.isna() & ~is_blank(s)
         if bad.any():
             row = s.index[bad.to_numpy()][0]
-            raise SchemaError(name, f"must be numeric; row {row!r} has {s[row]!r}")
+            raise SchemaError(name, f"must be numeric; row {row} has {s[row]!r}")
         out[name] = coerced.to_numpy(dtype=np.float64, na_value=np.nan)
     return out
 
@@ -134,6 +134,38 @@ def bcra_absolute_risk(
     rr1, rr2, _ = relative_risk(rec)
     risk = absolute_risk(rec, rr1, rr2, avg_white=bool(avg_white), chunk_size=chunk_size)
     return pd.Series(risk, index=frame.index, name="AbsRisk_Avg" if avg_white else "AbsRisk")
+
+
+def bcra_explain(frame: pd.DataFrame, raw_ind: int = 1, avg_white: int = 0) -> pd.DataFrame:
+    """BCRA's absolute risk with a status and a message saying why a row got NA.
+
+    Returns:
+        A DataFrame with the input's index: ``AbsRisk`` (percent, exactly
+        :func:`bcra_absolute_risk`), ``status`` (``"ok"`` or ``"invalid"``) and ``message``
+        naming BCRA's rule: age limits, Requirement A/B, a category that could not be formed,
+        an invalid race, or an unknown hyperplasia factor.
+    """
+    rec, _ = _recode_frame(frame, raw_ind)
+    rr1, rr2, _ = relative_risk(rec)
+    risk = absolute_risk(rec, rr1, rr2, avg_white=bool(avg_white))
+    reasons = [
+        (rec.t1_flag | np.isnan(rec.t1), "T1 must satisfy 20 <= T1 < 90 and T1 < T2"),
+        (rec.t2_flag | np.isnan(rec.t2), "T2 must satisfy T1 < T2 <= 90"),
+        (rec.nb_req == REQ_A, "Requirement A: HypPlas must be 99 when N_Biop is 0 or 99"),
+        (rec.nb_req == REQ_B, "Requirement B: HypPlas must be 0, 1 or 99 when 0 < N_Biop < 99"),
+        ((rec.nb_req == 0) & np.isnan(rec.nb_cat), "N_Biop is missing"),
+        (np.isnan(rec.am_cat), "AgeMen must be in (0, T1] or 99"),
+        (np.isnan(rec.af_cat), "Age1st must be in [AgeMen, T1], 98 or 99"),
+        (np.isnan(rec.nr_cat), "N_Rels must be 0, 1, 2..98 or 99"),
+        (~rec.race_valid, "Race must be a code 1-11"),
+        (~rec.error & np.isnan(rec.r_hyp) & (avg_white == 0), "HypPlas gives no hyperplasia factor (R_Hyp is NA)"),
+    ]
+    message = np.full(len(risk), "", dtype=object)
+    for mask, text in reasons:
+        mask = mask & np.isnan(risk)
+        message[mask] = np.where(message[mask] == "", text, message[mask] + "; " + text)
+    status = np.where(np.isnan(risk), "invalid", "ok")
+    return pd.DataFrame({"AbsRisk": risk, "status": status, "message": message}, index=frame.index)
 
 
 def canonical_to_bcra(data: pd.DataFrame, horizon: float | str = 5.0) -> pd.DataFrame:
