@@ -145,6 +145,53 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _image_size(text: str) -> tuple[int, int]:
+    try:
+        rows, cols = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--image-size {text}: expected ROWSxCOLUMNS, e.g. 512x416") from None
+    return rows, cols
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from riskmodel.synthetic import make_cohort
+
+    if args.n < 1:
+        raise UsageError(f"--n {args.n}: must be at least 1")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cohort = make_cohort(args.n, seed=args.seed)
+    write_table(cohort, str(out / "cohort.csv"))
+    message = f"riskmodel: wrote {len(cohort)} women to {out / 'cohort.csv'}"
+    if args.images:
+        from riskmodel.synthetic import write_exams
+
+        size = _image_size(args.image_size)
+        manifest = write_exams(cohort, out / "exams", image_size=size, seed=args.seed, n_jobs=args.jobs)
+        message += f" and {len(manifest)} DICOM images to {out / 'exams'} (manifest.csv, truth.csv)"
+    if not args.quiet:
+        print(message, file=sys.stderr)
+    return 0
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from riskmodel.imaging import assemble_exams, scan_dicoms
+
+    if not Path(args.root).is_dir():
+        raise UsageError(f"{args.root}: no such folder")
+    manifest = scan_dicoms(args.root)
+    write_table(manifest, args.output)
+    summary = f"{len(manifest)} files ({int((manifest['status'] == 'ok').sum())} ok)"
+    if args.exams:
+        exams = assemble_exams(manifest)
+        write_table(exams, args.exams)
+        summary += f", {len(exams)} exams -> {args.exams}"
+    if not args.quiet:
+        where = args.output if args.output not in (None, "-") else "stdout"
+        print(f"riskmodel: scanned {summary}; manifest -> {where}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to render ``docs/cli.md``)."""
     parser = argparse.ArgumentParser(
@@ -179,6 +226,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-input", action="store_true", help="copy all input columns into the output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary line")
     p.set_defaults(func=_predict)
+
+    p = sub.add_parser(
+        "synth",
+        help="a synthetic screening cohort with known truth (and optionally four-view DICOM mammograms)",
+        description=(
+            "Write OUT/cohort.csv: N women in the canonical schema with observed outcome (time, event) and the "
+            "generator's true risks (a test bed, not real data). With --images, also write four DICOM views per "
+            "woman under OUT/exams/ with manifest.csv and truth.csv."
+        ),
+    )
+    p.add_argument("--n", type=int, required=True, help="number of women")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--seed", type=int, default=0, help="random seed (output is deterministic for a seed)")
+    p.add_argument("--images", action="store_true", help="also write synthetic mammograms as DICOM")
+    p.add_argument("--image-size", default="512x416", help="ROWSxCOLUMNS, 64x52 up to 2048x1664 (default 512x416)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes for image rendering (default 1)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    p.set_defaults(func=_synth)
+
+    p = sub.add_parser(
+        "scan",
+        help="list the DICOM files under a folder, one row per file, with a status for each",
+        description=(
+            "Read the headers of every file under ROOT and write a manifest: ids, laterality, view, size and a "
+            "status (bad files are listed with their error, never dropped). With --exams, also write one row "
+            "per exam with its four views and flags."
+        ),
+    )
+    p.add_argument("root", help="folder to scan (recursively)")
+    p.add_argument("-o", "--output", help="manifest file (.csv, .tsv, .parquet); default: CSV on stdout")
+    p.add_argument("--exams", help="also write the assembled exams (one row per exam) to this file")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    p.set_defaults(func=_scan)
     return parser
 
 

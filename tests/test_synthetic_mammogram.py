@@ -1,0 +1,153 @@
+"""The synthetic mammogram writer: real DICOM, vendor styles, determinism, what the pixels carry."""
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pydicom
+import pytest
+
+from riskmodel.synthetic.mammogram import DENSE_FRACTION, VENDORS, render_view, write_exams
+
+SIZE = (128, 104)
+
+
+def _cohort(n: int = 8) -> pd.DataFrame:
+    return pd.DataFrame({
+        "id": [f"P{i:03d}" for i in range(n)],
+        "exam_id": [f"X{i:03d}" for i in range(n)],
+        "age": np.linspace(40, 74, n),
+        "density": list("abcd" * n)[:n],
+        "image_factor": np.linspace(-1.5, 1.5, n),
+        "event": [1, 0] * (n // 2),
+        "time": [0.8, 5.0] * (n // 2),
+    })
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    out = tmp_path_factory.mktemp("exams")
+    manifest = write_exams(_cohort(), out, image_size=SIZE, seed=7)
+    return out, manifest
+
+
+def test_four_views_per_woman_and_manifest(written):
+    out, manifest = written
+    assert len(manifest) == 32
+    assert (manifest.groupby("exam_id").size() == 4).all()
+    assert set(zip(manifest["laterality"], manifest["view"])) == {("L", "CC"), ("L", "MLO"), ("R", "CC"), ("R", "MLO")}
+    on_disk = pd.read_csv(out / "manifest.csv")
+    assert on_disk["path"].tolist() == manifest["path"].tolist()
+    truth = pd.read_csv(out / "truth.csv", keep_default_na=False)
+    assert "lesion_side" in truth.columns and "lesion_side" not in manifest.columns
+
+
+def test_dicom_tags_real_files_carry(written):
+    out, manifest = written
+    for rec in manifest.itertuples():
+        ds = pydicom.dcmread(out / rec.path)
+        assert ds.Modality == "MG" and ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.1.2"
+        assert ds.PresentationIntentType == "FOR PRESENTATION"
+        assert ds.PatientID == rec.id and ds.AccessionNumber == rec.exam_id
+        assert ds.StudyInstanceUID == rec.study_uid and ds.SOPInstanceUID == rec.sop_uid
+        assert 12 <= ds.BitsStored <= 16 and ds.PhotometricInterpretation in ("MONOCHROME1", "MONOCHROME2")
+        assert ("WindowCenter" in ds) != ("VOILUTSequence" in ds)
+        laterality = ds.get("ImageLaterality") or ds.get("Laterality")
+        assert laterality == rec.laterality
+        assert ds.ViewCodeSequence[0].CodeValue in ("R-10242", "R-10226", "R-10224")
+        assert ds.PatientAge.endswith("Y") and len(ds.StudyDate) == 8 and ds.PixelSpacing[0] > 0
+        pixels = ds.pixel_array
+        assert pixels.shape == SIZE and pixels.max() < 2**ds.BitsStored
+
+
+def test_every_vendor_style_and_compression(tmp_path):
+    seen = {}
+    for i, vendor in enumerate(VENDORS):
+        manifest = write_exams(_cohort(2), tmp_path / vendor, image_size=SIZE, seed=i, vendors=(vendor,))
+        ds = pydicom.dcmread(tmp_path / vendor / manifest["path"].iloc[1])
+        seen[vendor] = (ds.Manufacturer, ds.file_meta.TransferSyntaxUID.name, ds.get("ViewPosition"))
+    assert seen["ge"][1].startswith("JPEG 2000") and seen["fuji"][1] == "RLE Lossless"
+    assert seen["siemens"][2] == "ML" and seen["fuji"][2] is None and seen["hologic"][2] == "MLO"
+    assert len({m for m, _, _ in seen.values()}) == len(VENDORS)
+
+
+def _digest(folder) -> dict:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_deterministic_for_a_seed(tmp_path):
+    a = write_exams(_cohort(4), tmp_path / "a", image_size=SIZE, seed=3)
+    b = write_exams(_cohort(4), tmp_path / "b", image_size=SIZE, seed=3)
+    c = write_exams(_cohort(4), tmp_path / "c", image_size=SIZE, seed=4)
+    pd.testing.assert_frame_equal(a, b)
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
+    assert _digest(tmp_path / "a") != _digest(tmp_path / "c")
+
+
+def test_parallel_output_identical(tmp_path):
+    write_exams(_cohort(8), tmp_path / "one", image_size=SIZE, seed=5, n_jobs=1)
+    write_exams(_cohort(8), tmp_path / "two", image_size=SIZE, seed=5, n_jobs=2)
+    assert _digest(tmp_path / "one") == _digest(tmp_path / "two")
+
+
+def _breast_stats(img: np.ndarray) -> tuple[float, float]:
+    """Mean brightness of the breast, and the SD of its fine (< ~7 px) band inside the breast."""
+    from scipy.ndimage import uniform_filter
+
+    inside = img > 0.05
+    core = uniform_filter(inside.astype(float), 9) > 0.999
+    band = img - uniform_filter(img, 7)
+    return float(img[inside].mean()), float(band[core].std())
+
+
+def _mean_stat(density: str, factor: float, which: int) -> float:
+    imgs = (render_view(256, 208, "CC", density, factor, np.random.default_rng(s)) for s in range(6))
+    return float(np.mean([_breast_stats(img)[which] for img in imgs]))
+
+
+def test_density_raises_brightness_and_image_factor_raises_fine_texture():
+    means = [_mean_stat(d, 0.0, 0) for d in DENSE_FRACTION]
+    assert means == sorted(means) and means[0] < means[-1] - 0.1
+    texture = [_mean_stat("c", f, 1) for f in (-2.0, 0.0, 2.0)]
+    assert texture[0] < texture[1] < texture[2] and texture[2] > 1.3 * texture[0]
+
+
+def test_canonical_frame():
+    img = render_view(256, 208, "MLO", "b", 0.0, np.random.default_rng(0))
+    assert img.dtype == np.float32 and img.min() >= 0 and img.max() <= 1
+    assert img[:, :20].mean() > 3 * img[:, -20:].mean()  # chest wall at column 0, background far side
+    assert img[-5:, -40:].mean() < 0.05
+
+
+def test_lesion_only_for_early_cancers(written):
+    out, _ = written
+    truth = pd.read_csv(out / "truth.csv", keep_default_na=False).set_index("exam_id")
+    cohort = _cohort().set_index("exam_id")
+    early = (cohort["event"] == 1) & (cohort["time"] <= 2.0)
+    assert (truth.loc[early.index[early], "lesion_side"].isin(["L", "R"])).all()
+    assert (truth.loc[early.index[~early], "lesion_side"] == "").all()
+
+
+def test_lesion_is_faint_but_present():
+    base = render_view(256, 208, "CC", "a", 0.0, np.random.default_rng(1))
+    with_lesion = render_view(256, 208, "CC", "a", 0.0, np.random.default_rng(1), lesion=(0.5, 0.5))
+    diff = with_lesion - base
+    assert 0.05 < diff.max() < 0.2 and (np.abs(diff) > 0.01).mean() < 0.05
+
+
+@pytest.mark.parametrize(("kwargs", "text"), [
+    ({"image_size": (32, 32)}, "image_size"),
+    ({"image_size": (4096, 3328)}, "image_size"),
+    ({"vendors": ("agfa",)}, "vendors"),
+])
+def test_bad_arguments(tmp_path, kwargs, text):
+    with pytest.raises(ValueError, match=text):
+        write_exams(_cohort(2), tmp_path, **kwargs)
+
+
+def test_bad_cohort(tmp_path):
+    with pytest.raises(ValueError, match="density"):
+        write_exams(_cohort(2).assign(density=["a", "e"]), tmp_path, image_size=SIZE)
+    with pytest.raises(ValueError, match="exam_id"):
+        write_exams(_cohort(2).drop(columns="exam_id"), tmp_path, image_size=SIZE)
