@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from riskmodel.schema import validate
+from riskmodel.schema import is_blank, validate
 
 Horizon = float | int | str | Sequence[float] | np.ndarray | pd.Series
 
@@ -32,19 +32,24 @@ def _load_model(model: str | Any) -> Any:
     raise ValueError(f"unknown model {model!r}; available: {', '.join(MODELS)}")
 
 
-def _per_row_years(values: pd.Series, age: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Numbers of years, or the word "lifetime" (to age 90), one per row; anything else is NaN."""
+def _per_row_years(values: pd.Series, age: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Numbers of years, or the word "lifetime" (to age 90), one per row.
+
+    Blank cells give NaN (missing); text that is neither a number nor "lifetime" gives −inf,
+    which the caller reports as an invalid horizon.
+    """
     lifetime = values.astype(str).str.strip().str.lower().to_numpy() == "lifetime"
     years = pd.to_numeric(values.where(~lifetime), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    return np.where(lifetime, LIFETIME_AGE - age, years), lifetime
+    years[np.isnan(years) & ~lifetime & ~is_blank(values)] = -np.inf
+    return np.where(lifetime, LIFETIME_AGE - age, years), lifetime, values.to_numpy(dtype=object)
 
 
-def _horizon_years(data: pd.DataFrame, horizon: Horizon, age: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row horizon in years, and which rows asked for "lifetime" (to age 90)."""
+def _horizon_years(data: pd.DataFrame, horizon: Horizon, age: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per-row horizon in years, which rows asked for "lifetime" (to age 90), and the values as given."""
     n = len(data)
     if isinstance(horizon, str):
         if horizon == "lifetime":
-            return LIFETIME_AGE - age, np.ones(n, dtype=bool)
+            return LIFETIME_AGE - age, np.ones(n, dtype=bool), np.full(n, horizon, dtype=object)
         if horizon in data.columns:
             return _per_row_years(data[horizon], age)
         raise ValueError(f"horizon={horizon!r}: give a number of years, 'lifetime', or the name of a column")
@@ -55,7 +60,7 @@ def _horizon_years(data: pd.DataFrame, horizon: Horizon, age: np.ndarray) -> tup
             raise ValueError(f"horizon={horizon!r}: not a number of years") from None
         if not np.isfinite(value) or value <= 0:
             raise ValueError(f"horizon={horizon!r}: must be a positive number of years")
-        return np.full(n, value), np.zeros(n, dtype=bool)
+        return np.full(n, value), np.zeros(n, dtype=bool), np.full(n, value, dtype=object)
     values = pd.Series(np.asarray(horizon, dtype=object))
     if values.shape != (n,):
         raise ValueError(f"horizon has {values.shape[0]} values for {n} rows; give one per row")
@@ -106,12 +111,12 @@ def predict_risk(
     impl = _load_model(model)
     cohort = validate(data, required=impl.required_columns)
     age = cohort.column("age")
-    years, lifetime = _horizon_years(data, horizon, age)
+    years, lifetime, given = _horizon_years(data, horizon, age)
     # "lifetime" at age >= 90 leaves no years: not a bad horizon, the model reports the age.
     years = np.where(lifetime & ~(years > 0), np.nan, years)
     cohort.flag(np.isnan(years) & ~lifetime & cohort.ok, "missing", "horizon: missing for this row")
     cohort.flag(~(years > 0) & ~np.isnan(years), "invalid", "horizon={h}: must be a positive number of years",
-                h=years)
+                h=given)
     years = np.where(years > 0, years, np.nan)
     n = len(cohort)
     bar = None

@@ -79,11 +79,9 @@ def _horizon(value: str) -> float | str:
     return years
 
 
-def _check_duplicates(data: pd.DataFrame, path: str) -> None:
+def _check_duplicates(data: pd.DataFrame, path: str, names: tuple[str, ...]) -> None:
     """pandas renames a repeated CSV header ``age`` to ``age.1``; treat that as the error it is."""
-    from riskmodel.schema import COLUMNS
-
-    for name in COLUMNS:
+    for name in names:
         if name in data.columns and f"{name}.1" in data.columns:
             raise UsageError(f"{path}: column {name!r} appears more than once")
 
@@ -113,8 +111,11 @@ def _predict_bcra(data: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from riskmodel.gail import BCRA_COLUMNS
+    from riskmodel.schema import COLUMNS
+
     data = read_table(args.input)
-    _check_duplicates(data, args.input)
+    _check_duplicates(data, args.input, BCRA_COLUMNS if args.layout == "bcra" else tuple(COLUMNS))
     n = len(data)
     show = not args.quiet and n >= PROGRESS_MIN_ROWS
     if args.layout == "bcra":
@@ -141,7 +142,8 @@ def _predict(args: argparse.Namespace) -> int:
         summary = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no rows"
         where = args.output if args.output not in (None, "-") else "stdout"
         model = "gail (BCRA layout)" if args.layout == "bcra" else args.model
-        print(f"riskmodel: scored {n} rows with {model} ({summary}) -> {where}", file=sys.stderr)
+        rows = "row" if n == 1 else "rows"
+        print(f"riskmodel: scored {n} {rows} with {model} ({summary}) -> {where}", file=sys.stderr)
     return 0
 
 

@@ -164,3 +164,9 @@ def test_large_batch_keeps_every_row():
     assert len(out) == n and out.index.equals(df.index)
     assert set(out["status"]) <= set(riskmodel.schema.STATUS_CODES)
     assert out["risk"].notna().sum() == (out["status"] == "ok").sum() > 0
+
+
+def test_text_horizon_is_invalid_blank_is_missing():
+    out = riskmodel.predict_risk(pd.DataFrame({"age": [50.0] * 4}), horizon=[5, "x", None, -1])
+    assert out["status"].tolist() == ["ok", "invalid", "missing", "invalid"]
+    assert "horizon='x'" in out["message"].iloc[1]

@@ -114,3 +114,10 @@ def test_help_documents_every_command():
     sub = subprocess.run([sys.executable, "-m", "riskmodel.cli", "predict", "--help"], capture_output=True, text=True)
     for option in ("--output", "--model", "--horizon", "--layout", "--details", "--keep-input", "--quiet"):
         assert option in sub.stdout
+
+
+def test_duplicate_bcra_column_is_an_error(tmp_path, capsys):
+    src = tmp_path / "dup.csv"
+    src.write_text("ID,T1,T1,T2,N_Biop,HypPlas,AgeMen,Age1st,N_Rels,Race\n1,40,41,45,99,99,12,25,1,1\n")
+    assert cli.main(["predict", str(src), "--layout", "bcra"]) == 2
+    assert "'T1' appears more than once" in capsys.readouterr().err
