@@ -35,7 +35,8 @@ def test_four_views_per_woman_and_manifest(written):
     out, manifest = written
     assert len(manifest) == 32
     assert (manifest.groupby("exam_id").size() == 4).all()
-    assert set(zip(manifest["laterality"], manifest["view"])) == {("L", "CC"), ("L", "MLO"), ("R", "CC"), ("R", "MLO")}
+    views = set(zip(manifest["laterality"], manifest["view"], strict=True))
+    assert views == {("L", "CC"), ("L", "MLO"), ("R", "CC"), ("R", "MLO")}
     on_disk = pd.read_csv(out / "manifest.csv")
     assert on_disk["path"].tolist() == manifest["path"].tolist()
     truth = pd.read_csv(out / "truth.csv", keep_default_na=False)
@@ -79,7 +80,7 @@ def _digest(folder) -> dict:
 def test_deterministic_for_a_seed(tmp_path):
     a = write_exams(_cohort(4), tmp_path / "a", image_size=SIZE, seed=3)
     b = write_exams(_cohort(4), tmp_path / "b", image_size=SIZE, seed=3)
-    c = write_exams(_cohort(4), tmp_path / "c", image_size=SIZE, seed=4)
+    write_exams(_cohort(4), tmp_path / "c", image_size=SIZE, seed=4)
     pd.testing.assert_frame_equal(a, b)
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
     assert _digest(tmp_path / "a") != _digest(tmp_path / "c")
