@@ -55,7 +55,8 @@ class VendorStyle:
         photometric: "MONOCHROME2" (high = bright) or "MONOCHROME1" (high = dark).
         voi: "window" (WindowCenter/Width) or "lut" (a VOI LUT Sequence).
         rescale: (slope, intercept) of the modality LUT, or None for no rescale tags.
-        mlo_name: what ViewPosition says for an MLO view ("MLO" or "ML"); None = no ViewPosition.
+        mlo_name: what ViewPosition says for an MLO view ("MLO", or "ML" as some archives write it;
+            the view code sequence still says MLO); None = no ViewPosition, only the code.
         laterality_tag: "ImageLaterality" or "Laterality" (series-level only).
         mirror_prob: probability that an image is stored mirrored relative to the convention.
         transfer_syntax: "explicit", "rle" or "j2k" (J2K falls back to RLE without an encoder).
@@ -235,7 +236,7 @@ def _dataset(pixels: np.ndarray, style: VendorStyle, tags: dict, meta: dict):
     view_name = view if view == "CC" or style.mlo_name is None else style.mlo_name
     if style.mlo_name is not None:
         ds.ViewPosition = view_name
-    code, meaning = VIEW_CODES["ML" if view_name == "ML" else view]
+    code, meaning = VIEW_CODES[view]  # the code is right even where ViewPosition says "ML" for an MLO
     item = Dataset()
     item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = code, "SRT", meaning
     ds.ViewCodeSequence = Sequence([item])

@@ -1,0 +1,977 @@
+"""Read one mammogram: DICOM file → canonical float32 image in [0, 1] plus its metadata.
+
+:func:`read_mammogram` runs these steps, in this order, and raises a
+:class:`~riskmodel.imaging.errors.DicomError` subclass naming the file and the rule at the
+first one that fails:
+
+1. **Parse** the file with pydicom (``NotDicomError``, ``TruncatedDicomError``,
+   ``DicomReadError``). A file without the ``DICM`` prefix is re-read with ``force=True`` only
+   if its first bytes look like a DICOM group 0002 or 0008 tag. pydicom accepts a file cut short
+   without complaint, so the lengths are checked here: the meta group against its group length,
+   every element value against its declared length, the end of the file against a partial
+   element header, encapsulated fragments against the sequence delimiter.
+2. **Check the object**: Modality must be ``MG`` (``NotMammogramError``); Pixel Data must be
+   present (``NoPixelDataError``); one frame, one sample, MONOCHROME1/2
+   (``UnsupportedImageError``); the pixel data must be as long as declared
+   (``TruncatedDicomError``); a compressed transfer syntax needs an installed decoder
+   (``DecoderMissingError``); laterality and view must be known (``MetadataError``).
+3. **Decode** with pydicom's pixel plugins (bits above BitsStored are masked by pydicom).
+4. **Modality LUT**: ``pydicom.pixels.apply_modality_lut`` (Rescale Slope/Intercept or a
+   Modality LUT Sequence).
+5. **VOI**: the first item of the VOI LUT Sequence if there is one (``apply_voi``), else the first
+   Window Center/Width pair with its VOI LUT Function LINEAR / LINEAR_EXACT / SIGMOID
+   (``apply_windowing``), else the min–max of the image's own values. The output is scaled to
+   [0, 1] by the range of that transform (the LUT's own min…max, the window's output range).
+   An unusable LUT or window (e.g. width 0) falls back to the next option; ``Mammogram.voi``
+   records which one was applied. An image whose values are all equal is an
+   ``UnsupportedImageError``.
+6. **MONOCHROME1** is inverted (``1 - x``) after the VOI step (PS3.3 C.7.6.3), so higher always
+   means denser tissue and the background is near 0.
+7. **Orientation** (:func:`chest_wall_side`): the image is mirrored left–right, if needed, so that
+   the chest wall is at column 0 and the breast points to increasing column index. The decision
+   comes from the pixels, not the tags; only when the pixels are ambiguous does it fall back to
+   PatientOrientation and then to the display convention (right breasts stored mirrored).
+
+FOR PROCESSING images are read like any other; ``presentation_intent`` says which they are, and
+:func:`riskmodel.imaging.assemble_exams` prefers FOR PRESENTATION images.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from riskmodel.imaging.errors import (
+    DecoderMissingError,
+    DicomError,
+    DicomReadError,
+    MetadataError,
+    NoPixelDataError,
+    NotDicomError,
+    NotMammogramError,
+    TruncatedDicomError,
+    UnsupportedImageError,
+)
+
+__all__ = [
+    "LATERALITIES",
+    "VIEW_FAMILY",
+    "Mammogram",
+    "chest_wall_side",
+    "inspect_header",
+    "normalise_view",
+    "read_mammogram",
+]
+
+#: The two sides. ``B`` (both) and ``U`` (unpaired) in ImageLaterality are not usable for a view.
+LATERALITIES = ("L", "R")
+
+#: Normalised view code → family. ``CC`` and ``MLO`` families fill the four standard slots (the
+#: exact view first, the others as flagged substitutes); ``other`` views never do. ML/LM/LMO are
+#: true-lateral or reverse-oblique projections of the same sagittal plane as MLO; XCC/XCCL/XCCM
+#: are exaggerated CCs. FB (caudo-cranial), SIO/ISO (other obliques), CV (cleavage), AT (axillary
+#: tail) and SPECIMEN image something else.
+VIEW_FAMILY: dict[str, str] = {
+    "CC": "CC", "XCC": "CC", "XCCL": "CC", "XCCM": "CC",
+    "MLO": "MLO", "ML": "MLO", "LM": "MLO", "LMO": "MLO",
+    "FB": "other", "SIO": "other", "ISO": "other", "CV": "other", "AT": "other", "SPECIMEN": "other",
+}
+
+#: CID 4014 "View for Mammography": SNOMED CT ids (scheme SCT) and their legacy SNOMED-RT ids
+#: (schemes SRT / SNM3), as written in (0054,0220) View Code Sequence.
+VIEW_CODES: dict[str, str] = {
+    "399162004": "CC", "R-10242": "CC",
+    "399368009": "MLO", "R-10226": "MLO",
+    "399260004": "ML", "R-10224": "ML",
+    "399352003": "LM", "R-10228": "LM",
+    "399099002": "LMO", "R-10230": "LMO",
+    "399192008": "XCCL", "R-1024A": "XCCL",
+    "399101009": "XCCM", "R-1024B": "XCCM",
+    "R-102CF": "XCC",
+    "399196006": "FB", "R-10244": "FB",
+    "399188001": "SIO", "R-102D0": "SIO",
+    "441555000": "ISO", "R-40AAA": "ISO",
+    "127457009": "SPECIMEN", "G-8310": "SPECIMEN",
+}
+
+#: CID 4015 "View Modifier for Mammography" (View Modifier Code Sequence), SCT and SRT ids.
+VIEW_MODIFIER_CODES: dict[str, str] = {
+    "399161006": "cleavage", "R-102D2": "cleavage",
+    "399011000": "axillary tail", "R-102D1": "axillary tail",
+    "399197002": "rolled lateral", "R-102D3": "rolled lateral",
+    "399226006": "rolled medial", "R-102D4": "rolled medial",
+    "414493004": "rolled inferior", "R-102CA": "rolled inferior",
+    "415670009": "rolled superior", "R-102C9": "rolled superior",
+    "399209000": "implant displaced", "R-102D5": "implant displaced",
+    "399163009": "magnification", "R-102D6": "magnification",
+    "399055006": "spot compression", "R-102D7": "spot compression",
+    "399110001": "tangential", "R-102C2": "tangential",
+    "442581004": "nipple in profile", "R-40AB3": "nipple in profile",
+    "441752004": "anterior compression", "P2-00161": "anterior compression",
+    "442593008": "infra-mammary fold", "R-40ABE": "infra-mammary fold",
+    "442580003": "axillary tissue", "R-40AB2": "axillary tissue",
+}
+
+#: Anatomic region codes that carry a side: SCT left/right breast and their SRT ids.
+_BREAST_SIDE_CODES = {"80248007": "L", "T-04030": "L", "73056007": "R", "T-04020": "R"}
+
+#: Spellings of a view in ViewPosition and free text, after upper-casing and dropping
+#: everything that is not a letter or digit.
+_VIEW_ALIASES: dict[str, str] = {
+    **{v: v for v in VIEW_FAMILY},
+    "CRANIOCAUDAL": "CC", "MEDIOLATERALOBLIQUE": "MLO", "OBLIQUE": "MLO", "MEDIOLATERAL": "ML",
+    "LATEROMEDIAL": "LM", "LATEROMEDIALOBLIQUE": "LMO", "CAUDOCRANIAL": "FB", "XCCLATERAL": "XCCL",
+}
+#: Views recognised inside free text (descriptions): not CV / AT, which also mean other things
+#: there (Hologic "C-View" is a synthesised 2D image).
+_TEXT_VIEWS = ("CC", "MLO", "ML", "LM", "LMO", "XCC", "XCCL", "XCCM", "FB", "SIO", "ISO")
+_SIDE_WORDS = {"L": "L", "R": "R", "LEFT": "L", "RIGHT": "R", "LT": "L", "RT": "R"}
+#: Free-text tags read, in this order, when no coded tag gives the laterality or the view.
+_TEXT_TAGS = ("ViewPosition", "AcquisitionDeviceProcessingDescription", "SeriesDescription", "ProtocolName",
+              "ImageComments")
+
+_MG_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.2"
+_MG_FOR_PROCESSING = "1.2.840.10008.5.1.4.1.1.1.2.1"
+_DX_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.1"
+_DX_FOR_PROCESSING = "1.2.840.10008.5.1.4.1.1.1.1.1"
+
+_PIXEL_TAG = 0x7FE00010
+_FLOAT_PIXEL_TAGS = (0x7FE00008, 0x7FE00009)
+_UNDEFINED = 0xFFFFFFFF
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+
+#: What to install for each compressed transfer syntax (used in DecoderMissingError messages).
+_DECODER_PACKAGES: dict[str, str] = {
+    "1.2.840.10008.1.2.4.50": "pip install pillow  (or: pip install pylibjpeg pylibjpeg-libjpeg)",
+    "1.2.840.10008.1.2.4.51": "pip install pylibjpeg pylibjpeg-libjpeg  (or: pip install python-gdcm)",
+    "1.2.840.10008.1.2.4.57": "pip install pylibjpeg pylibjpeg-libjpeg  (or: pip install python-gdcm)",
+    "1.2.840.10008.1.2.4.70": "pip install pylibjpeg pylibjpeg-libjpeg  (or: pip install python-gdcm)",
+    "1.2.840.10008.1.2.4.80": "pip install pylibjpeg pylibjpeg-libjpeg  (or: pip install pyjpegls, python-gdcm)",
+    "1.2.840.10008.1.2.4.81": "pip install pylibjpeg pylibjpeg-libjpeg  (or: pip install pyjpegls, python-gdcm)",
+    "1.2.840.10008.1.2.4.90": "pip install pylibjpeg pylibjpeg-openjpeg  (or: pip install pillow, python-gdcm)",
+    "1.2.840.10008.1.2.4.91": "pip install pylibjpeg pylibjpeg-openjpeg  (or: pip install pillow, python-gdcm)",
+    "1.2.840.10008.1.2.4.201": "pip install pylibjpeg pylibjpeg-openjpeg",
+    "1.2.840.10008.1.2.4.202": "pip install pylibjpeg pylibjpeg-openjpeg",
+    "1.2.840.10008.1.2.4.203": "pip install pylibjpeg pylibjpeg-openjpeg",
+    "1.2.840.10008.1.2.5": "pip install pylibjpeg pylibjpeg-rle",
+}
+
+#: Relative difference between the two edge strips below which the pixels do not decide the
+#: orientation (see :func:`chest_wall_side`).
+ORIENTATION_MIN_CONTRAST = 0.10
+
+
+@dataclass(frozen=True, eq=False)
+class Mammogram:
+    """One mammogram in the canonical orientation, with the metadata the pipeline uses.
+
+    Attributes:
+        pixels: float32 array of shape ``(rows, columns)`` in [0, 1]; higher = denser tissue,
+            background near 0; chest wall at column 0, the breast pointing to increasing column.
+        laterality: ``"L"`` or ``"R"``.
+        view: normalised view code: ``CC``, ``MLO``, ``ML``, ``LM``, ``LMO``, ``XCC``, ``XCCL``,
+            ``XCCM``, ``FB``, ``SIO``, ``ISO``, ``CV``, ``AT`` or ``SPECIMEN``.
+        view_family: ``"CC"``, ``"MLO"`` or ``"other"`` (see :data:`VIEW_FAMILY`).
+        flipped: True if the stored image was mirrored left–right to reach the canonical
+            orientation (usual for right breasts, whose chest wall is stored on the right).
+        path: the file read.
+        pixel_spacing: (row, column) spacing in mm: PixelSpacing, else ImagerPixelSpacing (at the
+            detector); None if neither is present.
+        voi: the VOI step applied: ``"voi_lut"``, ``"window:LINEAR"``, ``"window:LINEAR_EXACT"``,
+            ``"window:SIGMOID"`` or ``"minmax"``.
+        orientation_source: ``"pixels"``, or the fallback used when the pixels were ambiguous:
+            ``"PatientOrientation"`` or ``"laterality"``.
+        laterality_source, view_source: the tag each was read from.
+        view_modifiers: CID 4015 modifiers (e.g. ``("spot compression",)``), empty if none.
+        acquisition_datetime: ``YYYYMMDDHHMMSS.ffffff`` from AcquisitionDateTime, else
+            AcquisitionDate/Time, else ContentDate/Time; empty if none.
+
+    The other attributes are the DICOM values as strings (empty when absent), except
+    ``bits_stored`` and ``instance_number`` (int, or None when absent).
+    """
+
+    pixels: np.ndarray = field(repr=False)
+    laterality: str
+    view: str
+    view_family: str
+    flipped: bool
+    path: str
+    manufacturer: str = ""
+    model: str = ""
+    pixel_spacing: tuple[float, float] | None = None
+    photometric_interpretation: str = ""
+    presentation_intent: str = ""
+    patient_id: str = ""
+    study_uid: str = ""
+    series_uid: str = ""
+    sop_uid: str = ""
+    accession_number: str = ""
+    study_date: str = ""
+    acquisition_datetime: str = ""
+    instance_number: int | None = None
+    transfer_syntax: str = ""
+    bits_stored: int | None = None
+    voi: str = ""
+    orientation_source: str = ""
+    laterality_source: str = ""
+    view_source: str = ""
+    view_modifiers: tuple[str, ...] = ()
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(rows, columns)`` of :attr:`pixels`."""
+        return self.pixels.shape  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing
+
+
+@dataclass
+class _PixelElement:
+    """Where the Pixel Data element is and how long it is, in bytes."""
+
+    tag: int  # (7FE0,0010) Pixel Data, or a float pixel data tag
+    offset: int  # file offset of the value
+    declared: int  # declared length (0xFFFFFFFF = encapsulated)
+    available: int  # bytes of value actually in the file (native), or total fragment bytes
+
+
+def _read_dataset(path: Path, header_only: bool) -> tuple[Any, _PixelElement | None, DicomError | None]:
+    """Parse ``path``; with ``header_only`` stop before the pixel data but locate it.
+
+    Returns ``(dataset, pixel_element, problem)``. The pixel element is only located in
+    ``header_only`` mode (in full mode it is in the dataset). ``problem`` is a DicomError found
+    after a successful parse (the file is cut short, the fragments are malformed): the dataset
+    is still returned, without the cut element, so that a manifest can show whose file it is.
+    Errors that leave nothing to read (not DICOM, unparseable) are raised.
+    """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    size = path.stat().st_size  # OSError (missing file, no permission) is not a DICOM problem: let it through
+    if size == 0:
+        raise NotDicomError(path, "empty file (0 bytes)")
+    with open(path, "rb") as fp, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        head = fp.read(132)
+        fp.seek(0)
+        try:
+            try:
+                ds = pydicom.dcmread(fp, stop_before_pixels=header_only)
+            except InvalidDicomError:
+                # Raw datasets without preamble/meta: only if the file starts like one.
+                if head[:2] not in (b"\x02\x00", b"\x08\x00"):
+                    raise
+                fp.seek(0)
+                ds = pydicom.dcmread(fp, stop_before_pixels=header_only, force=True)
+                if len(ds) == 0 or not any(t in ds for t in ("SOPClassUID", "Modality", "StudyInstanceUID")):
+                    raise NotDicomError(path, "no DICM prefix and not a readable raw DICOM dataset") from None
+            pos = fp.tell()
+            had_transfer_syntax = "TransferSyntaxUID" in getattr(ds, "file_meta", {})
+            _ensure_transfer_syntax(ds)
+        except InvalidDicomError as e:
+            raise NotDicomError(path, f"not a DICOM file ({e})") from None
+        except DicomError:
+            raise
+        except (EOFError, struct.error) as e:  # struct.error: a fixed-size field ran out of bytes
+            raise TruncatedDicomError(path, f"file is cut short inside a data element header ({e})") from None
+        except Exception as e:  # pydicom raises many types on malformed input
+            if head[128:132] == b"DICM" and size < 144:  # cut inside the meta group length element
+                raise TruncatedDicomError(path, f"file is cut short inside the file meta information ({size} "
+                                                "bytes)") from None
+            raise DicomReadError(path, f"pydicom could not parse the file: {type(e).__name__}: {e}") from None
+        eof = [str(w.message) for w in caught if "end of file" in str(w.message).lower()]
+        problem = _check_meta_length(ds, head, size, had_transfer_syntax, path) or _check_declared_lengths(ds, path)
+        if eof and problem is None:
+            problem = TruncatedDicomError(path, f"file is cut short: {eof[0]}")
+        deflated = _transfer_syntax(ds) == "1.2.840.10008.1.2.1.99"  # offsets refer to the inflated stream
+        if problem is None and not deflated and not (header_only and size - pos >= 8) and _PIXEL_TAG not in ds:
+            problem = _check_tail(ds, size, _meta_end(ds, head), path)
+        if problem is None and not header_only and not deflated and _PIXEL_TAG in ds:
+            raw = ds.get_item(_PIXEL_TAG)
+            if getattr(raw, "length", None) == _UNDEFINED and getattr(raw, "value_tell", None) is not None:
+                try:  # the same fragment check as in header mode, so scan and read agree
+                    _walk_fragments(fp, raw.value_tell, size, path)
+                except DicomError as e:
+                    problem = e
+        if not header_only or problem is not None:
+            return ds, None, problem
+        if deflated:
+            return _read_dataset(path, header_only=False)
+        try:
+            return ds, _locate_pixel_element(fp, pos, size, ds, path), None
+        except DicomError as e:
+            return ds, None, e
+
+
+def _meta_end(ds: Any, head: bytes) -> int:
+    """File offset where the dataset starts: after the preamble, "DICM" and the meta group."""
+    if head[128:132] != b"DICM":
+        return 0
+    try:
+        group_length = int(ds.file_meta.get("FileMetaInformationGroupLength", 0) or 0)
+    except (AttributeError, TypeError, ValueError):
+        group_length = 0
+    return 132 + 12 + group_length  # preamble, "DICM", the group length element itself, the group
+
+
+def _check_meta_length(ds: Any, head: bytes, size: int, had_transfer_syntax: bool,
+                       path: Path) -> DicomError | None:
+    """The error if a file with the "DICM" prefix ends inside its File Meta Information group
+    (or, complete, has no TransferSyntaxUID there)."""
+    if head[128:132] != b"DICM":
+        return None
+    end = _meta_end(ds, head)
+    if size < end or (end == 144 and not had_transfer_syntax):
+        return TruncatedDicomError(path, f"file is cut short inside the file meta information ({size} bytes)")
+    if not had_transfer_syntax:
+        return DicomReadError(path, "the file meta information has no (0002,0010) TransferSyntaxUID")
+    return None
+
+
+def _check_tail(ds: Any, size: int, start: int, path: Path) -> TruncatedDicomError | None:
+    """The error if the file ends a few bytes into an element header after the last complete
+    element (or after the meta group, at ``start``): pydicom then stops silently, as if the
+    dataset had ended there."""
+    last_tell, last_end = -1, start
+    for tag in ds.keys():
+        raw = ds.get_item(tag)
+        tell, length = getattr(raw, "value_tell", None), getattr(raw, "length", None)
+        if tell is not None and length is not None and tell > last_tell:
+            last_tell, last_end = tell, (None if length == _UNDEFINED else tell + length)
+    if last_end is not None and 0 < size - last_end < 12:
+        return TruncatedDicomError(path, f"file is cut short: it ends {size - last_end} byte(s) into the header of "
+                                         "a data element")
+    return None
+
+
+def _check_declared_lengths(ds: Any, path: Path) -> TruncatedDicomError | None:
+    """The error if a top-level element (pixel data excepted) holds fewer bytes than its declared
+    length (pydicom reads a value cut by the end of the file without complaint); the cut element
+    is removed from ``ds``."""
+    for container in (getattr(ds, "file_meta", None), ds):
+        if container is None:
+            continue
+        for tag in list(container.keys()):
+            if tag == _PIXEL_TAG:
+                continue
+            raw = container.get_item(tag)
+            length = getattr(raw, "length", None)
+            value = getattr(raw, "value", None)
+            if isinstance(value, bytes) and length is not None and length != _UNDEFINED and len(value) < length:
+                del container[tag]
+                return TruncatedDicomError(
+                    path, f"file is cut short: element {tag} declares {length} bytes but the file holds {len(value)}")
+    return None
+
+
+def _ensure_transfer_syntax(ds: Any) -> None:
+    """Raw datasets read with ``force=True`` have no TransferSyntaxUID: infer it from the encoding."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    if getattr(ds, "file_meta", None) is None:
+        ds.file_meta = FileMetaDataset()
+    if "TransferSyntaxUID" not in ds.file_meta:
+        implicit, little = ds.original_encoding
+        ds.file_meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit else
+                                          ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+
+
+def _transfer_syntax(ds: Any) -> str:
+    return str(ds.file_meta.get("TransferSyntaxUID", ""))
+
+
+def _locate_pixel_element(fp, pos: int, size: int, ds: Any, path: Path) -> _PixelElement | None:
+    """Parse the element header at ``pos`` (where ``stop_before_pixels`` left the file).
+
+    For native data returns the declared length and the bytes left in the file; for
+    encapsulated data walks the fragment items to the sequence delimiter (seeks only) and raises
+    TruncatedDicomError if the file ends first.
+    """
+    if size - pos < 8:
+        return None
+    implicit, little = ds.original_encoding
+    end = "<" if little else ">"
+    fp.seek(pos)
+    head = fp.read(12)
+    group, elem = struct.unpack(end + "HH", head[:4])
+    tag = group << 16 | elem
+    if tag != _PIXEL_TAG and tag not in _FLOAT_PIXEL_TAGS:
+        return None
+    if implicit:
+        (length,), header = struct.unpack(end + "I", head[4:8]), 8
+    elif head[4:6] in _LONG_VRS:
+        if len(head) < 12:
+            raise TruncatedDicomError(path, "file is cut short inside the Pixel Data element header")
+        (length,), header = struct.unpack(end + "I", head[8:12]), 12
+    else:
+        (length,), header = struct.unpack(end + "H", head[6:8]), 8
+    start = pos + header
+    if tag != _PIXEL_TAG:
+        return _PixelElement(tag, start, length, max(0, size - start))
+    if length != _UNDEFINED:
+        return _PixelElement(tag, start, length, max(0, min(length, size - start)))
+    return _PixelElement(tag, start, _UNDEFINED, _walk_fragments(fp, start, size, path))
+
+
+def _walk_fragments(fp, start: int, size: int, path: Path) -> int:
+    """Follow the items (FFFE,E000) of encapsulated pixel data from ``start`` to the sequence
+    delimiter (FFFE,E0DD), seeking over their values; returns the total fragment bytes.
+    TruncatedDicomError if the file ends first, DicomReadError on any other tag."""
+    p, total, n = start, 0, 0
+    while True:
+        fp.seek(p)
+        item = fp.read(8)
+        if len(item) < 8:
+            raise TruncatedDicomError(
+                path, f"file is cut short: encapsulated pixel data ends after {n} fragment(s) without its "
+                      "sequence delimiter")
+        g, e, item_length = struct.unpack("<HHI", item)  # always little endian
+        if (g, e) == (0xFFFE, 0xE0DD):
+            return total
+        if (g, e) != (0xFFFE, 0xE000) or item_length == _UNDEFINED:
+            raise DicomReadError(path, f"malformed encapsulated pixel data: unexpected tag ({g:04X},{e:04X}) at "
+                                       f"byte {p}")
+        if p + 8 + item_length > size:
+            raise TruncatedDicomError(
+                path, f"file is cut short: pixel data fragment {n} declares {item_length} bytes, the file holds "
+                      f"{size - p - 8}")
+        p += 8 + item_length
+        total += item_length
+        n += 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Metadata
+
+
+def _text(ds: Any, keyword: str) -> str:
+    """A tag's value as stripped text ('' when absent or unreadable); multi-valued → first value."""
+    try:
+        value = ds.get(keyword, None)
+    except Exception:
+        return ""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        value = value[0] if len(value) else ""
+    return str(value).strip()
+
+
+def _int(ds: Any, keyword: str) -> int | None:
+    try:
+        value = ds.get(keyword, None)
+        return None if value in (None, "") else int(value)
+    except Exception:
+        return None
+
+
+def _datetime(date: str, time: str) -> str:
+    """DICOM DA + TM → ``YYYYMMDDHHMMSS.ffffff`` (sorts as text); '' without a date."""
+    date = re.sub(r"[^0-9]", "", date)
+    if len(date) != 8:
+        return ""
+    time = time.replace(":", "").strip()
+    main, _, frac = time.partition(".")
+    main = re.sub(r"[^0-9]", "", main)[:6].ljust(6, "0")
+    frac = re.sub(r"[^0-9]", "", frac)[:6].ljust(6, "0")
+    return f"{date}{main}.{frac}"
+
+
+def _acquisition_datetime(ds: Any) -> str:
+    dt = _text(ds, "AcquisitionDateTime")
+    if dt:
+        dt = re.split(r"[+&-]", dt, maxsplit=1)[0]
+        out = _datetime(dt[:8], dt[8:])
+        if out:
+            return out
+    return _datetime(_text(ds, "AcquisitionDate"), _text(ds, "AcquisitionTime")) or _datetime(
+        _text(ds, "ContentDate"), _text(ds, "ContentTime"))
+
+
+def _presentation_intent(ds: Any) -> str:
+    """PresentationIntentType, else inferred from the SOP class (MG/DX For Presentation/Processing)."""
+    intent = _text(ds, "PresentationIntentType").upper()
+    if intent:
+        return intent
+    sop_class = _text(ds, "SOPClassUID") or _text(getattr(ds, "file_meta", {}), "MediaStorageSOPClassUID")
+    if sop_class in (_MG_FOR_PRESENTATION, _DX_FOR_PRESENTATION):
+        return "FOR PRESENTATION"
+    if sop_class in (_MG_FOR_PROCESSING, _DX_FOR_PROCESSING):
+        return "FOR PROCESSING"
+    return ""
+
+
+def _pixel_spacing(ds: Any) -> tuple[float, float] | None:
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        try:
+            value = ds.get(keyword, None)
+            if value is not None and len(value) == 2 and float(value[0]) > 0 and float(value[1]) > 0:
+                return float(value[0]), float(value[1])
+        except Exception:
+            continue
+    return None
+
+
+def _code(item: Any) -> str:
+    """CodeValue (or LongCodeValue) of a code sequence item."""
+    return _text(item, "CodeValue") or _text(item, "LongCodeValue")
+
+
+def _items(ds: Any, keyword: str) -> list:
+    try:
+        seq = ds.get(keyword, None)
+        return list(seq) if seq else []
+    except Exception:
+        return []
+
+
+def _view_modifiers(ds: Any) -> tuple[str, ...]:
+    """CID 4015 modifiers, from inside the View Code Sequence item and at top level."""
+    out: list[str] = []
+    for view_item in _items(ds, "ViewCodeSequence"):
+        for item in _items(view_item, "ViewModifierCodeSequence"):
+            out.append(VIEW_MODIFIER_CODES.get(_code(item), _text(item, "CodeMeaning").lower() or "unknown"))
+    for item in _items(ds, "ViewModifierCodeSequence"):
+        out.append(VIEW_MODIFIER_CODES.get(_code(item), _text(item, "CodeMeaning").lower() or "unknown"))
+    return tuple(dict.fromkeys(out))
+
+
+def _tokens(text: str) -> list[str]:
+    return [t for t in re.split(r"[^A-Z0-9]+", text.upper()) if t]
+
+
+def _parse_text(text: str) -> tuple[set[str], set[str]]:
+    """Sides and views named in free text: ``"L CC"``, ``"RMLO"``, ``"LEFT MLO"``, ``"R-XCCL"``."""
+    sides: set[str] = set()
+    views: set[str] = set()
+    tokens = _tokens(text)
+    squashed = "".join(tokens)
+    for phrase in ("MEDIOLATERALOBLIQUE", "LATEROMEDIALOBLIQUE", "CRANIOCAUDAL"):
+        if phrase in squashed:
+            views.add(_VIEW_ALIASES[phrase])
+    for tok in tokens:
+        if tok in _SIDE_WORDS:
+            sides.add(_SIDE_WORDS[tok])
+        elif tok in _TEXT_VIEWS:
+            views.add(tok)
+        elif tok[0] in "LR" and tok[1:] in _TEXT_VIEWS:
+            sides.add(tok[0])
+            views.add(tok[1:])
+        elif tok.startswith(("LEFT", "RIGHT")) and tok.removeprefix("LEFT").removeprefix("RIGHT") in _TEXT_VIEWS:
+            sides.add(tok[0])
+            views.add(tok.removeprefix("LEFT").removeprefix("RIGHT"))
+    return sides, views
+
+
+def normalise_view(value: str) -> str:
+    """A ViewPosition spelling → normalised view code ('' if not recognised).
+
+    Case, spaces, hyphens and a leading side letter are ignored.
+
+    >>> normalise_view("mlo"), normalise_view("R-CC"), normalise_view("XCCL"), normalise_view("AP")
+    ('MLO', 'CC', 'XCCL', '')
+    """
+    key = "".join(_tokens(value))
+    if key in _VIEW_ALIASES:
+        return _VIEW_ALIASES[key]
+    if key[:1] in ("L", "R") and key[1:] in _VIEW_ALIASES:
+        return _VIEW_ALIASES[key[1:]]
+    for side in ("LEFT", "RIGHT"):
+        if key.startswith(side) and key[len(side):] in _VIEW_ALIASES:
+            return _VIEW_ALIASES[key[len(side):]]
+    return ""
+
+
+def _laterality(ds: Any, path: Path | str) -> tuple[str, str]:
+    """(side, source). ImageLaterality, Laterality, FrameLaterality, a left/right-breast anatomic
+    code, then side tokens in free text (:data:`_TEXT_TAGS`). ImageLaterality and Laterality
+    naming different sides is a MetadataError."""
+    image = _text(ds, "ImageLaterality").upper()[:1]
+    series = _text(ds, "Laterality").upper()[:1]
+    if image in LATERALITIES and series in LATERALITIES and image != series:
+        raise MetadataError(path, f"ImageLaterality is {image} but Laterality is {series}")
+    if image in LATERALITIES:
+        return image, "ImageLaterality"
+    if series in LATERALITIES:
+        return series, "Laterality"
+    for group in _items(ds, "SharedFunctionalGroupsSequence"):
+        for anatomy in _items(group, "FrameAnatomySequence"):
+            side = _text(anatomy, "FrameLaterality").upper()[:1]
+            if side in LATERALITIES:
+                return side, "FrameLaterality"
+    for keyword in ("AnatomicRegionSequence", "PrimaryAnatomicStructureSequence"):
+        for item in _items(ds, keyword):
+            side = _BREAST_SIDE_CODES.get(_code(item), "")
+            if side:
+                return side, keyword
+    for keyword in _TEXT_TAGS:
+        sides, _ = _parse_text(_text(ds, keyword))
+        if len(sides) == 1:
+            return sides.pop(), keyword
+    raise MetadataError(path, "laterality unknown: no L/R in ImageLaterality, Laterality, FrameLaterality, "
+                              "AnatomicRegionSequence or the description tags")
+
+
+def _view(ds: Any, path: Path | str) -> tuple[str, str]:
+    """(view, source). ViewPosition, then View Code Sequence, then free text. If ViewPosition
+    and the code name different views of one family (e.g. ``ML`` and MLO), the code wins; of
+    different families, MetadataError."""
+    position = normalise_view(_text(ds, "ViewPosition"))
+    coded = ""
+    for item in _items(ds, "ViewCodeSequence")[:1]:
+        coded = VIEW_CODES.get(_code(item), "")
+        if not coded:
+            meaning = "".join(_tokens(_text(item, "CodeMeaning")))
+            coded = {"CRANIOCAUDAL": "CC", "MEDIOLATERALOBLIQUE": "MLO", "MEDIALLATERAL": "ML",
+                     "MEDIOLATERAL": "ML", "LATEROMEDIAL": "LM"}.get(meaning, "")
+    if position and coded and position != coded:
+        if VIEW_FAMILY[position] != VIEW_FAMILY[coded]:
+            raise MetadataError(path, f"ViewPosition says {position} but ViewCodeSequence says {coded}")
+        return coded, "ViewCodeSequence"
+    if position:
+        return position, "ViewPosition"
+    if coded:
+        return coded, "ViewCodeSequence"
+    for keyword in _TEXT_TAGS[1:]:
+        _, views = _parse_text(_text(ds, keyword))
+        if len(views) == 1:
+            return views.pop(), keyword
+    raise MetadataError(path, "view unknown: no recognised ViewPosition, ViewCodeSequence code or view in the "
+                              "description tags")
+
+
+def _header_fields(ds: Any, path: Path) -> dict[str, Any]:
+    """Identification and acquisition fields, best effort (never raises)."""
+    return {
+        "patient_id": _text(ds, "PatientID"),
+        "study_uid": _text(ds, "StudyInstanceUID"),
+        "series_uid": _text(ds, "SeriesInstanceUID"),
+        "sop_uid": _text(ds, "SOPInstanceUID"),
+        "accession_number": _text(ds, "AccessionNumber"),
+        "rows": _int(ds, "Rows"),
+        "columns": _int(ds, "Columns"),
+        "manufacturer": _text(ds, "Manufacturer"),
+        "model": _text(ds, "ManufacturerModelName"),
+        "photometric_interpretation": _text(ds, "PhotometricInterpretation").upper(),
+        "presentation_intent": _presentation_intent(ds),
+        "transfer_syntax": _transfer_syntax(ds),
+        "study_date": _text(ds, "StudyDate"),
+        "acquisition_datetime": _acquisition_datetime(ds),
+        "instance_number": _int(ds, "InstanceNumber"),
+        "bits_stored": _int(ds, "BitsStored"),
+        "pixel_spacing": _pixel_spacing(ds),
+        "view_modifiers": _view_modifiers(ds),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks
+
+
+def _expected_pixel_bytes(ds: Any) -> int | None:
+    rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
+    bits = _int(ds, "BitsAllocated")
+    if not rows or not cols or not bits:
+        return None
+    n = rows * cols * (_int(ds, "SamplesPerPixel") or 1) * (_int(ds, "NumberOfFrames") or 1)
+    return (n * bits + 7) // 8
+
+
+def _decoder_message(ts: str) -> str:
+    from pydicom.uid import UID
+
+    name = UID(ts).name if ts else "(missing)"
+    return f"transfer syntax {name} ({ts})"
+
+
+def _check_object(ds: Any, path: Path, pixel: _PixelElement | None, header_only: bool) -> tuple[str, str, str, str]:
+    """Run the object checks of step 2; returns (laterality, laterality_source, view, view_source)."""
+    modality = _text(ds, "Modality").upper()
+    if modality != "MG":
+        shown = f"Modality is {modality!r}" if modality else "Modality (0008,0060) is missing"
+        raise NotMammogramError(path, f"{shown}; only MG (mammography) images are read")
+    if header_only:
+        has_pixels = pixel is not None and pixel.tag == _PIXEL_TAG
+        float_pixels = pixel is not None and pixel.tag != _PIXEL_TAG
+    else:
+        has_pixels = _PIXEL_TAG in ds
+        float_pixels = any(t in ds for t in _FLOAT_PIXEL_TAGS)
+    if float_pixels and not has_pixels:
+        raise UnsupportedImageError(path, "float pixel data (7FE0,0008/0009) is not supported")
+    if not has_pixels:
+        raise NoPixelDataError(path, "no (7FE0,0010) Pixel Data element (a mammogram file without one may have "
+                                     "been cut short at an element boundary)")
+    samples = _int(ds, "SamplesPerPixel") or 1
+    photometric = _text(ds, "PhotometricInterpretation").upper()
+    frames = _int(ds, "NumberOfFrames") or 1
+    if samples != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise UnsupportedImageError(
+            path, f"PhotometricInterpretation {photometric or '(missing)'} with {samples} sample(s) per pixel; "
+                  "only MONOCHROME1/MONOCHROME2 grayscale is supported")
+    if frames != 1:
+        raise UnsupportedImageError(path, f"{frames} frames (tomosynthesis?); only single-frame 2D images are read")
+    if not _int(ds, "Rows") or not _int(ds, "Columns") or not _int(ds, "BitsAllocated"):
+        raise DicomReadError(path, "Rows, Columns or BitsAllocated is missing or zero")
+
+    from pydicom.uid import UID
+
+    ts = UID(_transfer_syntax(ds))
+    expected = _expected_pixel_bytes(ds)
+    if header_only:
+        assert pixel is not None  # has_pixels
+        if pixel.declared != _UNDEFINED:
+            if pixel.available < pixel.declared:
+                raise TruncatedDicomError(path, f"file is cut short: Pixel Data declares {pixel.declared} bytes, "
+                                                f"the file holds {pixel.available}")
+            native_len = pixel.declared
+        else:
+            native_len = None
+    else:
+        raw = ds.get_item(_PIXEL_TAG)
+        value = getattr(raw, "value", None)
+        length = getattr(raw, "length", None)
+        if isinstance(value, bytes) and length not in (None, _UNDEFINED) and len(value) < length:
+            raise TruncatedDicomError(path, f"file is cut short: Pixel Data declares {length} bytes, the file "
+                                            f"holds {len(value)}")
+        native_len = None if ts.is_encapsulated or not isinstance(value, bytes) else len(value)
+    if not ts.is_encapsulated and native_len is not None and expected is not None and native_len < expected:
+        raise TruncatedDicomError(
+            path, f"pixel data is {native_len} bytes, shorter than the {expected} bytes that Rows × Columns × "
+                  "BitsAllocated declare")
+    if ts.is_compressed:
+        from pydicom.pixels import get_decoder
+
+        try:
+            decoder = get_decoder(ts)
+        except NotImplementedError:
+            raise DecoderMissingError(path, f"pydicom has no decoder at all for {_decoder_message(ts)}; convert "
+                                            "the file to an uncompressed transfer syntax first", str(ts)) from None
+        if not decoder.is_available:
+            hint = _DECODER_PACKAGES.get(str(ts), "see pydicom's pixel data plugins documentation")
+            raise DecoderMissingError(path, f"no installed decoder for {_decoder_message(ts)}; install one: {hint}",
+                                      str(ts))
+    laterality, lat_source = _laterality(ds, path)
+    view, view_source = _view(ds, path)
+    return laterality, lat_source, view, view_source
+
+
+def inspect_header(path: str | os.PathLike[str]) -> tuple[dict[str, Any], DicomError | None]:
+    """Read the header of ``path`` (no pixel decoding) and run every check of
+    :func:`read_mammogram` that does not need decoded pixels.
+
+    Returns ``(fields, error)``: ``fields`` holds the identification columns of
+    :func:`riskmodel.imaging.scan_dicoms` (as much as could be read, empty strings/None
+    otherwise) plus ``laterality``, ``view``, ``view_family``; ``error`` is the
+    :class:`DicomError` :func:`read_mammogram` would raise before decoding, or None.
+    Truncation is detected from lengths alone: the Pixel Data length against the file size and
+    against Rows × Columns × BitsAllocated for native data, the fragment items against the file
+    size for encapsulated data.
+    """
+    path = Path(path)
+    fields: dict[str, Any] = {"laterality": "", "view": "", "view_family": ""}
+    try:
+        ds, pixel, problem = _read_dataset(path, header_only=True)
+    except DicomError as e:
+        return fields, e
+    except OSError as e:  # vanished, unreadable: still one row in the manifest
+        return fields, DicomReadError(path, f"cannot read the file: {e}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom's warnings about vendor values (e.g. "cc " as CS)
+        return _inspect(ds, pixel, problem, path, fields)
+
+
+def _inspect(ds: Any, pixel: _PixelElement | None, problem: DicomError | None, path: Path,
+             fields: dict[str, Any]) -> tuple[dict[str, Any], DicomError | None]:
+    fields.update(_header_fields(ds, path))
+    try:
+        if problem is not None:
+            raise problem
+        # Deflated files are read in full by _read_dataset: then the pixel data is in ``ds``.
+        lat, _, view, _ = _check_object(ds, path, pixel, header_only=_PIXEL_TAG not in ds)
+    except DicomError as e:
+        # Still report what can be known about the side and view of a bad file.
+        for fn, key in ((_laterality, "laterality"), (_view, "view")):
+            try:
+                fields[key] = fn(ds, path)[0]
+            except DicomError:
+                pass
+        fields["view_family"] = VIEW_FAMILY.get(fields["view"], "")
+        return fields, e
+    except Exception as e:  # a malformed value pydicom only chokes on when converted
+        return fields, DicomReadError(path, f"pydicom could not read a header value: {type(e).__name__}: {e}")
+    fields.update(laterality=lat, view=view, view_family=VIEW_FAMILY[view])
+    return fields, None
+
+
+# ---------------------------------------------------------------------------------------------
+# Pixels
+
+
+def _decode(ds: Any, path: Path) -> np.ndarray:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            arr = ds.pixel_array
+    except DicomError:
+        raise
+    except Exception as e:
+        msg = str(e)
+        if "less than expected" in msg or "shorter than" in msg:
+            raise TruncatedDicomError(path, f"pixel data is shorter than declared: {msg}") from None
+        if "missing dependencies" in msg or "no pixel data plugins" in msg:  # lost a race with the pre-check
+            ts = _transfer_syntax(ds)
+            raise DecoderMissingError(path, f"no working decoder for {_decoder_message(ts)}: {msg}", ts) from None
+        raise DicomReadError(path, f"pixel data could not be decoded: {type(e).__name__}: {msg}") from None
+    arr = np.asarray(arr)
+    if arr.ndim != 2:
+        raise UnsupportedImageError(path, f"decoded pixel array has shape {arr.shape}, expected (rows, columns)")
+    return arr
+
+
+def _to_unit_range(arr: np.ndarray, ds: Any, path: Path) -> tuple[np.ndarray, str]:
+    """Steps 4–6: modality LUT, VOI, scaling to [0, 1], MONOCHROME1 inversion. float64 out."""
+    from pydicom.pixels import apply_modality_lut, apply_voi, apply_windowing
+
+    x = np.asarray(apply_modality_lut(arr, ds), dtype=np.float64)
+    lo, hi = float(x.min()), float(x.max())
+    if not np.isfinite(lo) or not np.isfinite(hi):
+        raise UnsupportedImageError(path, "pixel values are not finite after the modality LUT")
+    if lo == hi:
+        raise UnsupportedImageError(path, f"blank image: every pixel has the value {lo:g} after the modality LUT")
+    y: np.ndarray | None = None
+    voi = "minmax"
+    if _items(ds, "VOILUTSequence"):
+        try:
+            item = ds.VOILUTSequence[0]
+            entries = int(item.LUTDescriptor[0]) or 2**16
+            first = int(item.LUTDescriptor[1])
+            # The LUT's own output range: GE writes 16 in LUTDescriptor[2] for 12-bit tables.
+            table = np.asarray(apply_voi(np.arange(first, first + entries, dtype=np.int64), ds, 0), np.float64)
+            t_lo, t_hi = float(table.min()), float(table.max())
+            if t_hi > t_lo:
+                # LUT input is an integer index: round the modality output to it, and clip it to the
+                # table first (pydicom casts to uint16 before clipping, so 70000 would wrap around).
+                lut_in = np.clip(np.rint(x), first, first + entries - 1).astype(np.int64)
+                y = (np.asarray(apply_voi(lut_in, ds, 0), dtype=np.float64) - t_lo) / (t_hi - t_lo)
+                voi = "voi_lut"
+        except Exception:  # an unusable LUT: fall through to the window or min–max
+            y = None
+    if y is None and "WindowCenter" in ds and "WindowWidth" in ds:
+        function = (_text(ds, "VOILUTFunction").upper() or "LINEAR")
+        try:
+            # The output range of pydicom's windowing depends on BitsStored, the rescale and the
+            # function; probe it with -inf/+inf stand-ins rather than re-deriving it.
+            with np.errstate(over="ignore"):
+                ends = apply_windowing(np.array([-1e300, 1e300]), ds, 0)
+                w = apply_windowing(x.copy(), ds, 0)
+            w_lo, w_hi = float(ends[0]), float(ends[1])
+            if w_hi != w_lo and np.isfinite(w_lo) and np.isfinite(w_hi):
+                y = (np.asarray(w, dtype=np.float64) - w_lo) / (w_hi - w_lo)
+                voi = f"window:{function}"
+        except Exception:  # width <= 0, non-numeric values: fall back to min–max
+            y = None
+    if y is None:
+        y = (x - lo) / (hi - lo)
+    np.clip(y, 0.0, 1.0, out=y)
+    if _text(ds, "PhotometricInterpretation").upper() == "MONOCHROME1":
+        y = 1.0 - y
+    return y, voi
+
+
+def chest_wall_side(pixels: np.ndarray) -> str:
+    """Which edge the chest wall is on, from the pixels: ``"left"``, ``"right"`` or ``""``.
+
+    Rule: compare the mean of the left-most and right-most quarter of the columns (float64
+    sums). The chest wall side holds tissue over the full height; the nipple side holds the
+    rounded tip of the breast and background. The brighter strip is the chest wall. If the two
+    means differ by less than :data:`ORIENTATION_MIN_CONTRAST` (10 %) of the larger one, or the
+    image is under 2 columns wide, the pixels do not decide and ``""`` is returned.
+
+    Args:
+        pixels: array of shape ``(rows, columns)``, higher = denser, background near 0.
+
+    >>> img = np.zeros((4, 8)); img[:, :3] = 1.0
+    >>> chest_wall_side(img), chest_wall_side(img[:, ::-1]), chest_wall_side(np.ones((4, 8)))
+    ('left', 'right', '')
+    """
+    cols = pixels.shape[1]
+    if cols < 2:
+        return ""
+    strip = max(1, cols // 4)
+    left = float(pixels[:, :strip].mean(dtype=np.float64))
+    right = float(pixels[:, -strip:].mean(dtype=np.float64))
+    top = max(left, right)
+    if top <= 0 or abs(left - right) < ORIENTATION_MIN_CONTRAST * top:
+        return ""
+    return "left" if left > right else "right"
+
+
+def _orient(y: np.ndarray, ds: Any, laterality: str) -> tuple[np.ndarray, bool, str]:
+    """Mirror so the chest wall is at column 0: pixels first, then PatientOrientation's row
+    direction (A = toward the nipple, chest wall at column 0; P = the reverse), then the display
+    convention (right breasts stored with the chest wall on the right)."""
+    side = chest_wall_side(y)
+    source = "pixels"
+    if not side:
+        row_dir = ""
+        try:
+            po = ds.get("PatientOrientation", None)
+            row_dir = str(po[0]).strip().upper() if po is not None and len(po) >= 1 else ""
+        except Exception:
+            row_dir = ""
+        if row_dir.startswith("A"):
+            side, source = "left", "PatientOrientation"
+        elif row_dir.startswith("P"):
+            side, source = "right", "PatientOrientation"
+        else:
+            side, source = ("right" if laterality == "R" else "left"), "laterality"
+    flipped = side == "right"
+    if flipped:
+        y = y[:, ::-1]
+    return np.ascontiguousarray(y, dtype=np.float32), flipped, source
+
+
+def read_mammogram(path: str | os.PathLike[str]) -> Mammogram:
+    """Read one MG DICOM file into a :class:`Mammogram` (steps in the module docstring).
+
+    Raises:
+        DicomError: one of its subclasses, whose message names the file and the rule broken.
+            A file that passes every check but whose pixels pydicom cannot decode raises
+            :class:`~riskmodel.imaging.errors.DicomReadError`.
+        OSError: the file cannot be opened (missing, no permission).
+
+    Known blind spot: JPEG 2000 has no checksum, and openjpeg decodes some corrupted
+    codestreams without an error; such damage cannot be detected here.
+    """
+    path = Path(path)
+    ds, _, problem = _read_dataset(path, header_only=False)
+    if problem is not None:
+        raise problem
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom's warnings about vendor values (e.g. "cc " as CS)
+            fields = _header_fields(ds, path)
+            laterality, lat_source, view, view_source = _check_object(ds, path, None, header_only=False)
+        arr = _decode(ds, path)
+        y, voi = _to_unit_range(arr, ds, path)
+        pixels, flipped, orientation_source = _orient(y, ds, laterality)
+    except DicomError:
+        raise
+    except Exception as e:  # a header value pydicom only chokes on when converted
+        raise DicomReadError(path, f"pydicom could not read the file: {type(e).__name__}: {e}") from None
+    fields.pop("rows")
+    fields.pop("columns")
+    return Mammogram(
+        pixels=pixels, laterality=laterality, view=view, view_family=VIEW_FAMILY[view], flipped=flipped,
+        path=str(path), voi=voi, orientation_source=orientation_source, laterality_source=lat_source,
+        view_source=view_source, **fields)

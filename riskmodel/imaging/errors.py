@@ -1,0 +1,90 @@
+"""The errors of the DICOM ingestion pipeline: one hierarchy rooted at :class:`DicomError`.
+
+Every error names the file and the rule it broke, so that ``str(error)`` alone tells a user
+what to fix::
+
+    DicomError (ValueError)
+    ├── NotDicomError           not a DICOM file (no DICM prefix, not a parseable dataset)
+    ├── TruncatedDicomError     the file is cut short, or its pixel data is shorter than declared
+    ├── NoPixelDataError        a DICOM object without an image (SR, presentation state, …)
+    ├── NotMammogramError       Modality is not MG
+    ├── DecoderMissingError     compressed pixel data and no installed decoder for its transfer syntax
+    ├── UnsupportedImageError   an MG image this pipeline does not handle (colour, multi-frame, blank, …)
+    ├── MetadataError           laterality or view missing, unrecognised or contradictory
+    └── DicomReadError          anything else pydicom raised while reading or decoding
+
+:func:`riskmodel.imaging.scan_dicoms` reports the class name of the error as a file's
+``status``, so the names are part of the public interface.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = [
+    "DecoderMissingError",
+    "DicomError",
+    "DicomReadError",
+    "MetadataError",
+    "NoPixelDataError",
+    "NotDicomError",
+    "NotMammogramError",
+    "TruncatedDicomError",
+    "UnsupportedImageError",
+]
+
+
+class DicomError(ValueError):
+    """A file cannot be turned into a mammogram. ``path`` names the file, ``rule`` the problem."""
+
+    def __init__(self, path: str | os.PathLike[str], rule: str):
+        self.path = str(path)
+        self.rule = rule
+        super().__init__(f"{self.path}: {rule}")
+
+    def __reduce__(self):  # keep the two-argument constructor picklable (DataLoader workers)
+        return (type(self), (self.path, self.rule))
+
+
+class NotDicomError(DicomError):
+    """The file is not DICOM: empty, no ``DICM`` prefix and not a parseable raw dataset."""
+
+
+class TruncatedDicomError(DicomError):
+    """The file ends before a data element it declares does, or the pixel data is shorter than
+    Rows × Columns × BitsAllocated / 8 bytes."""
+
+
+class NoPixelDataError(DicomError):
+    """The DICOM object has no (7FE0,0010) Pixel Data."""
+
+
+class NotMammogramError(DicomError):
+    """(0008,0060) Modality is missing or not ``MG``."""
+
+
+class DecoderMissingError(DicomError):
+    """The pixel data is compressed with a transfer syntax no installed pydicom plugin decodes.
+
+    ``transfer_syntax`` is the UID; the message names the packages to install.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], rule: str, transfer_syntax: str = ""):
+        self.transfer_syntax = transfer_syntax
+        super().__init__(path, rule)
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.rule, self.transfer_syntax))
+
+
+class UnsupportedImageError(DicomError):
+    """A well-formed MG object this pipeline does not handle: not MONOCHROME1/2, more than one
+    sample per pixel, more than one frame (tomosynthesis), or pixel values that are all equal."""
+
+
+class MetadataError(DicomError):
+    """Laterality or view cannot be determined, or two tags contradict each other."""
+
+
+class DicomReadError(DicomError):
+    """Any other failure while pydicom parses or decodes the file; the message carries pydicom's."""

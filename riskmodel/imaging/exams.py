@@ -1,0 +1,217 @@
+"""From a folder of files to a manifest (one row per file) to exams (one row per 4-view study).
+
+:func:`scan_dicoms` lists every regular file under a folder with a status: ``"ok"`` or the
+class name of the :class:`~riskmodel.imaging.errors.DicomError` that
+:func:`~riskmodel.imaging.read_mammogram` would raise before decoding. Bad files stay in the
+manifest with their message; nothing is dropped.
+
+:func:`assemble_exams` groups the manifest by exam (PatientID + StudyInstanceUID) and picks one
+file per slot of :data:`VIEW_ORDER`; the rules are in its docstring and in ``docs/imaging.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from riskmodel.imaging.dicom import inspect_header
+
+__all__ = ["MANIFEST_COLUMNS", "SLOT_VIEWS", "VIEW_ORDER", "assemble_exams", "scan_dicoms"]
+
+#: The four standard views, in the order every exam-level output uses.
+VIEW_ORDER: tuple[str, ...] = ("L-CC", "L-MLO", "R-CC", "R-MLO")
+
+#: Views that may fill a slot of each family, in order of preference: the exact view, then
+#: substitutes (flagged ``substitute:``).
+SLOT_VIEWS: dict[str, tuple[str, ...]] = {"CC": ("CC", "XCC", "XCCL", "XCCM"), "MLO": ("MLO", "ML", "LM", "LMO")}
+
+#: View modifiers (CID 4015) that make an image unfit for a standard slot: it images part of
+#: the breast only.
+EXCLUDING_MODIFIERS = frozenset({"spot compression", "magnification"})
+
+#: Columns of :func:`scan_dicoms`' output, in order.
+MANIFEST_COLUMNS: tuple[str, ...] = (
+    "path", "status", "error", "patient_id", "study_uid", "series_uid", "sop_uid", "accession_number",
+    "laterality", "view", "view_family", "view_modifiers", "rows", "columns", "manufacturer",
+    "photometric_interpretation", "presentation_intent", "transfer_syntax", "study_date", "acquisition_datetime",
+    "instance_number",
+)
+_INT_COLUMNS = ("rows", "columns", "instance_number")
+
+
+def scan_dicoms(root: str | os.PathLike[str]) -> pd.DataFrame:
+    """One row per regular file under ``root`` (recursively), sorted by path.
+
+    Headers are read with ``stop_before_pixels``; pixels are never decoded, so a file whose
+    compressed stream is corrupt inside is reported ``ok`` here and fails only when read.
+    Truncation is still detected from lengths: for native pixel data the declared length
+    against the bytes left in the file and against Rows × Columns × BitsAllocated / 8, for
+    encapsulated data the fragment items against the file size.
+
+    Args:
+        root: a folder (searched recursively, following no directory symlinks) or a single file.
+
+    Returns:
+        DataFrame with :data:`MANIFEST_COLUMNS`: ``path`` (str), ``status`` (``"ok"`` or an error
+        class name such as ``"TruncatedDicomError"``), ``error`` (the message, ``""`` when ok),
+        the identification tags as strings (``""`` when absent or unreadable), ``laterality``
+        (``L``/``R``), ``view`` and ``view_family`` (see :data:`~riskmodel.imaging.VIEW_FAMILY`),
+        ``view_modifiers`` (``;``-joined), ``rows``/``columns``/``instance_number`` (nullable Int64)
+        and ``acquisition_datetime`` (``YYYYMMDDHHMMSS.ffffff``). Bad files keep whatever header
+        fields could be read.
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"{root}: no such file or folder")
+    paths = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
+    rows = []
+    for path in sorted(paths, key=str):
+        fields, error = inspect_header(path)
+        row = {c: fields.get(c) for c in MANIFEST_COLUMNS}
+        row["path"] = str(path)
+        row["status"] = "ok" if error is None else type(error).__name__
+        row["error"] = "" if error is None else str(error)
+        row["view_modifiers"] = ";".join(fields.get("view_modifiers") or ())
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
+    for c in MANIFEST_COLUMNS:
+        if c in _INT_COLUMNS:
+            frame[c] = frame[c].astype("Int64")
+        elif c not in ("path", "status", "error"):
+            frame[c] = frame[c].fillna("").astype(object)
+    return frame
+
+
+def _text_column(frame: pd.DataFrame, name: str) -> pd.Series:
+    if name not in frame:
+        return pd.Series([""] * len(frame), index=frame.index, dtype=object)
+    return frame[name].astype(object).where(frame[name].notna(), "").astype(str).str.strip()
+
+
+def _rank(row: pd.Series, family_order: tuple[str, ...]) -> tuple:
+    """Sort key of a slot candidate, best first (rules (1)–(6) of :func:`assemble_exams`)."""
+    intent = {"FOR PRESENTATION": 0, "": 1}.get(row["presentation_intent"].upper(), 2)
+    inst = row["instance_number"]
+    inst_key = -float(inst) if inst is not None and not pd.isna(inst) else float("inf")
+    when = "".join(ch for ch in row["acquisition_datetime"] if ch.isdigit())
+    when_key = -int(when) if when else 0  # exact integer: latest first
+    return (family_order.index(row["view"]), bool(row["view_modifiers"]), intent, when == "", when_key, inst_key,
+            row["path"])
+
+
+def _flag_text(text: str) -> str:
+    return text.replace(";", ",")
+
+
+def assemble_exams(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Group a manifest (from :func:`scan_dicoms`) into exams and pick one file per view slot.
+
+    Rules:
+
+    * **Exam key**: ``patient_id`` + ``study_uid`` (both as text; an empty StudyInstanceUID is a
+      key of its own and flagged ``no_study_uid``). An exam exists for every key seen on an
+      ``ok`` row or on a bad row whose header was readable, except rows that are
+      ``NotMammogramError`` (other modalities sharing the folder).
+    * **Candidates** for slot ``<side>-<family>`` are the ``ok`` rows of that side whose view is
+      in :data:`SLOT_VIEWS` for the family and that carry no spot-compression or magnification
+      modifier.
+    * **Choice** among candidates, first difference wins: (1) the exact view (CC, MLO) before
+      substitutes (XCC, XCCL, XCCM; ML, LM, LMO, in that order); (2) no view modifier before
+      some; (3) FOR PRESENTATION, then unknown intent, then FOR PROCESSING; (4) the latest
+      acquisition date/time (missing last); (5) the highest InstanceNumber (missing last);
+      (6) the smallest path.
+    * **Flags** (``;``-joined, in this order): ``missing:<slot>`` (no candidate; the path is
+      NaN); ``substitute:<slot>=<view>``; ``for_processing:<slot>``; ``modifier:<slot>=<names>``;
+      ``duplicate:<slot>`` (another candidate had the chosen view); ``extra_view:<side>-<view>``
+      (an ok image used in no slot, including substitutes that lost to the exact view);
+      ``bad_file:<status>:<file name>`` (a bad file with this exam's key); ``no_study_uid``;
+      ``accession_conflict`` (several accession numbers among the exam's files).
+
+    Args:
+        manifest: needs ``path``, ``status``, ``patient_id``, ``study_uid``, ``laterality`` and
+            ``view``; ``accession_number``, ``study_date``, ``presentation_intent``,
+            ``acquisition_datetime``, ``instance_number`` and ``view_modifiers`` are used when
+            present.
+
+    Returns:
+        One row per exam, sorted by patient_id, study_date, study_uid: ``exam_id``
+        (``"<patient_id>/<study_uid>"``), ``patient_id``, ``study_uid``, ``accession_number``,
+        ``study_date``, one path column per slot in :data:`VIEW_ORDER` (NaN when missing),
+        ``n_views`` (int) and ``flags`` (``""`` when none).
+    """
+    required = ("path", "status", "patient_id", "study_uid", "laterality", "view")
+    missing = [c for c in required if c not in manifest]
+    if missing:
+        raise ValueError(f"manifest lacks column(s) {missing}; build it with scan_dicoms()")
+    m = pd.DataFrame({c: _text_column(manifest, c) for c in (
+        "path", "status", "patient_id", "study_uid", "accession_number", "study_date", "laterality", "view",
+        "presentation_intent", "acquisition_datetime", "view_modifiers")})
+    m["laterality"] = m["laterality"].str.upper()
+    m["view"] = m["view"].str.upper()
+    inst = manifest["instance_number"] if "instance_number" in manifest else pd.Series(np.nan, index=manifest.index)
+    m["instance_number"] = pd.to_numeric(inst, errors="coerce").astype(object).where(inst.notna(), None)
+    m["ok"] = m["status"] == "ok"
+    keyed = m["ok"] | ((m["status"] != "NotMammogramError") & ((m["study_uid"] != "") | (m["patient_id"] != "")))
+
+    out_rows = []
+    for (patient_id, study_uid), g in m[keyed].groupby(["patient_id", "study_uid"], sort=False):
+        ok = g[g["ok"]]
+        flags: list[str] = []
+        row: dict[str, object] = {"exam_id": f"{patient_id}/{study_uid}", "patient_id": patient_id,
+                                  "study_uid": study_uid}
+        accessions = sorted(set(g["accession_number"]) - {""})
+        row["accession_number"] = accessions[0] if accessions else ""
+        dates = sorted(set(g["study_date"]) - {""})
+        row["study_date"] = dates[0] if dates else ""
+        used: set[int] = set()
+        late: list[str] = []
+        for slot in VIEW_ORDER:
+            side, family = slot.split("-")
+            order = SLOT_VIEWS[family]
+            cand = ok[(ok["laterality"] == side) & ok["view"].isin(order)]
+            cand = cand[[not (set(v.split(";")) & EXCLUDING_MODIFIERS) for v in cand["view_modifiers"]]]
+            if cand.empty:
+                row[slot] = np.nan
+                flags.append(f"missing:{slot}")
+                continue
+            keys = sorted(((_rank(r, order), idx) for idx, r in cand.iterrows()))
+            best = keys[0][1]
+            chosen = cand.loc[best]
+            row[slot] = chosen["path"]
+            used.add(best)
+            if chosen["view"] != order[0]:
+                late.append(f"substitute:{slot}={chosen['view']}")
+            if chosen["presentation_intent"].upper() == "FOR PROCESSING":
+                late.append(f"for_processing:{slot}")
+            if chosen["view_modifiers"]:
+                late.append(f"modifier:{slot}={_flag_text(chosen['view_modifiers']).replace(',', '+')}")
+            if ((cand["view"] == chosen["view"]).sum()) > 1:
+                late.append(f"duplicate:{slot}")
+                used.update(cand.index[cand["view"] == chosen["view"]])
+        flags += late
+        extras = sorted({f"extra_view:{r['laterality'] or '?'}-{r['view'] or '?'}"
+                         for idx, r in ok.iterrows() if idx not in used})
+        flags += extras
+        bad = g[~g["ok"]]
+        flags += [f"bad_file:{r['status']}:{_flag_text(os.path.basename(r['path']))}" for _, r in bad.iterrows()]
+        if study_uid == "":
+            flags.append("no_study_uid")
+        if len(accessions) > 1:
+            flags.append("accession_conflict")
+        row["n_views"] = int(sum(isinstance(row[s], str) for s in VIEW_ORDER))
+        row["flags"] = ";".join(flags)
+        out_rows.append(row)
+
+    columns = ["exam_id", "patient_id", "study_uid", "accession_number", "study_date", *VIEW_ORDER, "n_views", "flags"]
+    exams = pd.DataFrame(out_rows, columns=columns)
+    exams = exams.sort_values(["patient_id", "study_date", "study_uid"], kind="stable").reset_index(drop=True)
+    exams["n_views"] = exams["n_views"].astype(int)
+    for slot in VIEW_ORDER:
+        exams[slot] = exams[slot].astype(object)
+    return exams
