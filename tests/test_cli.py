@@ -121,3 +121,29 @@ def test_duplicate_bcra_column_is_an_error(tmp_path, capsys):
     src.write_text("ID,T1,T1,T2,N_Biop,HypPlas,AgeMen,Age1st,N_Rels,Race\n1,40,41,45,99,99,12,25,1,1\n")
     assert cli.main(["predict", str(src), "--layout", "bcra"]) == 2
     assert "'T1' appears more than once" in capsys.readouterr().err
+
+
+def test_synth_then_scan(tmp_path, capsys):
+    out = tmp_path / "syn"
+    assert cli.main(["synth", "--n", "3", "--out", str(out), "--images", "--image-size", "96x80", "--seed", "2"]) == 0
+    cohort = pd.read_csv(out / "cohort.csv")
+    assert len(cohort) == 3 and {"true_risk_5y", "time", "event"} <= set(cohort.columns)
+    assert len(pd.read_csv(out / "exams" / "manifest.csv")) == 12
+    manifest, exams = tmp_path / "m.csv", tmp_path / "e.csv"
+    assert cli.main(["scan", str(out / "exams"), "-o", str(manifest), "--exams", str(exams)]) == 0
+    scanned = pd.read_csv(manifest)
+    assert (scanned["status"] == "ok").sum() == 12 and len(scanned) == 14  # + manifest.csv and truth.csv
+    assert len(pd.read_csv(exams)) == 3
+    assert "scanned 14 files (12 ok)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "text"), [
+    (["synth", "--n", "0", "--out", "{tmp}"], "--n 0"),
+    (["synth", "--n", "2", "--out", "{tmp}", "--images", "--image-size", "big"], "--image-size"),
+    (["synth", "--n", "2", "--out", "{tmp}", "--images", "--image-size", "10x10"], "image_size"),
+    (["scan", "{tmp}/nowhere"], "no such folder"),
+])
+def test_synth_scan_usage_errors(tmp_path, capsys, argv, text):
+    assert cli.main([a.format(tmp=tmp_path) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and text in err
