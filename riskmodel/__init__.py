@@ -17,8 +17,9 @@ The data flow, one stage per module::
 
 from riskmodel import gail, schema
 from riskmodel.api import MODELS, predict_risk
+from riskmodel.inference import load_image_model
 from riskmodel.schema import SchemaError
 
 __version__ = "0.1.0"
 
-__all__ = ["MODELS", "SchemaError", "__version__", "gail", "predict_risk", "schema"]
+__all__ = ["MODELS", "SchemaError", "__version__", "gail", "load_image_model", "predict_risk", "schema"]

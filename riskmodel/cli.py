@@ -194,6 +194,96 @@ def _scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _split(keys: pd.Series, fractions: tuple[float, float], seed: int) -> np.ndarray:
+    """'train' / 'val' / 'calib' per row, by woman (all exams of a woman in one split)."""
+    unique = pd.Index(keys.unique())
+    rng = np.random.default_rng(seed)
+    u = rng.random(len(unique))
+    val, calib = fractions
+    part = np.where(u < val, "val", np.where(u < val + calib, "calib", "train"))
+    return pd.Series(part, index=unique).loc[keys].to_numpy()
+
+
+def _train(args: argparse.Namespace) -> int:
+    import json
+
+    from riskmodel.calibration import YearlyCalibrator
+    from riskmodel.inference import ImageRiskPredictor
+    from riskmodel.nn import ImageRiskModel, ModelConfig, tiny_config
+    from riskmodel.training import LabelledExams, TrainConfig, predict, train
+
+    cohort, exams = read_table(args.cohort), read_table(args.exams)
+    for frame, name, cols in ((cohort, "--cohort", (args.label_key, "time", "event")), (exams, "--exams", (args.key,))):
+        missing = [c for c in cols if c not in frame.columns]
+        if missing:
+            raise UsageError(f"{name}: missing column(s) {missing}")
+    size = _image_size(args.image_size)
+    overrides = json.loads(args.model_config) if args.model_config else {}
+    config = (tiny_config if args.tiny else ModelConfig)(**{"image_size": size, **overrides})
+    labels = cohort.set_index(cohort[args.label_key].astype(str))
+    exams = exams[exams[args.key].astype(str).isin(labels.index)].reset_index(drop=True)
+    if exams.empty:
+        raise UsageError(f"no exam's {args.key} matches the cohort's {args.label_key}")
+    woman = exams["patient_id"] if "patient_id" in exams else exams[args.key]
+    split = _split(woman.astype(str), (args.val_fraction, args.calib_fraction), args.seed)
+    data = {part: LabelledExams(exams[split == part].reset_index(drop=True), labels, key=args.key,
+                                image_size=size, cache_dir=args.cache_dir, n_years=config.n_years)
+            for part in ("train", "val", "calib")}
+    torch_seed(args.seed)
+    model = ImageRiskModel(config)
+    tconf = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                        device=args.device, balance=args.balance, patience=args.patience,
+                        num_workers=args.workers, progress=not args.quiet)
+    out = Path(args.out)
+    result = train(model, data["train"], data["val"] if len(data["val"]) else None, tconf, out_dir=out / "training",
+                   resume=args.resume)
+    calibrator, calibration_note = None, "not requested"
+    if args.calibration != "none" and len(data["calib"]):
+        pred = predict(model, data["calib"], batch_size=args.batch_size, device=args.device)
+        try:
+            calibrator = YearlyCalibrator(method=args.calibration, n_years=config.n_years)
+            # IPCW: women censored before year k are represented by those followed longer.
+            calibrator.fit(pred["risk"], pred["time"], pred["event"], ipcw=True)
+            calibration_note = f"{args.calibration} (IPCW) on {len(data['calib'])} held-out exams"
+        except ValueError as exc:  # e.g. no cancer in a year of the calibration split
+            calibrator, calibration_note = None, f"not fitted: {exc}"
+            print(f"riskmodel: warning: calibration {calibration_note}; the bundle's risks are uncalibrated",
+                  file=sys.stderr)
+    elif args.calibration != "none":
+        calibration_note = "not fitted: the calibration split is empty"
+    meta = {"calibration": calibration_note, "training": {
+        "cohort": str(args.cohort), "exams": str(args.exams), "n_train": len(data["train"]),
+                         "n_val": len(data["val"]), "n_calib": len(data["calib"]), "best_epoch": result.best_epoch,
+                         "best_val_metric": result.best_metric, "config": tconf.to_dict()}}
+    predictor = ImageRiskPredictor(model, {"image_size": list(size), "view_order": ["L-CC", "L-MLO", "R-CC", "R-MLO"]},
+                                   calibrator, meta, device="cpu")
+    predictor.save(out / "bundle", overwrite=True)
+    if not args.quiet:
+        print(f"riskmodel: trained {result.best_epoch} epoch(s) best; bundle -> {out / 'bundle'}", file=sys.stderr)
+    return 0
+
+
+def torch_seed(seed: int) -> None:
+    import torch
+
+    torch.manual_seed(seed)
+
+
+def _embed(args: argparse.Namespace) -> int:
+    from riskmodel.inference import load_image_model
+
+    exams = read_table(args.exams)
+    predictor = load_image_model(args.bundle, device=args.device)
+    show = not args.quiet and len(exams) >= 1
+    out = predictor.predict(exams, batch_size=args.batch_size, cache_dir=args.cache_dir, embeddings=True,
+                            progress=show)
+    write_table(out, args.output)
+    if not args.quiet:
+        ok = int((out["status"] == "ok").sum())
+        print(f"riskmodel: embedded {len(out)} exams ({ok} ok) -> {args.output or 'stdout'}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to render ``docs/cli.md``)."""
     parser = argparse.ArgumentParser(
@@ -261,6 +351,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exams", help="also write the assembled exams (one row per exam) to this file")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
     p.set_defaults(func=_scan)
+
+    p = sub.add_parser(
+        "train",
+        help="train the image risk model on labelled exams and write a model bundle",
+        description=(
+            "Train riskmodel.nn.ImageRiskModel on the exams of EXAMS (from 'riskmodel scan --exams') labelled by "
+            "COHORT (time, event and optionally density, age). Women are split into train/validation/calibration "
+            "sets; the best epoch by validation C-index is kept, per-year calibrators are fitted on the calibration "
+            "set, and OUT/bundle is written (safetensors + JSON + SHA-256 manifest). Runs on the GPU when there is "
+            "one; launch with 'torchrun --nproc-per-node=N -m riskmodel.cli train ...' for several GPUs."
+        ),
+    )
+    p.add_argument("--cohort", required=True, help="labels: one row per exam with time, event (0/1/2), density, age")
+    p.add_argument("--exams", required=True, help="exams table (riskmodel scan --exams)")
+    p.add_argument("--out", required=True, help="output folder (training/ logs and checkpoints, bundle/)")
+    p.add_argument("--key", default="accession_number",
+                   help="exams column matching the cohort (default accession_number)")
+    p.add_argument("--label-key", default="exam_id", help="cohort column matching --key (default exam_id)")
+    p.add_argument("--image-size", default="512x416", help="ROWSxCOLUMNS (default 512x416)")
+    p.add_argument("--tiny", action="store_true", help="a tiny network (smoke tests, CPU)")
+    p.add_argument("--model-config", help="JSON object of ModelConfig overrides, e.g. '{\"agg_layers\": 2}'")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=8, help="exams per step per process (default 8)")
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--patience", type=int, default=3, help="early stopping patience in epochs (0 = off)")
+    p.add_argument("--balance", action="store_true", help="class-balance positive years")
+    p.add_argument("--val-fraction", type=float, default=0.15)
+    p.add_argument("--calib-fraction", type=float, default=0.15)
+    p.add_argument("--calibration", default="isotonic", choices=("isotonic", "platt", "none"))
+    p.add_argument("--cache-dir", help="cache of preprocessed views (speeds up later epochs)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
+    p.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/training/checkpoint")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser(
+        "embed",
+        help="score exams with a model bundle: per-year risk and the exam embedding, one row per exam",
+        description=(
+            "Load BUNDLE (hashes checked), read every exam of EXAMS (from 'riskmodel scan --exams'), and write one "
+            "row per exam: exam_id, n_views, status, message, risk_1y..risk_5y (calibrated) and emb_000... "
+            "Unreadable views are masked; an exam with no readable view gets status no_views."
+        ),
+    )
+    p.add_argument("--bundle", required=True, help="model bundle folder")
+    p.add_argument("--exams", required=True, help="exams table (csv/parquet)")
+    p.add_argument("-o", "--output", help="output file (.parquet, .csv); default: CSV on stdout")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--cache-dir", help="cache of preprocessed views")
+    p.add_argument("--device", default="auto")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=_embed)
     return parser
 
 

@@ -1,0 +1,64 @@
+"""End to end on CPU: synth → scan → train (tiny) → bundle → embed / load_image_model; tampering is refused."""
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import riskmodel
+from riskmodel import cli
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    assert cli.main(["synth", "--n", "40", "--out", str(root / "syn"), "--images", "--image-size", "64x52",
+                     "--seed", "1", "-q"]) == 0
+    assert cli.main(["scan", str(root / "syn" / "exams"), "-o", str(root / "manifest.csv"), "--exams",
+                     str(root / "exams.csv"), "-q"]) == 0
+    assert cli.main(["train", "--cohort", str(root / "syn" / "cohort.csv"), "--exams", str(root / "exams.csv"),
+                     "--out", str(root / "run"), "--tiny", "--image-size", "64x52", "--epochs", "2",
+                     "--batch-size", "4", "--device", "cpu", "-q"]) == 0
+    return root
+
+
+def test_training_writes_a_verified_bundle_and_logs(trained):
+    bundle = trained / "run" / "bundle"
+    assert {p.name for p in bundle.iterdir()} >= {"weights.safetensors", "config.json", "preprocessing.json",
+                                                  "metadata.json", "manifest.json"}
+    log = pd.read_csv(trained / "run" / "training" / "metrics.csv")
+    assert list(log["epoch"]) == [1, 2]
+    model = riskmodel.load_image_model(bundle, device="cpu")
+    assert model.preprocessing["image_size"] == [64, 52] and model.n_years == 5
+
+
+def test_embed_one_row_per_exam(trained, capsys):
+    out = trained / "emb.parquet"
+    assert cli.main(["embed", "--bundle", str(trained / "run" / "bundle"), "--exams", str(trained / "exams.csv"),
+                     "-o", str(out), "--device", "cpu", "-q"]) == 0
+    emb = pd.read_parquet(out)
+    exams = pd.read_csv(trained / "exams.csv")
+    assert emb["exam_id"].tolist() == exams["exam_id"].tolist()
+    risk = emb[[f"risk_{k}y" for k in range(1, 6)]].to_numpy()
+    assert (emb["status"] == "ok").all() and (np.diff(risk, axis=1) >= 0).all() and ((0 <= risk) & (risk <= 1)).all()
+    assert sum(c.startswith("emb_") for c in emb.columns) == 32
+    direct = riskmodel.load_image_model(trained / "run" / "bundle", device="cpu").predict(exams)
+    np.testing.assert_allclose(direct["risk_5y"].to_numpy(), emb["risk_5y"].to_numpy(), rtol=1e-5)
+
+
+def test_an_exam_without_readable_views_is_reported(trained):
+    exams = pd.read_csv(trained / "exams.csv").head(3)
+    exams.loc[1, ["L-CC", "L-MLO", "R-CC", "R-MLO"]] = np.nan
+    out = riskmodel.load_image_model(trained / "run" / "bundle", device="cpu").predict(exams)
+    assert out["status"].tolist() == ["ok", "no_views", "ok"] and np.isnan(out.loc[1, "risk_5y"])
+
+
+def test_tampered_bundle_is_refused(trained, tmp_path, capsys):
+    bad = tmp_path / "bundle"
+    shutil.copytree(trained / "run" / "bundle", bad)
+    config = bad / "config.json"
+    config.write_text(config.read_text().replace('"n_years": 5', '"n_years": 4'))
+    assert cli.main(["embed", "--bundle", str(bad), "--exams", str(trained / "exams.csv"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "config.json" in err and len(err.strip().splitlines()) == 1
