@@ -8,6 +8,7 @@ that cannot be used at all (missing file, unknown format, missing column).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -237,6 +238,10 @@ def _train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     result = train(model, data["train"], data["val"] if len(data["val"]) else None, tconf, out_dir=out / "training",
                    resume=args.resume)
+    if args.stage2_epochs:
+        result = _second_stage(model, data, tconf, args, out)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, the main process calibrates and saves
+        return 0
     calibrator, calibration_note = None, "not requested"
     if args.calibration != "none" and len(data["calib"]):
         pred = predict(model, data["calib"], batch_size=args.batch_size, device=args.device)
@@ -261,6 +266,28 @@ def _train(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"riskmodel: trained {result.best_epoch} epoch(s) best; bundle -> {out / 'bundle'}", file=sys.stderr)
     return 0
+
+
+def _second_stage(model, data: dict, tconf, args: argparse.Namespace, out: Path):
+    """Mirai's second stage: freeze the encoder, cache per-view embeddings once, train the heads on them."""
+    import dataclasses
+
+    import torch
+
+    from riskmodel.training import TensorExams, predict, train
+
+    def cached(part: str):
+        if not len(data[part]):
+            return None
+        pred = predict(model, data[part], batch_size=args.batch_size, device=args.device)
+        labels = pd.DataFrame({"time": pred["time"], "event": pred["event"],
+                               "density": data[part].labels.density, "age": data[part].labels.age})
+        labels["density"] = labels["density"].map({-1: None, 0: "a", 1: "b", 2: "c", 3: "d"})
+        return TensorExams(torch.from_numpy(pred["mask"]), labels,
+                           view_embeddings=torch.from_numpy(pred["view_embeddings"]), n_years=model.config.n_years)
+
+    stage2 = dataclasses.replace(tconf, epochs=args.stage2_epochs, freeze_encoder=True)
+    return train(model, cached("train"), cached("val"), stage2, out_dir=out / "training_stage2")
 
 
 def torch_seed(seed: int) -> None:
@@ -373,6 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tiny", action="store_true", help="a tiny network (smoke tests, CPU)")
     p.add_argument("--model-config", help="JSON object of ModelConfig overrides, e.g. '{\"agg_layers\": 2}'")
     p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--stage2-epochs", type=int, default=0,
+                   help="then freeze the encoder, cache view embeddings and train the aggregator and heads "
+                        "for this many epochs (Mirai's two-stage recipe; default 0 = off)")
     p.add_argument("--batch-size", type=int, default=8, help="exams per step per process (default 8)")
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--patience", type=int, default=3, help="early stopping patience in epochs (0 = off)")
@@ -398,7 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("--bundle", required=True, help="model bundle folder")
-    p.add_argument("--exams", required=True, help="exams table (csv/parquet)")
+    p.add_argument("--manifest", "--exams", dest="exams", required=True,
+                   help="exams table from 'riskmodel scan --exams' (csv/parquet)")
     p.add_argument("-o", "--output", help="output file (.parquet, .csv); default: CSV on stdout")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--cache-dir", help="cache of preprocessed views")

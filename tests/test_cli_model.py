@@ -19,7 +19,7 @@ def trained(tmp_path_factory):
                      str(root / "exams.csv"), "-q"]) == 0
     assert cli.main(["train", "--cohort", str(root / "syn" / "cohort.csv"), "--exams", str(root / "exams.csv"),
                      "--out", str(root / "run"), "--tiny", "--image-size", "64x52", "--epochs", "2",
-                     "--batch-size", "4", "--device", "cpu", "-q"]) == 0
+                     "--stage2-epochs", "2", "--batch-size", "4", "--device", "cpu", "-q"]) == 0
     return root
 
 
@@ -29,13 +29,14 @@ def test_training_writes_a_verified_bundle_and_logs(trained):
                                                   "metadata.json", "manifest.json"}
     log = pd.read_csv(trained / "run" / "training" / "metrics.csv")
     assert list(log["epoch"]) == [1, 2]
+    assert list(pd.read_csv(trained / "run" / "training_stage2" / "metrics.csv")["epoch"]) == [1, 2]
     model = riskmodel.load_image_model(bundle, device="cpu")
     assert model.preprocessing["image_size"] == [64, 52] and model.n_years == 5
 
 
 def test_embed_one_row_per_exam(trained, capsys):
     out = trained / "emb.parquet"
-    assert cli.main(["embed", "--bundle", str(trained / "run" / "bundle"), "--exams", str(trained / "exams.csv"),
+    assert cli.main(["embed", "--bundle", str(trained / "run" / "bundle"), "--manifest", str(trained / "exams.csv"),
                      "-o", str(out), "--device", "cpu", "-q"]) == 0
     emb = pd.read_parquet(out)
     exams = pd.read_csv(trained / "exams.csv")
