@@ -161,6 +161,7 @@ def _synth(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise UsageError(f"--n {args.n}: must be at least 1")
+    size = _image_size(args.image_size) if args.images else None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cohort = make_cohort(args.n, seed=args.seed)
@@ -169,7 +170,6 @@ def _synth(args: argparse.Namespace) -> int:
     if args.images:
         from riskmodel.synthetic import write_exams
 
-        size = _image_size(args.image_size)
         manifest = write_exams(cohort, out / "exams", image_size=size, seed=args.seed, n_jobs=args.jobs)
         message += f" and {len(manifest)} DICOM images to {out / 'exams'} (manifest.csv, truth.csv)"
     if not args.quiet:
@@ -182,6 +182,9 @@ def _scan(args: argparse.Namespace) -> int:
 
     if not Path(args.root).is_dir():
         raise UsageError(f"{args.root}: no such folder")
+    for target in (args.output, args.exams):
+        if target not in (None, "-"):
+            _format(target)  # an unknown extension is reported before any work
     manifest = scan_dicoms(args.root)
     write_table(manifest, args.output)
     summary = f"{len(manifest)} files ({int((manifest['status'] == 'ok').sum())} ok)"
@@ -219,8 +222,14 @@ def _train(args: argparse.Namespace) -> int:
         if missing:
             raise UsageError(f"{name}: missing column(s) {missing}")
     size = _image_size(args.image_size)
-    overrides = json.loads(args.model_config) if args.model_config else {}
-    config = (tiny_config if args.tiny else ModelConfig)(**{"image_size": size, **overrides})
+    try:
+        overrides = json.loads(args.model_config) if args.model_config else {}
+        if not isinstance(overrides, dict):
+            raise ValueError("must be a JSON object")
+        base = (tiny_config() if args.tiny else ModelConfig()).to_dict()
+        config = ModelConfig.from_dict({**base, "image_size": size, **overrides})
+    except ValueError as exc:
+        raise UsageError(f"--model-config: {exc}") from None
     labels = cohort.set_index(cohort[args.label_key].astype(str))
     exams = exams[exams[args.key].astype(str).isin(labels.index)].reset_index(drop=True)
     if exams.empty:
@@ -299,6 +308,8 @@ def torch_seed(seed: int) -> None:
 def _embed(args: argparse.Namespace) -> int:
     from riskmodel.inference import load_image_model
 
+    if args.output not in (None, "-"):
+        _format(args.output)
     exams = read_table(args.exams)
     predictor = load_image_model(args.bundle, device=args.device)
     show = not args.quiet and len(exams) >= 1

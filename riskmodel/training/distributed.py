@@ -1,6 +1,6 @@
 """DistributedDataParallel set-up from the environment ``torchrun`` provides.
 
-``torchrun --nproc-per-node=N -m riskmodel train ...`` sets ``RANK``, ``LOCAL_RANK`` and
+``torchrun --nproc-per-node=N -m riskmodel.cli train ...`` sets ``RANK``, ``LOCAL_RANK`` and
 ``WORLD_SIZE``; a plain ``python`` run has none of them and trains in one process. NCCL is
 used on GPUs, gloo on CPUs.
 """
