@@ -72,8 +72,9 @@ def enriched(pool: pd.DataFrame, n_cases: int, controls: int, rng: np.random.Gen
     return pd.concat([cases, ctrl]).sample(frac=1.0, random_state=int(rng.integers(2**31)))
 
 
-def render(cohort: pd.DataFrame, folder: Path, size, seed: int, jobs: int) -> pd.DataFrame:
-    write_exams(cohort, folder, image_size=size, seed=seed, n_jobs=jobs)
+def render(cohort: pd.DataFrame, folder: Path, size, seed: int, jobs: int, reuse: bool) -> pd.DataFrame:
+    if not (reuse and (folder / "manifest.csv").exists()):
+        write_exams(cohort, folder, image_size=size, seed=seed, n_jobs=jobs)
     exams = assemble_exams(scan_dicoms(folder))
     return exams.set_index("accession_number").loc[cohort["exam_id"].astype(str)].reset_index()
 
@@ -93,6 +94,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", help="keep images and caches here (default: a temporary folder)")
+    parser.add_argument("--norm", default="batch", choices=("batch", "group"), help="encoder normalisation")
+    parser.add_argument("--reuse", action="store_true",
+                        help="with --workdir: reuse images already rendered there by the same settings")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
@@ -109,7 +113,7 @@ def main() -> None:
     work = Path(args.workdir or tmp.name)
     timings = {}
     t0 = time.perf_counter()
-    frames = {name: render(df, work / name, size, args.seed + i, args.jobs)
+    frames = {name: render(df, work / name, size, args.seed + i, args.jobs, args.reuse)
               for i, (name, df) in enumerate((("train", train_set), ("val", val_set), ("test", test)))}
     timings["render_and_scan_seconds"] = round(time.perf_counter() - t0, 1)
     labels = population.set_index(population["exam_id"].astype(str))
@@ -117,7 +121,7 @@ def main() -> None:
                                 cache_dir=str(work / "cache")) for name in frames}
 
     config = ModelConfig(widths=(16, 32, 64, 128), blocks=(1, 1, 1, 1), agg_heads=4, agg_dropout=0.1,
-                         image_size=size)
+                         image_size=size, norm=args.norm)
     torch.manual_seed(args.seed)
     model = ImageRiskModel(config)
     t0 = time.perf_counter()
@@ -145,7 +149,8 @@ def main() -> None:
         "benchmark": "image_vs_gail (synthetic test bed; not clinical performance)",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": "python benchmarks/image_vs_gail.py " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None and k != "no_write"),
+            f"--{k.replace('_', '-')} {v}" if not isinstance(v, bool) else f"--{k.replace('_', '-')}"
+            for k, v in vars(args).items() if v not in (None, False) and k != "no_write"),
         "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                     "torch": torch.__version__, "riskmodel": riskmodel.__version__},
         "data": {"image_hr_per_sd": args.image_hr, "image_size": list(size),

@@ -1,0 +1,33 @@
+"""Fusion survival heads: an exam embedding plus risk factors → breast-cancer risk by year.
+
+The data flow::
+
+    canonical cohort ─► FactorEncoder (explicit, reported imputation) ─┐
+    exam embedding (riskmodel.nn.ImageRiskModel.embed) ────────────────┴► X = [embedding, factors]
+    X, time, event ─► TorchHazardHead | CoxHead | XGBoostHead (one interface)
+                   ─► predict_cumulative_hazard(X, years)   cause-specific H1(t)
+                   ─► absolute_risk(H1, age, race)          with competing mortality (Gail λ2)
+                   ─► IncidenceRecalibrator                 optional: the site's own incidence
+
+Modules: ``factors.py`` (:class:`FactorEncoder`), ``heads.py`` (the three heads, Breslow),
+``absolute.py`` (:func:`absolute_risk`, :class:`IncidenceRecalibrator`).
+Heads store their state as JSON-safe dicts (``to_dict`` / ``from_dict``), never as pickles.
+"""
+
+from riskmodel.fusion.absolute import IncidenceRecalibrator, absolute_risk, implied_incidence
+from riskmodel.fusion.factors import FACTOR_GROUPS, IMPUTED_COLUMNS, FactorEncoder
+from riskmodel.fusion.heads import CoxHead, TorchHazardHead, XGBoostHead, breslow_baseline, head_from_dict
+
+__all__ = [
+    "FACTOR_GROUPS",
+    "IMPUTED_COLUMNS",
+    "CoxHead",
+    "FactorEncoder",
+    "IncidenceRecalibrator",
+    "TorchHazardHead",
+    "XGBoostHead",
+    "absolute_risk",
+    "breslow_baseline",
+    "head_from_dict",
+    "implied_incidence",
+]

@@ -1,0 +1,293 @@
+"""Risk factors as a numeric design matrix for the fusion heads, with explicit imputation.
+
+:class:`FactorEncoder` turns canonical cohort columns (:mod:`riskmodel.schema`) into a float32
+matrix. Columns, in this order (a group appears only if it was fitted, see ``factors``):
+
+* ``age_z`` = ``(age − 60) / 10``. Age is required and never imputed.
+* ``density_a``, ``density_c``, ``density_d``: BI-RADS density dummies against b (scattered).
+  An unknown density is replaced by its *expected* dummies: under the image model's density
+  probabilities (``density_proba``) when given for that row, else under the training cohort's
+  density frequencies.
+* ``fdr_1``, ``fdr_2plus``: one, and two or more, affected first-degree relatives (reference 0).
+  Unknown → the expected indicators under the training frequencies.
+* ``brca1``, ``brca2``, ``brca_missing``: carrier indicators. Unknown → the training carrier
+  frequencies (among women tested) and ``brca_missing = 1``.
+* ``prs``, ``prs_missing``: the canonical PRS is already standardized (mean 0, SD 1 in the
+  population) and is used as is. Unknown → 0, its population mean, i.e. marginalising a linear
+  term (E[z] = 0; exact for the linear predictor, not for exp(βz)), and ``prs_missing = 1``.
+* ``gail_log_rr``: log of the Gail model's relative risk (BCRA 2.1.2) from biopsies, atypical
+  hyperplasia, age at menarche and age at first birth for her race (RR_Star1 below age 50,
+  RR_Star2 from 50). Family history is left out of it (it has its own columns), so Gail's
+  AgeFst × N_Rels interaction is dropped. Unknown inputs get BCRA's unknown codes, which Gail
+  scores as the reference category; rows that BCRA's own rules reject (e.g. atypical hyperplasia
+  with an unknown number of biopsies) raise ValueError.
+
+Nothing is ever silently set to zero: every replaced value is recorded per row in the mask
+that :meth:`FactorEncoder.transform` returns with ``return_imputed=True`` (also kept as
+``imputed_``), so callers can report which predictions rest on imputed inputs.
+
+>>> import pandas as pd
+>>> train = pd.DataFrame({"age": [45.0, 55.0, 65.0, 70.0], "density": ["a", "b", "c", "d"],
+...                       "first_degree_relatives": [0, 1, 0, 2], "prs": [0.5, -1.0, 0.0, 1.2]})
+>>> enc = FactorEncoder().fit(train)
+>>> enc.feature_names_
+['age_z', 'density_a', 'density_c', 'density_d', 'fdr_1', 'fdr_2plus', 'prs', 'prs_missing']
+>>> new = pd.DataFrame({"age": [50.0], "density": [None], "first_degree_relatives": [1], "prs": [None]})
+>>> x, imputed = enc.transform(new, return_imputed=True)
+>>> x.round(3).tolist()
+[[-1.0, 0.25, 0.25, 0.25, 1.0, 0.0, 0.0, 1.0]]
+>>> imputed.loc[0, ["density_marginal", "prs"]].tolist()
+[True, True]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from riskmodel.gail.bcra import bcra_codes
+from riskmodel.gail.recode import REQ_NONE, recode
+from riskmodel.gail.risk import relative_risk
+from riskmodel.schema import ValidatedCohort, validate
+
+__all__ = ["FACTOR_GROUPS", "GAIL_COLUMNS", "IMPUTED_COLUMNS", "FactorEncoder"]
+
+#: Factor groups in output order, with the canonical columns each reads and the features it writes.
+FACTOR_GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "age": (("age",), ("age_z",)),
+    "density": (("density",), ("density_a", "density_c", "density_d")),
+    "family_history": (("first_degree_relatives",), ("fdr_1", "fdr_2plus")),
+    "brca": (("brca",), ("brca1", "brca2", "brca_missing")),
+    "prs": (("prs",), ("prs",  "prs_missing")),
+    "gail": (("n_biopsies", "atypical_hyperplasia", "age_at_menarche", "age_at_first_birth", "nulliparous"),
+             ("gail_log_rr",)),
+}
+#: Canonical columns behind ``gail_log_rr``.
+GAIL_COLUMNS = FACTOR_GROUPS["gail"][0]
+#: Columns of the imputation mask (one boolean per row and kind of imputation).
+IMPUTED_COLUMNS = ("density_from_image", "density_marginal", "family_history", "brca", "prs", "gail")
+#: Groups that need training-set frequencies for their unknowns.
+_NEEDS_FREQUENCIES = ("density", "family_history", "brca")
+#: Tolerance on the row sums of ``density_proba``.
+_PROBA_TOL = 1e-3
+
+
+class FactorEncoder(TransformerMixin, BaseEstimator):
+    """Encode canonical risk-factor columns as a float32 matrix, imputing unknowns explicitly.
+
+    Parameters:
+        factors: groups to encode, a subset of :data:`FACTOR_GROUPS` (``"age"`` is always
+            included). ``None`` (default): every group whose columns are present in the
+            training cohort with at least one known value. A requested density, family-history
+            or BRCA group needs known values at fit time (its unknowns are imputed from them).
+
+    Attributes:
+        factors_: the groups encoded, in output order.
+        feature_names_: output column names, list of length ``n_features_out_``.
+        density_freq_: ``(4,)`` training frequencies of density a–d (if density is encoded).
+        fdr_freq_: ``(2,)`` training frequencies of 1 and ≥2 affected relatives.
+        brca_freq_: ``(2,)`` training BRCA1 and BRCA2 carrier frequencies among women tested.
+        imputed_: boolean DataFrame (n, :data:`IMPUTED_COLUMNS`) from the latest ``transform``.
+    """
+
+    def __init__(self, factors: Sequence[str] | None = None):
+        self.factors = factors
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, cohort: pd.DataFrame, y: object = None) -> FactorEncoder:
+        """Learn which groups to encode and the training frequencies used for unknowns.
+
+        Args:
+            cohort: canonical columns (see :mod:`riskmodel.schema`); one row per woman.
+            y: ignored (scikit-learn signature).
+
+        Raises:
+            ValueError: a row fails the schema's rules (message names the column), an unknown
+                group is requested, or a requested group has no known value to learn from.
+        """
+        frame = _validated(cohort, "cohort")
+        if self.factors is None:
+            groups = [g for g, (cols, _) in FACTOR_GROUPS.items()
+                      if g == "age" or any(c in frame and frame[c].notna().any() for c in cols)]
+        else:
+            if isinstance(self.factors, str):
+                raise ValueError(f"factors must be a sequence of group names, got the string {self.factors!r}")
+            unknown = sorted(set(self.factors) - set(FACTOR_GROUPS))
+            if unknown:
+                raise ValueError(f"factors: unknown group(s) {unknown}; choose from {list(FACTOR_GROUPS)}")
+            groups = [g for g in FACTOR_GROUPS if g == "age" or g in self.factors]
+        for g in _NEEDS_FREQUENCIES:
+            col = FACTOR_GROUPS[g][0][0]
+            if g in groups and (col not in frame or frame[col].isna().all()):
+                raise ValueError(f"factors: group {g!r} needs known values of column {col!r} in the training "
+                                 "cohort (its unknowns are imputed from their frequencies)")
+        self.factors_ = groups
+        if "density" in groups:
+            d = frame["density"].dropna().to_numpy()
+            self.density_freq_ = np.array([(d == k).mean() for k in (1, 2, 3, 4)])
+        if "family_history" in groups:
+            r = frame["first_degree_relatives"].dropna().to_numpy()
+            self.fdr_freq_ = np.array([(r == 1).mean(), (r >= 2).mean()])
+        if "brca" in groups:
+            b = frame["brca"].dropna().to_numpy()
+            self.brca_freq_ = np.array([(b == 1).mean(), (b == 2).mean()])
+        self.feature_names_ = [f for g in groups for f in FACTOR_GROUPS[g][1]]
+        self.n_features_out_ = len(self.feature_names_)
+        return self
+
+    # ------------------------------------------------------------------ transform
+
+    def transform(
+        self,
+        cohort: pd.DataFrame,
+        density_proba: np.ndarray | None = None,
+        return_imputed: bool = False,
+    ) -> np.ndarray | tuple[np.ndarray, pd.DataFrame]:
+        """Encode a cohort.
+
+        Args:
+            cohort: canonical columns, ``n`` rows. A fitted group whose columns are absent is
+                treated as unknown for every row (and imputed, and reported).
+            density_proba: optional ``(n, 4)`` probabilities of density a–d per row from the
+                image model's auxiliary density head. Used only where the BI-RADS density is
+                unknown; a row of NaN means "not available" for that row. Rows used must be
+                non-negative and sum to 1.
+            return_imputed: also return the imputation mask.
+
+        Returns:
+            ``X`` float32 of shape ``(n, n_features_out_)``; with ``return_imputed`` also a
+            boolean DataFrame with the cohort's index and columns :data:`IMPUTED_COLUMNS`.
+        """
+        check_is_fitted(self, "feature_names_")
+        frame = _validated(cohort, "cohort")
+        n = len(frame)
+        proba = _check_proba(density_proba, n)
+        imputed = pd.DataFrame(False, index=frame.index, columns=list(IMPUTED_COLUMNS))
+        blocks: list[np.ndarray] = []
+
+        def col(name: str) -> np.ndarray:
+            if name in frame:
+                return frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+            return np.full(n, np.nan)
+
+        age = col("age")
+        blocks.append(((age - 60.0) / 10.0)[:, None])
+        if "density" in self.factors_:
+            d = col("density")
+            dummies = np.column_stack([d == 1, d == 3, d == 4]).astype(np.float64)
+            unknown = np.isnan(d)
+            from_image = unknown & ~np.isnan(proba).any(axis=1)
+            marginal = unknown & ~from_image
+            dummies[from_image] = proba[from_image][:, [0, 2, 3]]
+            dummies[marginal] = self.density_freq_[[0, 2, 3]]
+            imputed["density_from_image"] = from_image
+            imputed["density_marginal"] = marginal
+            blocks.append(dummies)
+        if "family_history" in self.factors_:
+            r = col("first_degree_relatives")
+            ind = np.column_stack([r == 1, r >= 2]).astype(np.float64)
+            unknown = np.isnan(r)
+            ind[unknown] = self.fdr_freq_
+            imputed["family_history"] = unknown
+            blocks.append(ind)
+        if "brca" in self.factors_:
+            b = col("brca")
+            unknown = np.isnan(b)
+            ind = np.column_stack([b == 1, b == 2, unknown]).astype(np.float64)
+            ind[unknown, :2] = self.brca_freq_
+            imputed["brca"] = unknown
+            blocks.append(ind)
+        if "prs" in self.factors_:
+            z = col("prs")
+            unknown = np.isnan(z)
+            blocks.append(np.column_stack([np.where(unknown, 0.0, z), unknown.astype(np.float64)]))
+            imputed["prs"] = unknown
+        if "gail" in self.factors_:
+            log_rr, unknown = _gail_log_rr(frame)
+            blocks.append(log_rr[:, None])
+            imputed["gail"] = unknown
+        x = np.hstack(blocks).astype(np.float32)
+        self.imputed_ = imputed
+        return (x, imputed) if return_imputed else x
+
+    def fit_transform(self, cohort: pd.DataFrame, y: object = None, density_proba: np.ndarray | None = None,
+                      return_imputed: bool = False) -> np.ndarray | tuple[np.ndarray, pd.DataFrame]:
+        """``fit(cohort).transform(cohort, density_proba, return_imputed)``."""
+        return self.fit(cohort).transform(cohort, density_proba=density_proba, return_imputed=return_imputed)
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        """Output column names (scikit-learn API)."""
+        check_is_fitted(self, "feature_names_")
+        return np.asarray(self.feature_names_, dtype=object)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _validated(cohort: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The canonical float frame of ``cohort``; raise if any row breaks a schema rule."""
+    if not isinstance(cohort, pd.DataFrame):
+        raise ValueError(f"{name} must be a pandas DataFrame with canonical columns, got {type(cohort).__name__}")
+    v = validate(cohort, required=("age",))
+    bad = ~v.ok
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        shown = "; ".join(f"row {cohort.index[i]!r}: {v.message[i]}" for i in rows[:3])
+        more = f" (and {rows.size - 3} more)" if rows.size > 3 else ""
+        raise ValueError(f"{name}: {rows.size} row(s) fail the canonical schema: {shown}{more}")
+    return v.frame
+
+
+def _check_proba(density_proba: np.ndarray | None, n: int) -> np.ndarray:
+    """``density_proba`` as float64 ``(n, 4)``; all-NaN when not given."""
+    if density_proba is None:
+        return np.full((n, 4), np.nan)
+    p = np.asarray(density_proba, dtype=np.float64)
+    if p.shape != (n, 4):
+        raise ValueError(f"density_proba must have shape ({n}, 4) (density a–d per row), got {p.shape}")
+    given = ~np.isnan(p).any(axis=1)
+    partial = np.isnan(p).any(axis=1) & ~np.isnan(p).all(axis=1)
+    if partial.any():
+        raise ValueError(f"density_proba: row {int(np.flatnonzero(partial)[0])} is partly NaN; give 4 "
+                         "probabilities or 4 NaN (not available)")
+    q = p[given]
+    if (~np.isfinite(q)).any() or (q < 0).any() or (np.abs(q.sum(axis=1) - 1.0) > _PROBA_TOL).any():
+        raise ValueError("density_proba: each row must be 4 non-negative probabilities summing to 1")
+    return p
+
+
+def _gail_log_rr(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Gail log relative risk without the family-history terms, and which rows had unknowns.
+
+    Returns:
+        ``(log_rr, unknown)``, shape ``(n,)`` each.
+    """
+    n = len(frame)
+    cohort = ValidatedCohort(frame=frame, status=np.full(n, "ok", dtype=object), message=np.full(n, "", dtype=object))
+    age = cohort.column("age")
+    codes = bcra_codes(cohort, age + 5.0)
+    codes["N_Rels"] = np.full(n, 99.0)  # family history has its own columns
+    rec = recode(codes["T1"], codes["T2"], codes["N_Biop"], codes["HypPlas"], codes["AgeMen"], codes["Age1st"],
+                 codes["N_Rels"], codes["Race"])
+    rr1, rr2, _ = relative_risk(rec)
+    rr = np.where(age < 50, rr1, rr2)
+    bad = np.isnan(rr) | (rec.nb_req != REQ_NONE)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"cohort: {int(bad.sum())} row(s) are rejected by the Gail model's rules (first: row "
+                         f"{frame.index[i]!r}: n_biopsies={codes['N_Biop'][i]:g}, atypical_hyperplasia="
+                         f"{codes['HypPlas'][i]:g}, age_at_menarche={codes['AgeMen'][i]:g}, "
+                         f"age_at_first_birth={codes['Age1st'][i]:g} in BCRA codes); fix or blank them")
+    nb = cohort.column("n_biopsies")
+    unknown = (
+        np.isnan(nb)
+        | ((nb > 0) & np.isnan(cohort.column("atypical_hyperplasia")))
+        | np.isnan(cohort.column("age_at_menarche"))
+        | (np.isnan(cohort.column("age_at_first_birth")) & (cohort.column("nulliparous") != 1))
+    )
+    return np.log(rr), unknown
