@@ -338,14 +338,15 @@ def test_aggregator_standalone_shapes():
 def test_config_defaults_and_roundtrip():
     default = ModelConfig()
     assert (default.widths, default.blocks, default.norm, default.pool, default.embedding_dim) == (
-        (64, 128, 256, 512), (2, 2, 2, 2), "group", "max", 512)
-    for config in (default, tiny_config(), tiny_config(embed_dim=48, agg_heads=4, norm="batch", pool="avg")):
+        (64, 128, 256, 512), (2, 2, 2, 2), "batch", "max", 512)
+    for config in (default, tiny_config(), tiny_config(embed_dim=48, agg_heads=4, norm="batch", pool="avg"),
+                   tiny_config(norm="group")):
         d = json.loads(json.dumps(config.to_dict()))
         assert set(d) == {f.name for f in dataclasses.fields(ModelConfig)}
         back = ModelConfig.from_dict(d)
         assert back == config and isinstance(back.widths, tuple) and isinstance(back.image_size, tuple)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        default.norm = "batch"  # type: ignore[misc]
+        default.norm = "group"  # type: ignore[misc]
 
 
 def test_config_unknown_keys_named():

@@ -32,8 +32,12 @@ class ModelConfig:
         widths: output channels of the four (or any number of) ResNet stages.
         blocks: BasicBlocks per stage (``(2, 2, 2, 2)`` = ResNet-18).
         stem_stride: stride of the 7×7 stem convolution (2 as in ResNet; a 3×3/2 max-pool always follows).
-        norm: ``"group"`` (GroupNorm with the largest group count ≤ 32 that divides the channels; does not
-            depend on batch statistics, so 1–2 exams per GPU and DDP are fine) or ``"batch"`` (BatchNorm2d).
+        norm: ``"batch"`` (BatchNorm2d, as Mirai; the default) or ``"group"`` (GroupNorm with the largest
+            group count ≤ 32 that divides the channels). GroupNorm does not depend on batch statistics, but it
+            normalises each image's feature statistics, which removes much of the per-image intensity and
+            texture-amplitude information that breast density and parenchymal patterns are made of; on the
+            synthetic benchmark it learned the image factor markedly slower (``benchmarks/image_vs_gail.py
+            --norm group``). Under DDP on GPUs, BatchNorm is converted to SyncBatchNorm by the trainer.
         pool: global pooling of the last feature map, ``"max"`` (as Mirai) or ``"avg"``.
         embed_dim: width D of per-view and exam embeddings; None = ``widths[-1]``. When it differs from
             ``widths[-1]`` the encoder ends with a ``Linear(widths[-1] → D)``.
@@ -53,7 +57,7 @@ class ModelConfig:
     widths: tuple[int, ...] = (64, 128, 256, 512)
     blocks: tuple[int, ...] = (2, 2, 2, 2)
     stem_stride: int = 2
-    norm: str = "group"
+    norm: str = "batch"
     pool: str = "max"
     embed_dim: int | None = None
     agg_layers: int = 1
@@ -142,9 +146,10 @@ class ModelConfig:
 def tiny_config(**overrides: Any) -> ModelConfig:
     """A config small enough for CPU tests (≈ 32 k parameters), with ``overrides`` applied.
 
-    Widths (8, 16, 16, 32), one block per stage, D = 32, 2 heads, no dropout, image size 64 × 52.
+    Widths (8, 16, 16, 32), one block per stage, D = 32, 2 heads, no dropout, image size 64 × 52, and
+    GroupNorm, so that results do not depend on how a batch is split (exact DDP parity tests).
     """
     base: dict[str, Any] = {"widths": (8, 16, 16, 32), "blocks": (1, 1, 1, 1), "agg_heads": 2,
-                            "agg_dropout": 0.0, "image_size": (64, 52)}
+                            "agg_dropout": 0.0, "image_size": (64, 52), "norm": "group"}
     base.update(overrides)
     return ModelConfig.from_dict(base)

@@ -230,6 +230,9 @@ def train(model: torch.nn.Module, train_data: Dataset, val_data: Dataset | None 
     if info.distributed:
         from torch.nn.parallel import DistributedDataParallel
 
+        if device.type == "cuda":  # batch statistics over the global batch, not each GPU's 1-2 exams
+            core = torch.nn.SyncBatchNorm.convert_sync_batchnorm(core)
+
         # Auxiliary heads get no loss in a batch without known density/age: let DDP skip them.
         model = DistributedDataParallel(core, device_ids=[device.index] if device.type == "cuda" else None,
                                         find_unused_parameters=True)
