@@ -22,4 +22,14 @@ from riskmodel.schema import SchemaError
 
 __version__ = "0.1.0"
 
-__all__ = ["MODELS", "SchemaError", "__version__", "gail", "load_image_model", "predict_risk", "schema"]
+__all__ = ["MODELS", "HybridModel", "SchemaError", "__version__", "gail", "load_hybrid", "load_image_model",
+           "predict_risk", "schema"]
+
+
+def __getattr__(name: str) -> object:
+    # The fusion stack (scikit-learn, lifelines, xgboost) is imported only when it is asked for.
+    if name in ("HybridModel", "load_hybrid"):
+        from riskmodel.fusion import hybrid
+
+        return getattr(hybrid, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

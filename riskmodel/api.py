@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,23 +15,40 @@ from riskmodel.schema import is_blank, validate
 Horizon = float | int | str | Sequence[float] | np.ndarray | pd.Series
 
 #: Model names accepted by :func:`predict_risk`, with what each is.
-MODELS = {"gail": "Gail model / NCI BCRAT (R BCRA 2.1.2), ages 20–90, invasive breast cancer"}
+MODELS = {
+    "gail": "Gail model / NCI BCRAT (R BCRA 2.1.2), ages 20–90, invasive breast cancer",
+    "hybrid": "mammography embedding + risk factors (riskmodel.fusion.HybridModel), 1–5 years; needs a trained "
+              "model folder (HybridModel.save / riskmodel fit-hybrid) and exams",
+}
+#: Why ``model="hybrid"`` alone cannot be scored.
+HYBRID_NEEDS_BUNDLE = (
+    "model='hybrid' needs a trained hybrid model: pass the path of a folder written by HybridModel.save (or "
+    "'riskmodel fit-hybrid'), or a fitted riskmodel.fusion.HybridModel. riskmodel ships no pretrained weights; "
+    "see docs/fusion.md to train one on your own exams"
+)
 
 LIFETIME_AGE = 90.0
 OUTPUT_COLUMNS = ("risk", "status", "message", "model", "horizon")
 
 
-def _load_model(model: str | Any) -> Any:
+def _load_model(model: str | os.PathLike[str] | Any, device: str = "auto") -> Any:
+    if isinstance(model, os.PathLike) or (isinstance(model, str) and model not in MODELS and Path(model).is_dir()):
+        from riskmodel.fusion.hybrid import load_hybrid
+
+        return load_hybrid(model, device=device)
     if not isinstance(model, str):
         if not hasattr(model, "score") or not hasattr(model, "required_columns"):
-            raise TypeError("model must be a name in riskmodel.MODELS or an object with "
-                            "`required_columns` and `score(cohort, horizon)`")
+            raise TypeError("model must be a name in riskmodel.MODELS, the folder of a saved hybrid model, or an "
+                            "object with `required_columns` and `score(cohort, horizon)`")
         return model
     if model == "gail":
         from riskmodel.gail import GailModel
 
         return GailModel()
-    raise ValueError(f"unknown model {model!r}; available: {', '.join(MODELS)}")
+    if model == "hybrid":
+        raise ValueError(HYBRID_NEEDS_BUNDLE)
+    raise ValueError(f"unknown model {model!r}; available: {', '.join(MODELS)} (hybrid: the folder of a saved "
+                     "model), or no such folder")
 
 
 def _per_row_years(values: pd.Series, age: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -69,37 +88,64 @@ def _horizon_years(data: pd.DataFrame, horizon: Horizon, age: np.ndarray) -> tup
 
 def predict_risk(
     data: pd.DataFrame,
-    model: str | Any = "gail",
+    model: str | os.PathLike[str] | Any = "gail",
     horizon: Horizon = 5.0,
     *,
+    exams: pd.DataFrame | str | os.PathLike[str] | None = None,
+    fallback: str = "none",
     details: bool = False,
     chunk_size: int = 250_000,
     progress: bool = False,
+    batch_size: int = 4,
+    cache_dir: str | os.PathLike[str] | None = None,
+    num_workers: int = 0,
+    device: str = "auto",
 ) -> pd.DataFrame:
     """Absolute risk of invasive breast cancer for each woman in ``data``.
 
     Args:
         data: one row per woman in the canonical schema (:mod:`riskmodel.schema`; the
             columns are listed in ``docs/schema.md``). NaN means unknown.
-        model: a name in :data:`MODELS` (``"gail"``) or a model object with
-            ``required_columns`` and ``score(cohort, horizon)``.
+        model: ``"gail"``; the folder of a hybrid model saved by
+            :meth:`riskmodel.fusion.HybridModel.save` (or ``riskmodel fit-hybrid``); a fitted
+            :class:`~riskmodel.fusion.HybridModel`; or a model object with ``required_columns``
+            and ``score(cohort, horizon)``. ``"hybrid"`` alone raises ValueError: no pretrained
+            weights ship, a trained model is needed.
         horizon: years from the woman's current age: a number (default 5), ``"lifetime"``
-            (to age 90), the name of a column of ``data``, or one value per row.
+            (to age 90), the name of a column of ``data``, or one value per row. The hybrid
+            model projects at most 5 years (longer horizons: status ``out_of_range``).
+        exams: hybrid models only, and required for them: the exams, as a DataFrame from
+            :func:`riskmodel.imaging.assemble_exams`, a folder of DICOM files (scanned and
+            assembled here), or an exams table file (``riskmodel scan --exams``). Each woman's
+            exam is found through the model's key columns (default: ``data["exam_id"]`` =
+            ``exams["accession_number"]``).
+        fallback: hybrid models only: ``"none"`` (default; a woman without a usable exam gets
+            status ``no_exam``) or ``"factors"`` (she is scored by the factors-only head fitted
+            with the model; status ``ok`` and a message saying so).
         details: if True, add model-specific columns (for Gail: ``average_risk``, the risk
             of a woman of the same age and race with average risk factors, and the
-            relative risks ``rr_under50`` and ``rr_over50``).
+            relative risks ``rr_under50`` and ``rr_over50``; for the hybrid: ``exam_used``,
+            ``n_views``, ``imputed``, ``fallback``).
         chunk_size: rows scored at a time (bounds memory; results do not depend on it).
         progress: show a progress bar (tqdm, on stderr) while scoring.
+        batch_size, cache_dir, num_workers: hybrid models only: exams per forward pass, cache
+            of preprocessed views, DataLoader worker processes reading the DICOMs.
+        device: where a hybrid model loaded from a folder runs (``"auto"``: the GPU if any).
 
     Returns:
         A DataFrame with the index and row order of ``data`` and the columns ``risk``
         (probability in [0, 1], NaN where not scored), ``status`` (``"ok"`` or a code from
-        :data:`riskmodel.schema.STATUS_CODES`), ``message`` (empty when ok, else the
-        column and rule broken), ``model`` and ``horizon`` (years used for that row).
+        :data:`riskmodel.schema.STATUS_CODES`), ``message`` (for Gail empty when ok; else the
+        column and rule broken; a hybrid model may also explain an ``ok`` row: fallback used,
+        views that could not be read), ``model`` and ``horizon`` (years used for that row).
+        A hybrid model always adds ``risk_1y`` … ``risk_5y``.
 
     Raises:
         riskmodel.SchemaError: a required column is missing or unusable as a whole.
-        ValueError: an unknown model or a malformed ``horizon``.
+        ValueError: an unknown model, ``model="hybrid"`` without a trained model, a hybrid
+            model without ``exams`` (or ``exams`` given to a model that reads none), or a
+            malformed ``horizon``.
+        riskmodel.bundle.BundleError: a saved hybrid model that fails its integrity checks.
 
     Examples:
         >>> import pandas as pd, riskmodel
@@ -108,8 +154,26 @@ def predict_risk(
         >>> out["status"].tolist()
         ['ok', 'out_of_range']
     """
-    impl = _load_model(model)
+    impl = _load_model(model, device=device)
+    needs_exams = bool(getattr(impl, "needs_exams", False))
+    score_options: dict[str, Any] = {}
+    if needs_exams:
+        from riskmodel.fusion.hybrid import _check_fallback, read_exams
+
+        if exams is None:
+            raise ValueError(f"model {getattr(impl, 'name', 'hybrid')!r} reads mammograms: pass exams= (a DataFrame "
+                             "from riskmodel.imaging.assemble_exams, a folder of DICOM files, or an exams table)")
+        _check_fallback(fallback)
+        if not isinstance(data, pd.DataFrame):
+            raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+        score_options = {"exams": read_exams(exams), "fallback": fallback, "batch_size": batch_size,
+                         "cache_dir": cache_dir, "num_workers": num_workers, "progress": progress}
+    elif exams is not None:
+        raise ValueError(f"exams= is for models that read mammograms (a hybrid model); model "
+                         f"{getattr(impl, 'name', type(impl).__name__)!r} does not use them")
     cohort = validate(data, required=impl.required_columns)
+    if needs_exams:
+        keys = impl.exam_keys(data)
     age = cohort.column("age")
     years, lifetime, given = _horizon_years(data, horizon, age)
     # "lifetime" at age >= 90 leaves no years: not a bad horizon, the model reports the age.
@@ -127,7 +191,11 @@ def predict_risk(
     parts = []
     for start in range(0, max(n, 1), max(int(chunk_size), 1)):
         stop = min(start + max(int(chunk_size), 1), n)
-        parts.append(impl.score(cohort.rows(start, stop), years[start:stop]))
+        if needs_exams:
+            parts.append(impl.score(cohort.rows(start, stop), years[start:stop], keys=keys[start:stop],
+                                    **score_options))
+        else:
+            parts.append(impl.score(cohort.rows(start, stop), years[start:stop]))
         if bar is not None:
             bar.update(stop - start)
     if bar is not None:
@@ -143,8 +211,11 @@ def predict_risk(
         },
         index=data.index,
     )
+    always = tuple(getattr(impl, "output_columns", ()))
+    for name in always:
+        out[name] = result[name]
     if details:
         for name, values in result.items():
-            if name != "risk":
+            if name != "risk" and name not in always:
                 out[name] = values
     return out

@@ -111,10 +111,50 @@ def _predict_bcra(data: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
     return out
 
 
+def _exams_source(value: str) -> pd.DataFrame | str:
+    """``--exams``: a folder of DICOM files (scanned by predict_risk) or an exams table."""
+    from riskmodel.fusion.hybrid import read_exams
+
+    if Path(value).is_dir():
+        return value
+    if not Path(value).is_file():
+        raise UsageError(f"--exams {value}: no such exams table or DICOM folder")
+    _format(value)
+    try:
+        return read_exams(value)
+    except ValueError as exc:
+        raise UsageError(f"--exams {value}: {exc}") from None
+
+
+def _hybrid_model(args: argparse.Namespace) -> str | None:
+    """The saved hybrid model's folder when --model hybrid / --bundle is used, else None (Gail)."""
+    from riskmodel.api import HYBRID_NEEDS_BUNDLE
+
+    if args.bundle is None and args.model != "hybrid":
+        for flag, value in (("--exams", args.exams), ("--fallback", args.fallback)):
+            if value is not None:
+                raise UsageError(f"{flag} is only used with a hybrid model (--bundle HYBRID_DIR)")
+        return None
+    if args.bundle is None:
+        raise UsageError("--model hybrid needs --bundle HYBRID_DIR: " + HYBRID_NEEDS_BUNDLE.split(": ", 1)[1])
+    if args.model not in (None, "hybrid"):
+        raise UsageError(f"--bundle is a hybrid model; it cannot be used with --model {args.model}")
+    if args.layout == "bcra":
+        raise UsageError("--layout bcra is for the Gail model; a hybrid model reads the canonical schema")
+    if not Path(args.bundle).is_dir():
+        raise UsageError(f"--bundle {args.bundle}: no such folder")
+    if args.exams is None:
+        raise UsageError("a hybrid model reads mammograms: give --exams EXAMS_TABLE_OR_DICOM_DIR")
+    return args.bundle
+
+
 def _predict(args: argparse.Namespace) -> int:
     from riskmodel.gail import BCRA_COLUMNS
     from riskmodel.schema import COLUMNS
 
+    bundle = _hybrid_model(args)
+    if args.output not in (None, "-"):
+        _format(args.output)
     data = read_table(args.input)
     _check_duplicates(data, args.input, BCRA_COLUMNS if args.layout == "bcra" else tuple(COLUMNS))
     n = len(data)
@@ -128,8 +168,20 @@ def _predict(args: argparse.Namespace) -> int:
         horizon = _horizon(args.horizon or "5")
         if isinstance(horizon, str) and horizon != "lifetime" and horizon not in data.columns:
             raise UsageError(f"--horizon {horizon}: not a number, 'lifetime' or a column of the input")
-        result = predict_risk(data, model=args.model, horizon=horizon, details=args.details,
-                              chunk_size=CHUNK_ROWS, progress=show)
+        if bundle is None:
+            result = predict_risk(data, model=args.model or "gail", horizon=horizon, details=args.details,
+                                  chunk_size=CHUNK_ROWS, progress=show)
+        else:
+            from riskmodel.fusion.hybrid import load_hybrid
+
+            model = load_hybrid(bundle, device=args.device)
+            if model.key_ not in data.columns:
+                raise UsageError(f"{args.input}: no column {model.key_!r}; the hybrid model finds each woman's exam "
+                                 f"through it (= exams column {model.exam_key_!r})")
+            result = predict_risk(data, model=model, horizon=horizon, exams=_exams_source(args.exams),
+                                  fallback=args.fallback or "none", details=args.details, chunk_size=CHUNK_ROWS,
+                                  progress=not args.quiet and n >= 1, batch_size=args.batch_size,
+                                  cache_dir=args.cache_dir, num_workers=args.workers)
         id_column = "id"
     if args.keep_input:
         clash = [c for c in result.columns if c in data.columns]
@@ -142,7 +194,8 @@ def _predict(args: argparse.Namespace) -> int:
         counts = out["status"].value_counts()
         summary = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no rows"
         where = args.output if args.output not in (None, "-") else "stdout"
-        model = "gail (BCRA layout)" if args.layout == "bcra" else args.model
+        model = ("gail (BCRA layout)" if args.layout == "bcra" else f"hybrid model {bundle}" if bundle
+                 else args.model or "gail")
         rows = "row" if n == 1 else "rows"
         print(f"riskmodel: scored {n} {rows} with {model} ({summary}) -> {where}", file=sys.stderr)
     return 0
@@ -322,6 +375,44 @@ def _embed(args: argparse.Namespace) -> int:
     return 0
 
 
+HEADS = ("torch", "cox", "xgboost")
+
+
+def _fit_hybrid(args: argparse.Namespace) -> int:
+    from riskmodel.fusion import CoxHead, HybridModel, TorchHazardHead, XGBoostHead
+    from riskmodel.inference import load_image_model
+
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
+        raise UsageError(f"--out {out}: exists and is not an empty folder; pass --overwrite to replace a saved "
+                         "hybrid model")
+    if not Path(args.image_bundle).is_dir():
+        raise UsageError(f"--image-bundle {args.image_bundle}: no such folder")
+    cohort = read_table(args.cohort)
+    missing = [c for c in ("time", "event", args.key) if c not in cohort.columns]
+    if missing:
+        raise UsageError(f"--cohort {args.cohort}: missing column(s) {missing}")
+    exams = _exams_source(args.exams)
+    image = load_image_model(args.image_bundle, device=args.device)
+    if args.head == "torch":
+        head: object = TorchHazardHead(seed=args.seed, epochs=args.epochs, early_stopping=not args.no_early_stopping)
+    elif args.head == "cox":
+        head = CoxHead()
+    else:
+        head = XGBoostHead(seed=args.seed)
+    model = HybridModel(image, head=head)
+    model.fit(cohort, exams, key=args.key, exam_key=args.exam_key, batch_size=args.batch_size,
+              cache_dir=args.cache_dir, num_workers=args.workers, progress=not args.quiet)
+    model.save(out, overwrite=args.overwrite,
+               metadata={"cohort": str(args.cohort), "exams": str(args.exams), "image_bundle": str(args.image_bundle)})
+    if not args.quiet:
+        s = model.fit_summary_
+        print(f"riskmodel: fitted a {s['head']} fusion head on {s['n_used']} of {s['n_rows']} women "
+              f"({s['n_events']} cancers; {s['n_without_exam']} without a usable exam, {s['n_schema_rejected']} "
+              f"failing the schema) -> {out}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to render ``docs/cli.md``)."""
     parser = argparse.ArgumentParser(
@@ -346,13 +437,28 @@ def build_parser() -> argparse.ArgumentParser:
         "input", help="cohort table in the canonical schema (docs/schema.md), or BCRA layout with --layout bcra"
     )
     p.add_argument("-o", "--output", help="output file (.csv, .tsv, .parquet); default: CSV on stdout")
-    p.add_argument("--model", default="gail", choices=sorted(MODELS), help="risk model (default: gail)")
+    p.add_argument("--model", default=None, choices=sorted(MODELS),
+                   help="risk model (default: gail; hybrid needs --bundle and --exams)")
     p.add_argument("--horizon", default=None,
-                   help="years from current age, 'lifetime' (to age 90), or a column name (default: 5)")
+                   help="years from current age, 'lifetime' (to age 90), or a column name (default: 5; the hybrid "
+                        "model projects at most 5 years)")
     p.add_argument("--layout", default="canonical", choices=("canonical", "bcra"),
                    help="input columns: the canonical schema, or R BCRA's (ID, T1, T2, N_Biop, HypPlas, AgeMen, "
                         "Age1st, N_Rels, Race), scored exactly as BCRA's absolute.risk from T1 to T2")
-    p.add_argument("--details", action="store_true", help="add model-specific columns (Gail: average_risk, rr_*)")
+    p.add_argument("--bundle", metavar="HYBRID_DIR",
+                   help="a saved hybrid model (riskmodel fit-hybrid); implies --model hybrid")
+    p.add_argument("--exams", metavar="EXAMS_TABLE_OR_DICOM_DIR",
+                   help="hybrid model: the exams (table from 'riskmodel scan --exams', or a folder of DICOM files)")
+    p.add_argument("--fallback", choices=("none", "factors"), default=None,
+                   help="hybrid model: a woman without a usable exam gets status no_exam (none, default) or the "
+                        "factors-only model's risk (factors)")
+    p.add_argument("--batch-size", type=int, default=4, help="hybrid model: exams per forward pass (default 4)")
+    p.add_argument("--cache-dir", help="hybrid model: cache of preprocessed views")
+    p.add_argument("--device", default="auto", help="hybrid model: auto, cpu, cuda, cuda:1 … (default auto)")
+    p.add_argument("--workers", type=int, default=0, help="hybrid model: DICOM-reading worker processes")
+    p.add_argument("--details", action="store_true",
+                   help="add model-specific columns (Gail: average_risk, rr_*; hybrid: exam_used, n_views, "
+                        "imputed, fallback)")
     p.add_argument("--keep-input", action="store_true", help="copy all input columns into the output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary line")
     p.set_defaults(func=_predict)
@@ -447,6 +553,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_embed)
+
+    p = sub.add_parser(
+        "fit-hybrid",
+        help="fit the fusion survival head (image embedding + risk factors) on top of a trained image bundle",
+        description=(
+            "Load IMAGE_BUNDLE (from 'riskmodel train'), embed the exam of every woman of COHORT (canonical schema "
+            "with time, event and the exam key), encode her risk factors, fit the fusion head and a factors-only "
+            "fallback head, and save the hybrid model to OUT (image/ bundle, fusion.json, manifest.json). Score "
+            "with 'riskmodel predict --bundle OUT --exams ...'."
+        ),
+    )
+    p.add_argument("--cohort", required=True, help="women: canonical schema + time, event and the exam key column")
+    p.add_argument("--exams", required=True, help="exams table (riskmodel scan --exams) or a folder of DICOM files")
+    p.add_argument("--image-bundle", required=True, help="trained image model bundle (riskmodel train: OUT/bundle)")
+    p.add_argument("--out", required=True, help="output folder for the hybrid model")
+    p.add_argument("--head", default="torch", choices=HEADS,
+                   help="fusion head: torch additive hazard (default), cox (lifelines, PCA of the embedding), "
+                        "xgboost (survival:cox)")
+    p.add_argument("--key", default="exam_id", help="cohort column with each woman's exam key (default exam_id)")
+    p.add_argument("--exam-key", default="accession_number",
+                   help="exams column holding the same keys (default accession_number)")
+    p.add_argument("--epochs", type=int, default=200, help="torch head: maximum epochs (default 200)")
+    p.add_argument("--no-early-stopping", action="store_true",
+                   help="torch head: train all epochs (needed with very few cancers)")
+    p.add_argument("--batch-size", type=int, default=4, help="exams per forward pass (default 4)")
+    p.add_argument("--cache-dir", help="cache of preprocessed views")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=int, default=0, help="DICOM-reading worker processes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace a hybrid model already saved at OUT")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=_fit_hybrid)
     return parser
 
 

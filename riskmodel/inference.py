@@ -11,6 +11,7 @@ before anything is read. No pickle is involved anywhere.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,59 @@ import pandas as pd
 
 #: Version of the preprocessing contract written into bundles (image reading + resizing).
 PREPROCESSING = "riskmodel.imaging/1"
+
+
+@dataclass
+class ExamEncoding:
+    """What the image model says about each exam (:meth:`ImageRiskPredictor.encode`); ``n`` exams.
+
+    Attributes:
+        exam_id: ``(n,)`` the exams' ``exam_id``.
+        n_views: ``(n,)`` int, views read and used (0: the exam is unusable).
+        status: ``(n,)`` ``"ok"`` or ``"no_views"``.
+        message: ``(n,)`` str, ``""`` or ``"<slot>: <ErrorClass>: <message>"`` entries joined by ``"; "``.
+        risk: ``(n, Y)`` image-only risk by year (calibrated when the bundle has calibrators); NaN rows
+            where no view.
+        embedding: ``(n, D)`` float32 exam embedding; NaN rows where no view.
+        density_proba: ``(n, 4)`` softmax of the auxiliary density head (BI-RADS a–d); NaN rows where no
+            view or when the model has no density head.
+        index: the index of the exams frame.
+    """
+
+    exam_id: np.ndarray
+    n_views: np.ndarray
+    status: np.ndarray
+    message: np.ndarray
+    risk: np.ndarray
+    embedding: np.ndarray
+    density_proba: np.ndarray
+    index: pd.Index
+
+
+class _SafeExams:
+    """Wraps an :class:`~riskmodel.imaging.ExamDataset` so that an unexpected error while reading
+    one exam (beyond the DicomError/OSError the dataset already masks) gives that exam no views and
+    an error message instead of stopping the whole run."""
+
+    def __init__(self, data: Any):
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        try:
+            return self.data[index]
+        except Exception as exc:  # reported on this exam's row, never silently dropped
+            import torch
+
+            from riskmodel.imaging.exams import VIEW_ORDER
+
+            height, width = self.data.image_size
+            return {"images": torch.zeros(len(VIEW_ORDER), 1, height, width),
+                    "mask": torch.zeros(len(VIEW_ORDER), dtype=torch.bool),
+                    "exam_id": str(self.data.exams.iloc[index]["exam_id"]),
+                    "errors": f"exam: {type(exc).__name__}: {exc}"}
 
 
 class ImageRiskPredictor:
@@ -45,6 +99,65 @@ class ImageRiskPredictor:
     def n_years(self) -> int:
         return int(self.model.config.n_years)
 
+    def encode(self, exams: pd.DataFrame, *, batch_size: int = 4, cache_dir: str | Path | None = None,
+               progress: bool = False, num_workers: int = 0) -> ExamEncoding:
+        """Run the image model over exams and keep everything the fusion heads need.
+
+        Reads and preprocesses each exam's views (:class:`~riskmodel.imaging.ExamDataset`), in
+        batches of ``batch_size`` on this predictor's device (GPU when it has one; ``num_workers``
+        DataLoader processes read the DICOMs). A view that cannot be read is masked and reported
+        in ``message``; an exam whose reading fails in any other way (an unexpected error of a
+        decoder) is reported the same way, as an exam with no view. Other exams are unaffected.
+
+        Args:
+            exams: output of :func:`riskmodel.imaging.assemble_exams` (``exam_id`` and a path
+                column per view).
+            batch_size, cache_dir, progress, num_workers: as for :meth:`predict`.
+
+        Returns:
+            An :class:`ExamEncoding` with one row per exam, in the order of ``exams``.
+        """
+        import torch
+        from torch.utils.data import DataLoader
+
+        from riskmodel.imaging import ExamDataset
+
+        data = _SafeExams(ExamDataset(exams, image_size=tuple(self.preprocessing["image_size"]), cache_dir=cache_dir))
+        loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+        if progress:
+            from tqdm import tqdm
+
+            loader = tqdm(loader, desc="scoring exams", unit="batch")
+        risks, embs, dens, masks, errors = [], [], [], [], []
+        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda"
+                    else torch.autocast("cpu", enabled=False))
+        with torch.no_grad(), autocast:
+            for batch in loader:
+                out = self.model(batch["images"].to(self.device), batch["mask"].to(self.device))
+                risks.append(out["risk"].float().cpu().numpy())
+                embs.append(out["embedding"].float().cpu().numpy())
+                if "density_logits" in out:
+                    dens.append(torch.softmax(out["density_logits"].float(), dim=-1).cpu().numpy())
+                masks.append(batch["mask"].numpy())
+                errors.extend(batch["errors"])
+        y, dim = self.n_years, int(self.model.config.embedding_dim)
+        risk = np.concatenate(risks) if risks else np.zeros((0, y))
+        mask = np.concatenate(masks) if masks else np.zeros((0, 4), dtype=bool)
+        emb = np.concatenate(embs) if embs else np.zeros((0, dim), dtype=np.float32)
+        n = len(mask)
+        proba = np.concatenate(dens).astype(np.float64) if dens else np.full((n, 4), np.nan)
+        if self.calibrator is not None and n:
+            risk = self.calibrator.predict(risk)
+        n_views = mask.sum(axis=1)
+        none = n_views == 0
+        risk = np.where(none[:, None], np.nan, risk)
+        emb = np.where(none[:, None], np.nan, emb).astype(np.float32)
+        proba = np.where(none[:, None], np.nan, proba)
+        return ExamEncoding(exam_id=exams["exam_id"].to_numpy(), n_views=n_views,
+                            status=np.where(none, "no_views", "ok").astype(object),
+                            message=np.asarray(errors, dtype=object).reshape(n), risk=risk, embedding=emb,
+                            density_proba=proba, index=exams.index)
+
     def predict(self, exams: pd.DataFrame, *, batch_size: int = 4, cache_dir: str | Path | None = None,
                 embeddings: bool = False, progress: bool = False, num_workers: int = 0) -> pd.DataFrame:
         """Risk for each exam: one output row per input row, same index and order.
@@ -56,6 +169,7 @@ class ImageRiskPredictor:
             cache_dir: on-disk cache of preprocessed views (see :class:`~riskmodel.imaging.ExamDataset`).
             embeddings: also return the exam embedding as columns ``emb_000`` … .
             progress: show a progress bar.
+            num_workers: DataLoader worker processes reading the DICOMs.
 
         Returns:
             ``exam_id``, ``n_views`` (views used), ``status`` (``"ok"``, or ``"no_views"`` when
@@ -63,44 +177,16 @@ class ImageRiskPredictor:
             why), ``risk_1y`` … (calibrated when the bundle has calibrators), and the embedding
             columns if asked.
         """
-        import torch
-        from torch.utils.data import DataLoader
-
-        from riskmodel.imaging import ExamDataset
-
-        data = ExamDataset(exams, image_size=tuple(self.preprocessing["image_size"]), cache_dir=cache_dir)
-        loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-        if progress:
-            from tqdm import tqdm
-
-            loader = tqdm(loader, desc="scoring exams", unit="batch")
-        risks, embs, masks, errors = [], [], [], []
-        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda"
-                    else torch.autocast("cpu", enabled=False))
-        with torch.no_grad(), autocast:
-            for batch in loader:
-                out = self.model(batch["images"].to(self.device), batch["mask"].to(self.device))
-                risks.append(out["risk"].float().cpu().numpy())
-                embs.append(out["embedding"].float().cpu().numpy())
-                masks.append(batch["mask"].numpy())
-                errors.extend(batch["errors"])
-        n = len(exams)
-        y = self.n_years
-        risk = np.concatenate(risks) if risks else np.zeros((0, y))
-        mask = np.concatenate(masks) if masks else np.zeros((0, 4), dtype=bool)
-        if self.calibrator is not None and n:
-            risk = self.calibrator.predict(risk)
-        n_views = mask.sum(axis=1)
-        risk = np.where(n_views[:, None] > 0, risk, np.nan)
-        out = pd.DataFrame({"exam_id": exams["exam_id"].to_numpy(), "n_views": n_views,
-                            "status": np.where(n_views > 0, "ok", "no_views"), "message": errors}, index=exams.index)
-        for k in range(y):
-            out[f"risk_{k + 1}y"] = risk[:, k]
-        if embeddings and n:
-            emb = np.concatenate(embs)
-            emb[n_views == 0] = np.nan
-            out = pd.concat([out, pd.DataFrame(emb, index=exams.index,
-                                               columns=[f"emb_{i:03d}" for i in range(emb.shape[1])])], axis=1)
+        enc = self.encode(exams, batch_size=batch_size, cache_dir=cache_dir, progress=progress,
+                          num_workers=num_workers)
+        out = pd.DataFrame({"exam_id": enc.exam_id, "n_views": enc.n_views, "status": enc.status.astype(str),
+                            "message": list(enc.message)}, index=exams.index)
+        for k in range(self.n_years):
+            out[f"risk_{k + 1}y"] = enc.risk[:, k]
+        if embeddings and len(exams):
+            out = pd.concat([out, pd.DataFrame(enc.embedding, index=exams.index,
+                                               columns=[f"emb_{i:03d}" for i in range(enc.embedding.shape[1])])],
+                            axis=1)
         return out
 
     def save(self, path: str | Path, *, metadata: dict | None = None, overwrite: bool = False) -> Path:

@@ -56,6 +56,7 @@ STATUS_CODES = {
     "inconsistent": "two values contradict each other",
     "out_of_range": "valid input outside the range the model covers (e.g. age)",
     "not_applicable": "the model is not meant for this woman (e.g. a BRCA carrier for Gail)",
+    "no_exam": "an image model has no usable mammography exam for this woman",
 }
 
 #: Race/ethnicity: BCRAT codes 1–11 and the names accepted for them (case-insensitive,

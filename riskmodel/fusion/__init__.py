@@ -10,19 +10,23 @@ The data flow::
                    ─► IncidenceRecalibrator                 optional: the site's own incidence
 
 Modules: ``factors.py`` (:class:`FactorEncoder`), ``heads.py`` (the three heads, Breslow),
-``absolute.py`` (:func:`absolute_risk`, :class:`IncidenceRecalibrator`).
+``absolute.py`` (:func:`absolute_risk`, :class:`IncidenceRecalibrator`), ``hybrid.py``
+(:class:`HybridModel`: all of it behind a trained image model, end to end from DICOMs;
+:func:`load_hybrid`).
 Heads store their state as JSON-safe dicts (``to_dict`` / ``from_dict``), never as pickles.
 """
 
 from riskmodel.fusion.absolute import IncidenceRecalibrator, absolute_risk, implied_incidence
 from riskmodel.fusion.factors import FACTOR_GROUPS, IMPUTED_COLUMNS, FactorEncoder
 from riskmodel.fusion.heads import CoxHead, TorchHazardHead, XGBoostHead, breslow_baseline, head_from_dict
+from riskmodel.fusion.hybrid import HybridModel, load_hybrid, read_exams
 
 __all__ = [
     "FACTOR_GROUPS",
     "IMPUTED_COLUMNS",
     "CoxHead",
     "FactorEncoder",
+    "HybridModel",
     "IncidenceRecalibrator",
     "TorchHazardHead",
     "XGBoostHead",
@@ -30,4 +34,6 @@ __all__ = [
     "breslow_baseline",
     "head_from_dict",
     "implied_incidence",
+    "load_hybrid",
+    "read_exams",
 ]

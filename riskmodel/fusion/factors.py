@@ -43,6 +43,7 @@ that :meth:`FactorEncoder.transform` returns with ``return_imputed=True`` (also 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -74,6 +75,11 @@ IMPUTED_COLUMNS = ("density_from_image", "density_marginal", "family_history", "
 _NEEDS_FREQUENCIES = ("density", "family_history", "brca")
 #: Tolerance on the row sums of ``density_proba``.
 _PROBA_TOL = 1e-3
+#: Fitted frequency attributes, one per group of ``_NEEDS_FREQUENCIES``.
+_FREQUENCIES = ("density_freq_", "fdr_freq_", "brca_freq_")
+#: ``format`` tag and version of :meth:`FactorEncoder.to_dict`.
+_FORMAT = "riskmodel.fusion.FactorEncoder"
+_FORMAT_VERSION = 1
 
 
 class FactorEncoder(TransformerMixin, BaseEstimator):
@@ -225,6 +231,76 @@ class FactorEncoder(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "feature_names_")
         return np.asarray(self.feature_names_, dtype=object)
 
+    def rejected_rows(self, cohort: pd.DataFrame) -> np.ndarray:
+        """Rows that :meth:`transform` would refuse because the Gail model's own rules reject them.
+
+        Only the ``"gail"`` group can reject a row that passes the canonical schema (e.g. atypical
+        hyperplasia with an unknown number of biopsies); callers that score many women use this
+        mask to report those rows instead of failing the whole batch.
+
+        Args:
+            cohort: canonical columns; every row must pass the schema (as for :meth:`transform`).
+
+        Returns:
+            Boolean array of shape ``(n,)`` (all False when the Gail group is not encoded).
+        """
+        check_is_fitted(self, "feature_names_")
+        frame = _validated(cohort, "cohort")
+        if "gail" not in self.factors_ or len(frame) == 0:
+            return np.zeros(len(frame), dtype=bool)
+        return _gail_rr(frame)[1]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe state of a fitted encoder: the groups, feature names and training frequencies.
+
+        >>> enc = FactorEncoder().fit(pd.DataFrame({"age": [50.0, 60.0], "density": ["b", "c"]}))
+        >>> FactorEncoder.from_dict(enc.to_dict()).feature_names_ == enc.feature_names_
+        True
+        """
+        check_is_fitted(self, "feature_names_")
+        d: dict[str, Any] = {"format": _FORMAT, "format_version": _FORMAT_VERSION,
+                             "params": {"factors": None if self.factors is None else list(self.factors)},
+                             "factors": list(self.factors_), "feature_names": list(self.feature_names_)}
+        for name in _FREQUENCIES:
+            if hasattr(self, name):
+                d[name.rstrip("_")] = [float(v) for v in getattr(self, name)]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FactorEncoder:
+        """Rebuild a fitted encoder from :meth:`to_dict`'s output.
+
+        Raises:
+            ValueError: not an encoder state, another format version, or inconsistent contents.
+        """
+        if not isinstance(d, dict) or d.get("format") != _FORMAT:
+            got = d.get("format") if isinstance(d, dict) else type(d).__name__
+            raise ValueError(f"not a FactorEncoder state: format is {got!r}, expected {_FORMAT!r}")
+        if d.get("format_version") != _FORMAT_VERSION:
+            raise ValueError(f"FactorEncoder state has format_version {d.get('format_version')!r}; "
+                             f"this riskmodel reads {_FORMAT_VERSION}")
+        params = d.get("params") or {}
+        enc = cls(factors=params.get("factors"))
+        groups = list(d.get("factors") or [])
+        if not groups or groups[0] != "age" or set(groups) - set(FACTOR_GROUPS):
+            raise ValueError(f"FactorEncoder state: factors {groups!r} must start with 'age' and be groups of "
+                             f"{list(FACTOR_GROUPS)}")
+        names = [f for g in FACTOR_GROUPS if g in groups for f in FACTOR_GROUPS[g][1]]
+        if list(d.get("feature_names") or []) != names:
+            raise ValueError(f"FactorEncoder state: feature_names {d.get('feature_names')!r} do not match the "
+                             f"groups {groups!r}")
+        enc.factors_ = [g for g in FACTOR_GROUPS if g in groups]
+        for group, name in zip(_NEEDS_FREQUENCIES, _FREQUENCIES, strict=True):
+            if group in groups:
+                values = np.asarray(d.get(name.rstrip("_"), []), dtype=np.float64)
+                size = 4 if group == "density" else 2
+                if values.shape != (size,) or not np.isfinite(values).all() or (values < 0).any():
+                    raise ValueError(f"FactorEncoder state: {name.rstrip('_')} must be {size} frequencies")
+                setattr(enc, name, values)
+        enc.feature_names_ = names
+        enc.n_features_out_ = len(names)
+        return enc
+
 
 # ---------------------------------------------------------------------- helpers
 
@@ -261,12 +337,8 @@ def _check_proba(density_proba: np.ndarray | None, n: int) -> np.ndarray:
     return p
 
 
-def _gail_log_rr(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Gail log relative risk without the family-history terms, and which rows had unknowns.
-
-    Returns:
-        ``(log_rr, unknown)``, shape ``(n,)`` each.
-    """
+def _gail_rr(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], ValidatedCohort]:
+    """Gail relative risk (without family history) per row, the rows Gail's rules reject, BCRA codes."""
     n = len(frame)
     cohort = ValidatedCohort(frame=frame, status=np.full(n, "ok", dtype=object), message=np.full(n, "", dtype=object))
     age = cohort.column("age")
@@ -277,6 +349,16 @@ def _gail_log_rr(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     rr1, rr2, _ = relative_risk(rec)
     rr = np.where(age < 50, rr1, rr2)
     bad = np.isnan(rr) | (rec.nb_req != REQ_NONE)
+    return rr, bad, codes, cohort
+
+
+def _gail_log_rr(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Gail log relative risk without the family-history terms, and which rows had unknowns.
+
+    Returns:
+        ``(log_rr, unknown)``, shape ``(n,)`` each.
+    """
+    rr, bad, codes, cohort = _gail_rr(frame)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(f"cohort: {int(bad.sum())} row(s) are rejected by the Gail model's rules (first: row "

@@ -701,7 +701,8 @@ class CoxHead(_SurvivalHead):
         head = cls(**params)
         head.embedding_idx_ = np.asarray(d["embedding_idx"], dtype=np.intp)
         head.pca_mean_ = np.asarray(d["pca_mean"], dtype=np.float64)
-        head.pca_components_ = np.asarray(d["pca_components"], dtype=np.float64).reshape(-1, head.pca_mean_.size)
+        head.pca_components_ = np.asarray(d["pca_components"], dtype=np.float64).reshape(
+            len(d["pca_components"]), head.pca_mean_.size)  # (0, 0) when there is no embedding
         head.feature_names_ = list(d["feature_names"])
         head.kept_ = np.asarray(d["kept"], dtype=bool)
         head.coef_ = np.asarray(d["coef"], dtype=np.float64)

@@ -1,0 +1,803 @@
+"""The hybrid model: mammography embedding + risk factors → absolute risk by year, end to end.
+
+:class:`HybridModel` chains the parts of :mod:`riskmodel.fusion` behind a trained image model::
+
+    cohort (canonical schema) ─► validate ─► FactorEncoder ──────────────┐ factors (imputed, reported)
+    exams (assemble_exams)    ─► ImageRiskPredictor.encode ─► embedding ─┤
+                                                          └► density probabilities (for a missing density)
+    X = [embedding, factors] ─► head (TorchHazardHead | CoxHead | XGBoostHead) ─► H1(1 … 5 y)
+                             ─► IncidenceRecalibrator (optional: the site's own incidence)
+                             ─► absolute_risk (competing mortality, Gail's λ2 by age and race)
+                             ─► risk_1y … risk_5y, risk at the requested horizon (≤ 5 years)
+
+Matching women to exams: the cohort column ``key`` (default ``exam_id``) holds, for each woman,
+the value of the exams column ``exam_key`` (default ``accession_number``, which
+:func:`~riskmodel.imaging.assemble_exams` reads from the DICOM AccessionNumber). Keys are
+compared as text (``12`` and ``12.0`` are the same key). When several exam rows share a key,
+the one with the most views is used (the first of them in table order).
+
+Women without a usable exam (no key, a key not in the exams, or no view that could be read)
+get status ``no_exam``, or with ``fallback="factors"`` a risk from the *factors-only head*: a
+second head of the same kind, fitted at :meth:`HybridModel.fit` on the same women with the
+embedding columns left out (and a missing density imputed from the training frequencies, since
+there is no image to read it from). Those rows have status ``ok`` and a message saying that the
+fallback was used.
+
+The saved form (:meth:`HybridModel.save`, :func:`load_hybrid`) is a folder::
+
+    image/          the image model: a riskmodel.bundle (safetensors + JSON + its own manifest)
+    fusion.json     FactorEncoder state, head and factors-only head (to_dict), recalibrator,
+                    matching keys, the image bundle's digest, a training summary
+    manifest.json   format tag and version, SHA-256 and size of fusion.json
+
+Nothing is pickled. Loading checks the manifest and the folder's contents first, then
+fusion.json's hash, then loads (and verifies) the image bundle and checks that its digest is
+the one the fusion head was fitted on.
+
+See ``docs/fusion.md`` for what each input does and what the model is not for.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+
+from riskmodel.fusion.absolute import IncidenceRecalibrator, absolute_risk
+from riskmodel.fusion.factors import IMPUTED_COLUMNS, FactorEncoder
+from riskmodel.fusion.heads import CoxHead, TorchHazardHead, head_from_dict
+from riskmodel.schema import ValidatedCohort, is_blank, validate
+
+__all__ = ["FALLBACKS", "MAX_HORIZON", "YEARS", "HybridModel", "HybridResult", "load_hybrid", "read_exams"]
+
+#: Yearly horizons of ``risk_1y`` … ``risk_5y``.
+YEARS: tuple[int, ...] = (1, 2, 3, 4, 5)
+#: Longest projection (years) the hybrid model makes.
+MAX_HORIZON = float(YEARS[-1])
+#: Youngest and oldest ages scored: Gail's mortality tables run from 20 to 90, and every woman
+#: gets ``risk_5y``, so ``age + 5 <= 90``.
+MIN_AGE, MAX_AGE = 20.0, 85.0
+#: What :meth:`HybridModel.predict` does for a woman without a usable exam.
+FALLBACKS = ("none", "factors")
+
+_FORMAT = "riskmodel-hybrid"
+_FORMAT_VERSION = 1
+_FUSION_FORMAT = "riskmodel.fusion.HybridModel"
+MANIFEST = "manifest.json"
+FUSION = "fusion.json"
+IMAGE = "image"
+_VIEW_COLUMNS = ("L-CC", "L-MLO", "R-CC", "R-MLO")
+_EXAM_TEXT_COLUMNS = ("exam_id", "patient_id", "study_uid", "accession_number", "study_date")
+
+
+# ---------------------------------------------------------------------------- inputs
+
+
+def read_exams(source: pd.DataFrame | str | os.PathLike[str]) -> pd.DataFrame:
+    """An exams table (one row per exam, a path column per view) from what a caller has.
+
+    Args:
+        source: a DataFrame from :func:`riskmodel.imaging.assemble_exams`; a folder of DICOM files
+            (scanned with :func:`~riskmodel.imaging.scan_dicoms`, then assembled); or a ``.csv``,
+            ``.tsv`` or ``.parquet`` file written by ``riskmodel scan --exams`` (identifier
+            columns are read as text, so accession numbers keep their leading zeros).
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        ValueError: an unknown file type, or a table without ``exam_id`` and the view columns.
+    """
+    if isinstance(source, pd.DataFrame):
+        exams = source
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.is_dir():
+            from riskmodel.imaging import assemble_exams, scan_dicoms
+
+            exams = assemble_exams(scan_dicoms(path))
+        elif path.is_file():
+            suffix = path.suffixes[-2] if path.suffix.lower() in (".gz", ".bz2", ".xz", ".zip") and len(
+                path.suffixes) > 1 else path.suffix
+            suffix = suffix.lower()
+            text = dict.fromkeys(_EXAM_TEXT_COLUMNS, str)
+            if suffix in (".parquet", ".pq"):
+                exams = pd.read_parquet(path)
+            elif suffix in (".csv", ".txt", ".tsv"):
+                exams = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=text)
+            else:
+                raise ValueError(f"{path}: unknown exams file type; use a DICOM folder, .csv, .tsv or .parquet")
+        else:
+            raise FileNotFoundError(f"{path}: no such exams table or DICOM folder")
+    else:
+        raise TypeError("exams must be a DataFrame from riskmodel.imaging.assemble_exams, a DICOM folder or the "
+                        f"path of an exams table, got {type(source).__name__}")
+    missing = [c for c in ("exam_id", *_VIEW_COLUMNS) if c not in exams.columns]
+    if missing:
+        raise ValueError(f"exams lacks column(s) {missing}; build it with riskmodel.imaging.assemble_exams "
+                         "(or 'riskmodel scan --exams')")
+    return exams
+
+
+def _key_text(values: pd.Series | np.ndarray) -> np.ndarray:
+    """Keys as stripped text, ``""`` where blank; integral numbers without a decimal part."""
+    s = pd.Series(values).reset_index(drop=True)
+    blank = is_blank(s)
+    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+        num = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        text = np.array([str(int(v)) if np.isfinite(v) and float(v).is_integer() else str(v) for v in num],
+                        dtype=object)
+    else:
+        text = s.astype(object).map(lambda v: str(v).strip()).to_numpy(dtype=object)
+    text[blank] = ""
+    return text
+
+
+def _check_fallback(fallback: str) -> str:
+    if fallback not in FALLBACKS:
+        raise ValueError(f"fallback={fallback!r}: choose one of {FALLBACKS} ('none': status no_exam for a woman "
+                         "without a usable exam; 'factors': the factors-only head)")
+    return fallback
+
+
+@dataclass
+class _ExamFeatures:
+    """Per cohort row: whether she has a usable exam, its features, and what to say about it."""
+
+    usable: np.ndarray  # (n,) bool
+    exam_id: np.ndarray  # (n,) object, "" where no exam matched
+    n_views: np.ndarray  # (n,) int
+    embedding: np.ndarray  # (n, D) float32, NaN rows where not usable
+    density_proba: np.ndarray  # (n, 4) float64, NaN rows where not available
+    note: np.ndarray  # (n,) object: why unusable, or view problems of a usable exam ("" if none)
+
+
+@dataclass
+class HybridResult:
+    """Per-row outputs of :meth:`HybridModel.score`; arrays of shape ``(n,)``.
+
+    ``risk`` is at the row's horizon, ``risk_<k>y`` at k years, all absolute (competing mortality)
+    and NaN where not scored. ``exam_used``: the ``exam_id`` of the exams row used (``""`` if none;
+    named so as not to replace the cohort's own ``exam_id`` key); ``n_views``: its views
+    read; ``imputed``: the kinds of imputation used for the row (names of
+    :data:`~riskmodel.fusion.IMPUTED_COLUMNS` joined by ``";"``); ``fallback``: True where the
+    factors-only head scored the row.
+    """
+
+    risk: np.ndarray
+    risk_1y: np.ndarray
+    risk_2y: np.ndarray
+    risk_3y: np.ndarray
+    risk_4y: np.ndarray
+    risk_5y: np.ndarray
+    exam_used: np.ndarray
+    n_views: np.ndarray
+    imputed: np.ndarray
+    fallback: np.ndarray
+
+
+def _interpolate(cum_hazard: np.ndarray, grid: Sequence[float]) -> np.ndarray:
+    """Cumulative hazards at ``grid`` (years ≤ 5) from their values at years 1 … 5, linear in between
+    (constant hazard within each year) and from 0 at time 0."""
+    knots = np.column_stack([np.zeros(cum_hazard.shape[0]), cum_hazard])
+    g = np.asarray(grid, dtype=np.float64)
+    k = np.clip(np.floor(g).astype(np.intp), 0, len(YEARS) - 1)
+    frac = g - k
+    return knots[:, k] + frac * (knots[:, k + 1] - knots[:, k])
+
+
+def _risk_at(cum_hazard: np.ndarray, age: np.ndarray, race: np.ndarray, horizon: np.ndarray,
+             mortality: str) -> np.ndarray:
+    """Absolute risk at each row's horizon (≤ 5 years) from its cumulative hazards at years 1 … 5.
+
+    The breast-cancer hazard is constant within each year, so adding the horizon as one more knot
+    splits a year without changing the integral; :func:`absolute_risk` integrates exactly with
+    Gail's competing mortality on the refined grid.
+    """
+    out = np.full(cum_hazard.shape[0], np.nan)
+    for h in np.unique(horizon[np.isfinite(horizon)]):
+        rows = horizon == h
+        grid = sorted({float(y) for y in YEARS if y < h} | {float(h)})
+        risk = absolute_risk(_interpolate(cum_hazard[rows], grid), age[rows], race[rows], years=grid,
+                             mortality=mortality)
+        out[rows] = risk[:, grid.index(float(h))]
+    return out
+
+
+# ---------------------------------------------------------------------------- the model
+
+
+class HybridModel:
+    """Image embedding + risk factors → absolute breast-cancer risk at 1 … 5 years.
+
+    Parameters:
+        image_model: a trained :class:`riskmodel.inference.ImageRiskPredictor` (or the path of its
+            bundle, loaded with :func:`riskmodel.load_image_model`). It provides the exam embedding
+            and, from its auxiliary head, density probabilities for women whose BI-RADS density is
+            unknown.
+        head: an unfitted survival head with ``fit(X, time, event)``,
+            ``predict_cumulative_hazard(X, years)`` and ``to_dict()`` (:class:`TorchHazardHead`,
+            the default with its default settings, :class:`CoxHead` or :class:`XGBoostHead`). It
+            is cloned at fit; a :class:`CoxHead` is told which columns are the embedding. It
+            must be able to predict to 5 years (Cox and xgboost heads: training follow-up of 5
+            years or more).
+        factors: factor groups for the :class:`~riskmodel.fusion.FactorEncoder` (None: every
+            group with known values in the training cohort).
+        fallback_head: the unfitted head for the factors-only fallback; default a clone of
+            ``head`` (a Cox head without embedding columns).
+        recalibrator: a fitted :class:`~riskmodel.fusion.IncidenceRecalibrator` with yearly
+            horizons 1 … 5, or None; see also :meth:`recalibrate`.
+        mortality: ``"gail"`` (competing mortality from Gail's tables, default) or ``"none"``
+            (net risk ``1 − exp(−H1)``).
+
+    Attributes (after :meth:`fit` or :func:`load_hybrid`):
+        encoder_: the fitted :class:`~riskmodel.fusion.FactorEncoder`.
+        head_, fallback_head_: the fitted heads on ``[embedding, factors]`` and on factors only.
+        recalibrator_: the :class:`IncidenceRecalibrator` in use, or None.
+        key_, exam_key_: the cohort and exams columns that match women to exams.
+        embedding_dim_: ``D``, the image model's embedding size.
+        fit_summary_: counts of the training rows used and left out, and why.
+    """
+
+    name = "hybrid"
+    required_columns = ("age",)
+    #: :func:`riskmodel.predict_risk` passes exams to :meth:`score`.
+    needs_exams = True
+    #: Columns :func:`riskmodel.predict_risk` always reports for this model (others with details=True).
+    output_columns = tuple(f"risk_{k}y" for k in YEARS)
+
+    def __init__(self, image_model: Any, head: Any = None, factors: Sequence[str] | None = None, *,
+                 fallback_head: Any = None, recalibrator: IncidenceRecalibrator | None = None,
+                 mortality: str = "gail"):
+        if isinstance(image_model, (str, os.PathLike)):
+            from riskmodel.inference import load_image_model
+
+            image_model = load_image_model(image_model)
+        if not hasattr(image_model, "encode") or not hasattr(image_model, "model"):
+            raise TypeError("image_model must be a riskmodel.inference.ImageRiskPredictor (load_image_model) or "
+                            f"the path of an image bundle, got {type(image_model).__name__}")
+        for name, h in (("head", head), ("fallback_head", fallback_head)):
+            if h is not None and not all(hasattr(h, m) for m in ("fit", "predict_cumulative_hazard", "to_dict")):
+                raise TypeError(f"{name} must be a survival head with fit, predict_cumulative_hazard and to_dict "
+                                f"(TorchHazardHead, CoxHead, XGBoostHead), got {type(h).__name__}")
+        if mortality not in ("gail", "none"):
+            raise ValueError(f"mortality={mortality!r}: choose 'gail' or 'none'")
+        self.image_model = image_model
+        self.head = head
+        self.factors = factors
+        self.fallback_head = fallback_head
+        self.recalibrator = recalibrator
+        self.mortality = mortality
+        if recalibrator is not None:
+            self.recalibrator_ = _check_recalibrator(recalibrator)
+
+    def __repr__(self) -> str:
+        head = type(self.head_ if hasattr(self, "head_") else self.head or TorchHazardHead()).__name__
+        state = "fitted" if hasattr(self, "head_") else "not fitted"
+        return f"HybridModel(head={head}, {state})"
+
+    @property
+    def embedding_dim(self) -> int:
+        """``D``: the size of the image model's exam embedding."""
+        return int(self.image_model.model.config.embedding_dim)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "head_"):
+            raise ValueError("this HybridModel is not fitted: call fit(cohort, exams) or load one with load_hybrid")
+
+    # ------------------------------------------------------------------ exams
+
+    def exam_keys(self, data: pd.DataFrame, key: str | None = None) -> np.ndarray:
+        """Each row's exam key as text (``""`` where blank), from the cohort column ``key``.
+
+        Raises:
+            ValueError: the column is missing.
+        """
+        key = key or getattr(self, "key_", "exam_id")
+        if key not in data.columns:
+            exam_key = getattr(self, "exam_key_", "accession_number")
+            raise ValueError(f"cohort has no column {key!r}: the hybrid model matches each woman to her exam "
+                             f"through it (values of the exams column {exam_key!r})")
+        return _key_text(data[key])
+
+    def _exam_features(self, keys: np.ndarray, wanted: np.ndarray, exams: pd.DataFrame, exam_key: str, *,
+                       batch_size: int, cache_dir: Any, num_workers: int, progress: bool) -> _ExamFeatures:
+        """Match rows to exams and run the image model on the exams of the ``wanted`` rows only."""
+        n = len(keys)
+        if exam_key not in exams.columns:
+            raise ValueError(f"exams has no column {exam_key!r} to match the cohort's exam keys; give exam_key= "
+                             "the exams column that holds them")
+        ex_keys = _key_text(exams[exam_key])
+        if "n_views" in exams.columns:
+            views = pd.to_numeric(exams["n_views"], errors="coerce").fillna(0).to_numpy()
+        else:
+            views = np.array([sum(isinstance(v, str) and v != "" for v in row)
+                              for row in exams[list(_VIEW_COLUMNS)].itertuples(index=False)])
+        position: dict[str, int] = {}
+        for i in np.lexsort((np.arange(len(exams)), -views)):  # most views first, then table order
+            k = ex_keys[i]
+            if k and k not in position:
+                position[k] = int(i)
+        matched = np.array([position.get(k, -1) if (k and wanted[r]) else -1 for r, k in enumerate(keys)])
+        needed = np.unique(matched[matched >= 0])
+        dim = self.embedding_dim
+        out = _ExamFeatures(usable=np.zeros(n, dtype=bool), exam_id=np.full(n, "", dtype=object),
+                            n_views=np.zeros(n, dtype=np.int64), embedding=np.full((n, dim), np.nan, np.float32),
+                            density_proba=np.full((n, 4), np.nan), note=np.full(n, "", dtype=object))
+        key_name = getattr(self, "key_", "exam_id")
+        for r in np.flatnonzero(wanted):
+            if not keys[r]:
+                out.note[r] = f"{key_name}: missing, so no exam to read"
+            elif matched[r] < 0:
+                out.note[r] = f"{key_name}={keys[r]!r}: no exam with that {exam_key} in the exams table"
+        if needed.size == 0:
+            return out
+        enc = self.image_model.encode(exams.iloc[needed], batch_size=batch_size, cache_dir=cache_dir,
+                                      progress=progress, num_workers=num_workers)
+        where = {int(p): j for j, p in enumerate(needed)}
+        rows = np.flatnonzero(matched >= 0)
+        j = np.array([where[int(matched[r])] for r in rows], dtype=np.intp)
+        ok = enc.n_views[j] > 0
+        out.usable[rows] = ok
+        out.exam_id[rows] = enc.exam_id[j].astype(str)
+        out.n_views[rows] = enc.n_views[j]
+        out.embedding[rows] = enc.embedding[j]
+        out.density_proba[rows] = enc.density_proba[j]
+        for r, jj, good in zip(rows, j, ok, strict=True):
+            msg = str(enc.message[jj])
+            if not good:
+                out.note[r] = f"exam {enc.exam_id[jj]}: no readable view ({msg or 'no view files'})"
+            elif msg:
+                out.note[r] = f"exam {enc.exam_id[jj]}: scored on {int(enc.n_views[jj])} of 4 views ({msg})"
+        return out
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, cohort: pd.DataFrame, exams: pd.DataFrame | str | os.PathLike[str], *, key: str = "exam_id",
+            exam_key: str = "accession_number", batch_size: int = 4, cache_dir: str | os.PathLike[str] | None = None,
+            num_workers: int = 0, progress: bool = False) -> HybridModel:
+        """Fit the factor encoder, the fusion head and the factors-only head.
+
+        Women are used when their row passes the canonical schema (and the Gail model's rules,
+        if the Gail factors are encoded) and they have a usable exam; the others are counted in
+        :attr:`fit_summary_`. The image model is not changed.
+
+        Args:
+            cohort: one row per woman in the canonical schema, with ``time`` (years from the
+                exam) and ``event`` (0 censored, 1 invasive breast cancer, 2 other death), and the
+                column ``key``.
+            exams: an exams table or DICOM folder (see :func:`read_exams`).
+            key: cohort column with each woman's exam key.
+            exam_key: exams column with the same keys.
+            batch_size, cache_dir, num_workers, progress: passed to
+                :meth:`~riskmodel.inference.ImageRiskPredictor.encode`.
+
+        Returns:
+            self.
+
+        Raises:
+            ValueError: a column is missing, no woman is usable, labels of a used woman are not
+                valid, or the head cannot reach 5 years.
+        """
+        if not isinstance(cohort, pd.DataFrame):
+            raise TypeError(f"cohort must be a pandas DataFrame, got {type(cohort).__name__}")
+        missing = [c for c in ("time", "event", key) if c not in cohort.columns]
+        if missing:
+            raise ValueError(f"cohort lacks column(s) {missing}: fit needs time, event and the exam key {key!r}")
+        exams = read_exams(exams)
+        v = validate(cohort, required=("age",))
+        keys = _key_text(cohort[key])
+        self.key_, self.exam_key_ = key, exam_key
+        feats = self._exam_features(keys, v.ok, exams, exam_key, batch_size=batch_size, cache_dir=cache_dir,
+                                    num_workers=num_workers, progress=progress)
+        use = v.ok & feats.usable
+        if not use.any():
+            raise ValueError(f"no woman can be used: {int((~v.ok).sum())} row(s) fail the canonical schema and "
+                             f"{int((v.ok & ~feats.usable).sum())} have no usable exam (first: "
+                             f"{next((m for m in feats.note if m), 'n/a')})")
+        encoder = FactorEncoder(factors=self.factors)
+        encoder.fit(v.frame[use])
+        rejected = np.zeros(len(cohort), dtype=bool)
+        rejected[np.flatnonzero(use)] = encoder.rejected_rows(v.frame[use])
+        if rejected.any():
+            use &= ~rejected
+            if not use.any():
+                raise ValueError("no woman can be used: every row with an exam is rejected by the Gail model's rules")
+            encoder.fit(v.frame[use])
+        time = pd.to_numeric(cohort["time"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)[use]
+        event = pd.to_numeric(cohort["event"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)[use]
+        bad = ~np.isfinite(time) | ~np.isin(event, (0.0, 1.0, 2.0))
+        if bad.any():
+            row = cohort.index[np.flatnonzero(use)[np.flatnonzero(bad)[0]]]
+            raise ValueError(f"time/event: row {row!r} has time={cohort.loc[row, 'time']!r}, event="
+                             f"{cohort.loc[row, 'event']!r}; need years >= 0 and 0 (censored), 1 (breast cancer) "
+                             "or 2 (other death)")
+        factors_x, imputed = encoder.transform(v.frame[use], density_proba=feats.density_proba[use],
+                                               return_imputed=True)
+        x = np.hstack([feats.embedding[use].astype(np.float64), factors_x])
+        dim = self.embedding_dim
+        head = clone(self.head) if self.head is not None else TorchHazardHead()
+        if isinstance(head, CoxHead):
+            head.set_params(embedding_columns=slice(0, dim))
+        template = self.fallback_head if self.fallback_head is not None else self.head
+        fallback = clone(template) if template is not None else TorchHazardHead()
+        if isinstance(fallback, CoxHead):
+            fallback.set_params(embedding_columns=None)
+        head.fit(x, time, event)
+        fallback.fit(encoder.transform(v.frame[use]), time, event)
+        for name, h, xx in (("head", head, x[:1]), ("fallback head", fallback, factors_x[:1])):
+            try:
+                h.predict_cumulative_hazard(xx, YEARS)
+            except ValueError as exc:
+                raise ValueError(f"the {name} cannot predict to {YEARS[-1]} years, which the hybrid model reports: "
+                                 f"{exc}") from None
+        self.encoder_, self.head_, self.fallback_head_ = encoder, head, fallback
+        self.embedding_dim_ = dim
+        self.recalibrator_ = _check_recalibrator(self.recalibrator) if self.recalibrator is not None else None
+        self.fit_summary_ = {
+            "n_rows": len(cohort), "n_used": int(use.sum()), "n_schema_rejected": int((~v.ok).sum()),
+            "n_without_exam": int((v.ok & ~feats.usable).sum()), "n_gail_rejected": int(rejected.sum()),
+            "n_events": int((event == 1).sum()), "n_other_deaths": int((event == 2).sum()),
+            "n_density_from_image": int(imputed["density_from_image"].sum()),
+            "feature_names": [f"emb_{i:03d}" for i in range(dim)] + list(encoder.feature_names_),
+            "head": type(head).__name__, "fallback_head": type(fallback).__name__,
+        }
+        return self
+
+    # ------------------------------------------------------------------ recalibration
+
+    def recalibrate(self, cohort: pd.DataFrame, exams: pd.DataFrame | str | os.PathLike[str], site_incidence: Any,
+                    *, extrapolate: bool = False, batch_size: int = 4, cache_dir: str | os.PathLike[str] | None = None,
+                    num_workers: int = 0) -> HybridModel:
+        """Rescale the model's hazards to a site's own age-specific incidence.
+
+        Fits an :class:`~riskmodel.fusion.IncidenceRecalibrator` on the hybrid head's predictions
+        for a reference cohort of the site (women with a usable exam whose rows pass the schema),
+        which every later prediction (fallback rows too) then goes through. Calling it again
+        replaces the previous recalibration (it is measured on the head's own predictions).
+
+        Args:
+            cohort, exams: the site's reference cohort (canonical schema, with the exam key) and
+                its exams.
+            site_incidence: the site's rates by attained-age band, as for
+                :class:`~riskmodel.fusion.IncidenceRecalibrator`.
+            extrapolate: use the nearest band for ages outside the bands (else those women get
+                status ``out_of_range`` at prediction).
+
+        Returns:
+            self.
+        """
+        self._check_fitted()
+        v = validate(cohort, required=("age",))
+        age = v.column("age")
+        wanted = v.ok & (age >= MIN_AGE) & (age <= MAX_AGE)
+        feats = self._exam_features(self.exam_keys(cohort), wanted, read_exams(exams), self.exam_key_,
+                                    batch_size=batch_size, cache_dir=cache_dir, num_workers=num_workers,
+                                    progress=False)
+        use = wanted & feats.usable
+        if use.any():
+            use[np.flatnonzero(use)] = ~self.encoder_.rejected_rows(v.frame[use])
+        if not use.any():
+            raise ValueError("recalibrate: no woman of the reference cohort has a usable exam and a valid row")
+        h = self._head_hazard(v.frame[use], feats.embedding[use], feats.density_proba[use])
+        self.recalibrator_ = IncidenceRecalibrator(site_incidence, years=list(map(float, YEARS)),
+                                                   extrapolate=extrapolate).fit(h, age[use])
+        self.recalibrator = self.recalibrator_
+        return self
+
+    def _head_hazard(self, frame: pd.DataFrame, embedding: np.ndarray, proba: np.ndarray) -> np.ndarray:
+        """The fusion head's cumulative hazards at YEARS for rows with an exam."""
+        factors_x = self.encoder_.transform(frame, density_proba=proba)
+        return self.head_.predict_cumulative_hazard(np.hstack([embedding.astype(np.float64), factors_x]), YEARS)
+
+    # ------------------------------------------------------------------ prediction
+
+    def score(self, cohort: ValidatedCohort, horizon: np.ndarray, *, keys: np.ndarray,
+              exams: pd.DataFrame, fallback: str = "none", batch_size: int = 4,
+              cache_dir: str | os.PathLike[str] | None = None, num_workers: int = 0,
+              progress: bool = False) -> HybridResult:
+        """Score validated rows (what :func:`riskmodel.predict_risk` calls), flagging rows it cannot score.
+
+        Args:
+            cohort: a validated canonical cohort; rows not ``"ok"`` are skipped and keep their status.
+            horizon: years per row, shape ``(n,)`` (NaN where the horizon was unusable).
+            keys: ``(n,)`` exam keys as text (:meth:`exam_keys`).
+            exams: the exams table (:func:`read_exams`).
+            fallback: ``"none"`` or ``"factors"`` (see the module docstring).
+            batch_size, cache_dir, num_workers, progress: image reading, as for :meth:`fit`.
+        """
+        self._check_fitted()
+        _check_fallback(fallback)
+        n = len(cohort)
+        age = cohort.column("age")
+        cohort.flag((age < MIN_AGE) | (age > MAX_AGE), "out_of_range",
+                    f"age={{a}}: the hybrid model covers ages {MIN_AGE:g} to {MAX_AGE:g} (five-year projections "
+                    "with Gail's mortality tables, which end at 90)", a=age)
+        cohort.flag(cohort.column("prior_breast_cancer") == 1, "not_applicable",
+                    "prior_breast_cancer=True: the hybrid model predicts a first invasive breast cancer")
+        cohort.flag(horizon > MAX_HORIZON + 1e-9, "out_of_range",
+                    f"horizon={{h}}: the hybrid model projects at most {MAX_HORIZON:g} years", h=horizon)
+        rec = self.recalibrator_
+        if rec is not None and not rec.extrapolate:
+            lo, hi = float(rec.band_lo_[0]), float(rec.band_hi_[-1])
+            cohort.flag((age < lo) | (age + MAX_HORIZON > hi + 1e-9), "out_of_range",
+                        f"age={{a}}: the site incidence used for recalibration covers ages {lo:g} to {hi:g}", a=age)
+        ok = cohort.ok
+        if ok.any():
+            rows = np.flatnonzero(ok)
+            bad = self.encoder_.rejected_rows(cohort.frame.iloc[rows])
+            mask = np.zeros(n, dtype=bool)
+            mask[rows[bad]] = True
+            cohort.flag(mask, "invalid", "n_biopsies={nb}, atypical_hyperplasia={ah}, age_at_menarche={m}, "
+                        "age_at_first_birth={f}: rejected by the Gail model's rules (the Gail factors are inputs of "
+                        "this hybrid model)", nb=cohort.column("n_biopsies"), ah=cohort.column("atypical_hyperplasia"),
+                        m=cohort.column("age_at_menarche"), f=cohort.column("age_at_first_birth"))
+        ok = cohort.ok
+        feats = self._exam_features(np.asarray(keys, dtype=object), ok, exams, self.exam_key_,
+                                    batch_size=batch_size, cache_dir=cache_dir, num_workers=num_workers,
+                                    progress=progress)
+        with_exam = ok & feats.usable
+        without = ok & ~feats.usable
+        use_fallback = without if fallback == "factors" else np.zeros(n, dtype=bool)
+        if fallback == "none":
+            cohort.status[without] = "no_exam"
+            cohort.message[without] = feats.note[without]
+        else:
+            cohort.message[without] = [f"{m}; scored with the factors-only fallback model (no image)"
+                                       for m in feats.note[without]]
+        cohort.message[with_exam] = feats.note[with_exam]  # "" or the views that could not be read
+        cum = np.full((n, len(YEARS)), np.nan)
+        imputed = pd.DataFrame(False, index=range(n), columns=list(IMPUTED_COLUMNS))
+        if with_exam.any():
+            frame = cohort.frame.iloc[np.flatnonzero(with_exam)]
+            factors_x, imp = self.encoder_.transform(frame, density_proba=feats.density_proba[with_exam],
+                                                     return_imputed=True)
+            x = np.hstack([feats.embedding[with_exam].astype(np.float64), factors_x])
+            cum[with_exam] = self.head_.predict_cumulative_hazard(x, YEARS)
+            imputed.loc[np.flatnonzero(with_exam)] = imp.to_numpy()
+        if use_fallback.any():
+            frame = cohort.frame.iloc[np.flatnonzero(use_fallback)]
+            factors_x, imp = self.encoder_.transform(frame, return_imputed=True)
+            cum[use_fallback] = self.fallback_head_.predict_cumulative_hazard(factors_x, YEARS)
+            imputed.loc[np.flatnonzero(use_fallback)] = imp.to_numpy()
+        scored = with_exam | use_fallback
+        yearly = np.full((n, len(YEARS)), np.nan)
+        risk = np.full(n, np.nan)
+        if scored.any():
+            race = cohort.column("race")
+            h = cum[scored]
+            if rec is not None:
+                h = rec.transform(h, age[scored])
+            yearly[scored] = absolute_risk(h, age[scored], race[scored], years=list(map(float, YEARS)),
+                                           mortality=self.mortality)
+            risk[scored] = _risk_at(h, age[scored], race[scored], np.asarray(horizon, dtype=np.float64)[scored],
+                                    self.mortality)
+        flags = imputed.to_numpy()
+        names = np.array(IMPUTED_COLUMNS, dtype=object)
+        imputed_text = np.array([";".join(names[f]) if s else "" for f, s in zip(flags, scored, strict=True)],
+                                dtype=object)
+        return HybridResult(risk=risk, **{f"risk_{k}y": yearly[:, i] for i, k in enumerate(YEARS)},
+                            exam_used=feats.exam_id, n_views=np.where(scored & ~use_fallback, feats.n_views, 0),
+                            imputed=imputed_text, fallback=use_fallback)
+
+    def predict(self, cohort: pd.DataFrame, exams: pd.DataFrame | str | os.PathLike[str], *,
+                horizon: Any = 5.0, fallback: str = "none", batch_size: int = 4,
+                cache_dir: str | os.PathLike[str] | None = None, num_workers: int = 0,
+                progress: bool = False) -> pd.DataFrame:
+        """Absolute risk for each woman: one row per cohort row, same index and order.
+
+        Args:
+            cohort: canonical schema with the exam key column (``key_``).
+            exams: exams table or DICOM folder (:func:`read_exams`).
+            horizon: years (≤ 5) for the ``risk`` column: a number, a column name, or one value per row.
+            fallback: ``"none"`` (status ``no_exam`` without a usable exam) or ``"factors"``.
+            batch_size, cache_dir, num_workers, progress: image reading.
+
+        Returns:
+            The :func:`riskmodel.predict_risk` output with ``details=True``: ``risk``, ``status``,
+            ``message``, ``model``, ``horizon``, ``risk_1y`` … ``risk_5y``, ``exam_used``,
+            ``n_views``, ``imputed`` and ``fallback``.
+        """
+        from riskmodel.api import predict_risk
+
+        return predict_risk(cohort, model=self, horizon=horizon, exams=exams, fallback=fallback, details=True,
+                            batch_size=batch_size, cache_dir=cache_dir, num_workers=num_workers, progress=progress)
+
+    # ------------------------------------------------------------------ saving
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fusion part's JSON-safe state (everything but the image model's weights)."""
+        self._check_fitted()
+        from riskmodel.bundle import _jsonable
+
+        rec = self.recalibrator_
+        return _jsonable({
+            "format": _FUSION_FORMAT, "format_version": _FORMAT_VERSION,
+            "key": self.key_, "exam_key": self.exam_key_, "years": list(YEARS), "mortality": self.mortality,
+            "embedding_dim": self.embedding_dim_,
+            "factor_encoder": self.encoder_.to_dict(), "head": self.head_.to_dict(),
+            "fallback_head": self.fallback_head_.to_dict(), "recalibrator": None if rec is None else rec.to_dict(),
+            "training": self.fit_summary_,
+        }, "fusion")
+
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False,
+             metadata: dict[str, Any] | None = None) -> Path:
+        """Write the fitted model as a folder (``image/``, ``fusion.json``, ``manifest.json``).
+
+        Args:
+            path: the folder to create; it may exist only if empty or, with ``overwrite=True``, if
+                it holds a saved hybrid model and nothing else.
+            overwrite: replace a saved hybrid model.
+            metadata: free-form JSON metadata stored in ``fusion.json`` under ``"metadata"``.
+
+        The folder is written next to ``path`` under a temporary name and then renamed.
+
+        Raises:
+            FileExistsError: ``path`` exists and may not be replaced.
+        """
+        from riskmodel.bundle import _dump_json, _jsonable, _sha256, bundle_digest
+
+        self._check_fitted()
+        path = Path(path)
+        if path.exists() or path.is_symlink():
+            if not path.is_dir() or path.is_symlink():
+                raise FileExistsError(f"{path}: exists and is not a folder; not replaced")
+            if any(path.iterdir()):
+                if not overwrite:
+                    raise FileExistsError(f"{path}: folder exists and is not empty; pass overwrite=True to replace a "
+                                          "saved hybrid model")
+                if {p.name for p in path.iterdir()} - {MANIFEST, FUSION, IMAGE}:
+                    raise FileExistsError(f"{path}: folder holds files that are not part of a hybrid model; refusing "
+                                          "to delete it even with overwrite=True")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex}"
+        tmp.mkdir()
+        old: Path | None = None
+        try:
+            self.image_model.save(tmp / IMAGE)
+            state = self.to_dict()
+            state["image_bundle_digest"] = bundle_digest(tmp / IMAGE)
+            state["metadata"] = _jsonable(dict(metadata or {}), "metadata")
+            data = _dump_json(state)
+            (tmp / FUSION).write_bytes(data)
+            manifest = {"format": _FORMAT, "format_version": _FORMAT_VERSION, "hash": "sha256",
+                        "files": {FUSION: {"sha256": _sha256(data), "size": len(data)}}, "image": IMAGE}
+            (tmp / MANIFEST).write_bytes(_dump_json(manifest))
+            if path.exists():
+                if any(path.iterdir()):
+                    old = path.parent / f".{path.name}.old-{uuid.uuid4().hex}"
+                    old.mkdir()
+                    os.replace(path, old / "model")
+                else:
+                    path.rmdir()
+            os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if old is not None and not path.exists():
+                os.replace(old / "model", path)
+            raise
+        finally:
+            if old is not None and path.exists():
+                shutil.rmtree(old, ignore_errors=True)
+        return path
+
+
+def _check_recalibrator(rec: Any) -> IncidenceRecalibrator:
+    if not isinstance(rec, IncidenceRecalibrator) or not hasattr(rec, "ratio_"):
+        raise ValueError("recalibrator must be a fitted riskmodel.fusion.IncidenceRecalibrator")
+    years = rec.years
+    if years is not None and [float(y) for y in years] != [float(y) for y in YEARS]:
+        raise ValueError(f"recalibrator: fitted on horizons {list(years)}; the hybrid model uses {list(YEARS)}")
+    return rec
+
+
+def load_hybrid(path: str | os.PathLike[str], *, device: str = "auto") -> HybridModel:
+    """Load a hybrid model saved by :meth:`HybridModel.save`, checking every file first.
+
+    Order of checks: the manifest (format, version, the files it lists); the folder holds nothing
+    but ``manifest.json``, ``fusion.json`` and ``image/``; fusion.json's size and SHA-256; the
+    image bundle (:func:`riskmodel.load_image_model`, which verifies its own manifest); the image
+    bundle's digest against the one recorded in fusion.json; then the fusion state is rebuilt.
+
+    Args:
+        path: the folder.
+        device: where the image model runs (``"auto"``: the GPU when there is one).
+
+    Raises:
+        riskmodel.bundle.BundleIntegrityError: a file changed, missing or unexpected, or an image
+            bundle other than the one the fusion head was fitted on.
+        riskmodel.bundle.BundleFormatError: not a saved hybrid model, or unreadable contents.
+    """
+    from riskmodel.bundle import (
+        BundleFormatError,
+        BundleIntegrityError,
+        _digest,
+        _parse_json,
+        _sha256,
+        bundle_digest,
+    )
+    from riskmodel.inference import load_image_model
+
+    folder = Path(path)
+    if not folder.is_dir():
+        raise BundleFormatError(folder, "does not exist" if not folder.exists() else
+                                "is not a folder; a saved hybrid model is a folder (HybridModel.save)")
+    mpath = folder / MANIFEST
+    if not mpath.is_file():
+        raise BundleFormatError(mpath, "missing; a saved hybrid model has a manifest.json (HybridModel.save)")
+    manifest = _parse_json(mpath.read_bytes(), mpath)
+    if manifest.get("format") != _FORMAT:
+        raise BundleFormatError(mpath, f"'format' must be {_FORMAT!r}, got {manifest.get('format')!r}"
+                                + (" (this is an image bundle: load it with riskmodel.load_image_model)"
+                                   if manifest.get("format") == "riskmodel-bundle" else ""))
+    if manifest.get("format_version") != _FORMAT_VERSION or isinstance(manifest.get("format_version"), bool):
+        raise BundleFormatError(mpath, f"format_version {manifest.get('format_version')!r} is not supported; this "
+                                       f"riskmodel reads version {_FORMAT_VERSION}")
+    files = manifest.get("files")
+    entry = files.get(FUSION) if isinstance(files, dict) else None
+    if (manifest.get("hash") != "sha256" or not isinstance(files, dict) or set(files) != {FUSION}
+            or manifest.get("image") != IMAGE or not isinstance(entry, dict)
+            or not isinstance(entry.get("sha256"), str) or not isinstance(entry.get("size"), int)):
+        raise BundleFormatError(mpath, f"must hold hash 'sha256', image {IMAGE!r} and files {{{FUSION!r}: "
+                                       "{sha256, size}}")
+    for p in sorted(folder.iterdir()):
+        if p.name not in (MANIFEST, FUSION, IMAGE):
+            raise BundleIntegrityError(p, f"unexpected file, not part of a saved hybrid model ({MANIFEST}, {FUSION}, "
+                                          f"{IMAGE}/). It was not loaded; remove it")
+    if not (folder / IMAGE).is_dir() or (folder / IMAGE).is_symlink():
+        raise BundleIntegrityError(folder / IMAGE, "missing or not a folder; it holds the image model bundle")
+    fpath = folder / FUSION
+    if not fpath.is_file() or fpath.is_symlink():
+        raise BundleIntegrityError(fpath, "missing; manifest.json lists it")
+    data = fpath.read_bytes()
+    actual = _sha256(data)
+    if len(data) != entry["size"] or actual != entry["sha256"]:
+        raise BundleIntegrityError(fpath, f"does not match manifest.json: expected sha256 {entry['sha256']} "
+                                          f"({entry['size']} bytes), got sha256 {actual} ({len(data)} bytes); the file "
+                                          "was changed or damaged", expected=entry["sha256"], actual=actual)
+    state = _parse_json(data, fpath)
+    if state.get("format") != _FUSION_FORMAT or state.get("format_version") != _FORMAT_VERSION:
+        raise BundleFormatError(fpath, f"not a {_FUSION_FORMAT} state of version {_FORMAT_VERSION}")
+    image = load_image_model(folder / IMAGE, device=device)
+    digest = bundle_digest(folder / IMAGE, verify=False)  # load_image_model has just verified every file
+    if digest != state.get("image_bundle_digest"):
+        raise BundleIntegrityError(folder / IMAGE, "is not the image bundle this fusion head was fitted on "
+                                                   f"(digest {digest}, fusion.json expects "
+                                                   f"{state.get('image_bundle_digest')})")
+    try:
+        if list(state["years"]) != list(YEARS):
+            raise ValueError(f"years {state['years']!r}; this riskmodel reports {list(YEARS)}")
+        model = HybridModel(image, mortality=state["mortality"])
+        model.encoder_ = FactorEncoder.from_dict(state["factor_encoder"])
+        model.head_ = head_from_dict(state["head"])
+        model.fallback_head_ = head_from_dict(state["fallback_head"])
+        model.head = clone(model.head_)
+        model.fallback_head = clone(model.fallback_head_)
+        model.factors = model.encoder_.factors
+        model.recalibrator_ = (None if state["recalibrator"] is None
+                               else _check_recalibrator(IncidenceRecalibrator.from_dict(state["recalibrator"])))
+        model.recalibrator = model.recalibrator_
+        model.key_, model.exam_key_ = str(state["key"]), str(state["exam_key"])
+        model.embedding_dim_ = int(state["embedding_dim"])
+        model.fit_summary_ = dict(state.get("training") or {})
+        model.metadata = dict(state.get("metadata") or {})
+        if model.embedding_dim_ != model.embedding_dim:
+            raise ValueError(f"embedding_dim {model.embedding_dim_} but the image model's is {model.embedding_dim}")
+        n_factors = model.encoder_.n_features_out_
+        if model.head_.n_features_in_ != model.embedding_dim_ + n_factors:
+            raise ValueError(f"the head takes {model.head_.n_features_in_} columns, not embedding "
+                             f"({model.embedding_dim_}) + factors ({n_factors})")
+        if model.fallback_head_.n_features_in_ != n_factors:
+            raise ValueError(f"the factors-only head takes {model.fallback_head_.n_features_in_} columns, not "
+                             f"{n_factors}")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleFormatError(fpath, f"cannot rebuild the fusion model: {type(exc).__name__}: {exc}") from None
+    model.digest_ = _digest(manifest)
+    model.path_ = folder
+    return model
