@@ -43,7 +43,8 @@ import math
 import os
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -276,10 +277,61 @@ def _metadata(user: Mapping[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def _is_replaceable(path: Path) -> bool:
-    """An existing folder that holds only bundle files (so overwrite=True may delete it)."""
-    allowed = {*FILES, MANIFEST}
-    return all(p.name in allowed and p.is_file() and not p.is_symlink() for p in path.iterdir())
+def prepare_target(path: Path, overwrite: bool, files: set[str], what: str, folders: frozenset[str] = frozenset()
+                   ) -> None:
+    """Check that ``path`` may receive a saved model folder, and create its parent.
+
+    It may be absent, an empty folder, or (with ``overwrite``) a folder holding only the
+    ``files`` (plain files) and ``folders`` of ``what`` — so nothing else is ever deleted.
+    """
+    if path.exists() or path.is_symlink():
+        if not path.is_dir() or path.is_symlink():
+            raise FileExistsError(f"{path}: exists and is not a folder; not replaced")
+        if any(path.iterdir()):
+            if not overwrite:
+                raise FileExistsError(f"{path}: folder exists and is not empty; pass overwrite=True to replace {what}")
+            ours = all(not p.is_symlink() and ((p.name in files and p.is_file()) or (p.name in folders and p.is_dir()))
+                       for p in path.iterdir())
+            if not ours:
+                raise FileExistsError(f"{path}: folder holds files that are not part of {what}; refusing to delete "
+                                      "it even with overwrite=True")
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
+@contextmanager
+def staged_folder(path: Path) -> Iterator[Path]:
+    """Yield a new sibling folder to write into; when the block succeeds it replaces ``path``.
+
+    The files are fsynced, the previous content of ``path`` is moved aside and deleted only after
+    the new folder is in place, and on any error the new folder is removed and the previous
+    content restored — a failed save never leaves a half-written model.
+    """
+    # mkdir (not tempfile.mkdtemp, which makes the folder private) so the umask applies.
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex}"
+    tmp.mkdir()
+    old: Path | None = None
+    try:
+        yield tmp
+        for p in tmp.iterdir():
+            if p.is_file():
+                with open(p, "rb") as f:
+                    os.fsync(f.fileno())
+        if path.exists():
+            if any(path.iterdir()):
+                old = path.parent / f".{path.name}.old-{uuid.uuid4().hex}"
+                old.mkdir()
+                os.replace(path, old / "previous")
+            else:
+                path.rmdir()
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not path.exists():
+            os.replace(old / "previous", path)  # put the previous model back
+        raise
+    finally:
+        if old is not None and path.exists():  # otherwise keep the previous model for recovery
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def save_bundle(
@@ -334,23 +386,8 @@ def save_bundle(
         docs["calibration.json"] = _jsonable(dict(calibration), "calibration")
         YearlyCalibrator.from_dict(docs["calibration.json"])  # ValueError if it is not one
 
-    if path.exists() or path.is_symlink():
-        if not path.is_dir() or path.is_symlink():
-            raise FileExistsError(f"{path}: exists and is not a folder; not replaced")
-        if any(path.iterdir()):
-            if not overwrite:
-                raise FileExistsError(f"{path}: folder exists and is not empty; pass overwrite=True to replace "
-                                      "a bundle")
-            if not _is_replaceable(path):
-                raise FileExistsError(f"{path}: folder holds files that are not part of a bundle; "
-                                      "refusing to delete it even with overwrite=True")
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-    # mkdir (not tempfile.mkdtemp, which makes the folder private) so the umask applies.
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex}"
-    tmp.mkdir()
-    old: Path | None = None
-    try:
+    prepare_target(path, overwrite, {*FILES, MANIFEST}, "a bundle")
+    with staged_folder(path) as tmp:
         # safetensors stores tensors sorted by dtype and name; the header keeps the original order.
         # One metadata key only: safetensors writes its metadata map in random order, so two
         # keys would make the same weights give different bytes (and hashes) from run to run.
@@ -363,25 +400,6 @@ def save_bundle(
             files[name] = {"sha256": _sha256(data), "size": len(data)}
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "hash": "sha256", "files": files}
         (tmp / MANIFEST).write_bytes(_dump_json(manifest))
-        for p in tmp.iterdir():
-            with open(p, "rb") as f:
-                os.fsync(f.fileno())
-        if path.exists():
-            if any(path.iterdir()):
-                old = path.parent / f".{path.name}.old-{uuid.uuid4().hex}"
-                old.mkdir()
-                os.replace(path, old / "bundle")
-            else:
-                path.rmdir()
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and not path.exists():
-            os.replace(old / "bundle", path)  # put the previous bundle back
-        raise
-    finally:
-        if old is not None and path.exists():  # otherwise keep the previous bundle for recovery
-            shutil.rmtree(old, ignore_errors=True)
     return path
 
 

@@ -40,8 +40,6 @@ See ``docs/fusion.md`` for what each input does and what the model is not for.
 from __future__ import annotations
 
 import os
-import shutil
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -641,25 +639,12 @@ class HybridModel:
         Raises:
             FileExistsError: ``path`` exists and may not be replaced.
         """
-        from riskmodel.bundle import _dump_json, _jsonable, _sha256, bundle_digest
+        from riskmodel.bundle import _dump_json, _jsonable, _sha256, bundle_digest, prepare_target, staged_folder
 
         self._check_fitted()
         path = Path(path)
-        if path.exists() or path.is_symlink():
-            if not path.is_dir() or path.is_symlink():
-                raise FileExistsError(f"{path}: exists and is not a folder; not replaced")
-            if any(path.iterdir()):
-                if not overwrite:
-                    raise FileExistsError(f"{path}: folder exists and is not empty; pass overwrite=True to replace a "
-                                          "saved hybrid model")
-                if {p.name for p in path.iterdir()} - {MANIFEST, FUSION, IMAGE}:
-                    raise FileExistsError(f"{path}: folder holds files that are not part of a hybrid model; refusing "
-                                          "to delete it even with overwrite=True")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex}"
-        tmp.mkdir()
-        old: Path | None = None
-        try:
+        prepare_target(path, overwrite, {MANIFEST, FUSION}, "a saved hybrid model", folders=frozenset({IMAGE}))
+        with staged_folder(path) as tmp:
             self.image_model.save(tmp / IMAGE)
             state = self.to_dict()
             state["image_bundle_digest"] = bundle_digest(tmp / IMAGE)
@@ -669,22 +654,6 @@ class HybridModel:
             manifest = {"format": _FORMAT, "format_version": _FORMAT_VERSION, "hash": "sha256",
                         "files": {FUSION: {"sha256": _sha256(data), "size": len(data)}}, "image": IMAGE}
             (tmp / MANIFEST).write_bytes(_dump_json(manifest))
-            if path.exists():
-                if any(path.iterdir()):
-                    old = path.parent / f".{path.name}.old-{uuid.uuid4().hex}"
-                    old.mkdir()
-                    os.replace(path, old / "model")
-                else:
-                    path.rmdir()
-            os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if old is not None and not path.exists():
-                os.replace(old / "model", path)
-            raise
-        finally:
-            if old is not None and path.exists():
-                shutil.rmtree(old, ignore_errors=True)
         return path
 
 
