@@ -17,10 +17,7 @@ one call, measured in a separate run so tracing does not slow the timed ones.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import resource
 import time
 import tracemalloc
@@ -28,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _report import machine_info, utc_now
 
 import riskmodel
 from riskmodel.gail import bcra_absolute_risk, bcra_to_canonical
@@ -108,16 +106,9 @@ def main() -> None:
     results["lifetime"]["meets_memory_target"] = results["lifetime"]["peak_traced_mb"] < MEMORY_TARGET_MB
     report = {
         "benchmark": "gail_throughput",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": utc_now(),
         "command": f"python benchmarks/gail_throughput.py --rows {args.rows} --repeats {args.repeats}",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "processor": platform.processor() or platform.machine(),
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "pandas": pd.__version__,
-            "riskmodel": riskmodel.__version__,
-        },
+        "machine": machine_info(),
         "process_max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "results": results,
     }

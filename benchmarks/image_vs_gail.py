@@ -32,10 +32,7 @@ Writes ``benchmarks/results/image_vs_gail.json``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -43,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from _report import machine_info, utc_now
 
 import riskmodel
 from riskmodel.evaluation import uno_c_index
@@ -147,12 +145,11 @@ def main() -> None:
     c = {k: round(uno_c_index(time_, event, time_, event, v, tau=HORIZON), 4) for k, v in scores.items()}
     report = {
         "benchmark": "image_vs_gail (synthetic test bed; not clinical performance)",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": utc_now(),
         "command": "python benchmarks/image_vs_gail.py " + " ".join(
             f"--{k.replace('_', '-')} {v}" if not isinstance(v, bool) else f"--{k.replace('_', '-')}"
             for k, v in vars(args).items() if v not in (None, False) and k != "no_write"),
-        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                    "torch": torch.__version__, "riskmodel": riskmodel.__version__},
+        "machine": machine_info(),
         "data": {"image_hr_per_sd": args.image_hr, "image_size": list(size),
                  "train_exams": len(train_set),
                  "train_cases": int(((train_set.event == 1) & (train_set.time <= HORIZON)).sum()),

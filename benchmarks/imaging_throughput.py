@@ -15,18 +15,15 @@ Writes ``benchmarks/results/imaging_throughput.json``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _report import machine_info, utc_now
 
-import riskmodel
 from riskmodel.imaging import read_mammogram
 from riskmodel.imaging.dataset import fit_to_size
 from riskmodel.synthetic import make_cohort, write_exams
@@ -46,11 +43,10 @@ def main() -> None:
     cohort = make_cohort(args.exams, seed=1)
     report: dict = {
         "benchmark": "imaging_throughput",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": utc_now(),
         "command": f"python benchmarks/imaging_throughput.py --exams {args.exams} --jobs {args.jobs} "
                    f"--size {args.size}",
-        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                    "python": platform.python_version(), "riskmodel": riskmodel.__version__},
+        "machine": machine_info(),
         "image_size": list(size),
     }
     with tempfile.TemporaryDirectory() as tmp:

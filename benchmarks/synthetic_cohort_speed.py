@@ -15,18 +15,13 @@ maximum resident set size at the end.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import resource
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
+from _report import machine_info, utc_now
 
-import riskmodel
 from riskmodel.synthetic import make_cohort
 
 RESULTS = Path(__file__).parent / "results" / "synthetic_cohort.json"
@@ -50,16 +45,9 @@ def main() -> None:
     best = min(times)
     report = {
         "benchmark": "synthetic_cohort_speed",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": utc_now(),
         "command": f"python benchmarks/synthetic_cohort_speed.py --rows {args.rows} --repeats {args.repeats}",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "processor": platform.processor() or platform.machine(),
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "pandas": pd.__version__,
-            "riskmodel": riskmodel.__version__,
-        },
+        "machine": machine_info(),
         "n": args.rows,
         "seed": args.seed,
         "seconds": round(best, 4),
