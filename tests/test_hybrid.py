@@ -208,7 +208,9 @@ def test_tampered_or_extended_folders_are_refused(data, tmp_path):
     swapped = tmp_path / "swapped"
     shutil.copytree(good, swapped)
     shutil.rmtree(swapped / "image")
-    shutil.copytree(data["root"] / "image_bundle", swapped / "image")
+    # A different (valid) image bundle: same weights, other metadata, so other bytes and digest.
+    riskmodel.load_image_model(data["root"] / "image_bundle", device="cpu").save(
+        swapped / "image", metadata={"note": "another bundle"})
     with pytest.raises(BundleIntegrityError, match="not the image bundle"):
         load_hybrid(swapped)
     weights = tmp_path / "weights"
