@@ -34,3 +34,15 @@ def machine_info() -> dict[str, object]:
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
     return info
+
+
+def publish(report: dict, path, write: bool = True) -> None:
+    """Print ``report`` as JSON and, unless ``write`` is False, save it to ``path`` (a results file)."""
+    import json
+    from pathlib import Path
+
+    text = json.dumps(report, indent=2, default=str)
+    print(text)
+    if write:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text + "\n")

@@ -17,7 +17,6 @@ one call, measured in a separate run so tracing does not slow the timed ones.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import time
 import tracemalloc
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _report import machine_info, utc_now
+from _report import machine_info, publish, utc_now
 
 import riskmodel
 from riskmodel.gail import bcra_absolute_risk, bcra_to_canonical
@@ -112,10 +111,7 @@ def main() -> None:
         "process_max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "results": results,
     }
-    print(json.dumps(report, indent=2))
-    if not args.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    publish(report, RESULTS, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -24,14 +24,13 @@ Writes ``benchmarks/results/hybrid_benchmark.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from _report import machine_info, utc_now
+from _report import machine_info, publish, utc_now
 from image_vs_gail import HORIZON, enriched, render
 
 import riskmodel
@@ -161,10 +160,7 @@ def main() -> None:
                     "predict_seconds": round(predict_seconds, 1),
                     "total_seconds": round(time.perf_counter() - t_start, 1)},
     }
-    print(json.dumps(report, indent=2, default=str))
-    if not args.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    publish(report, RESULTS, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -15,14 +15,13 @@ Writes ``benchmarks/results/imaging_throughput.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _report import machine_info, utc_now
+from _report import machine_info, publish, utc_now
 
 from riskmodel.imaging import read_mammogram
 from riskmodel.imaging.dataset import fit_to_size
@@ -79,10 +78,7 @@ def main() -> None:
         total = sum(v["images"] for v in read.values())
         per_image = sum(v["images"] / v["read_and_resize_images_per_second"] for v in read.values())
         report["read_all"] = {"images": total, "read_and_resize_images_per_second": round(total / per_image, 1)}
-    print(json.dumps(report, indent=2))
-    if not args.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    publish(report, RESULTS, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -15,12 +15,11 @@ maximum resident set size at the end.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import time
 from pathlib import Path
 
-from _report import machine_info, utc_now
+from _report import machine_info, publish, utc_now
 
 from riskmodel.synthetic import make_cohort
 
@@ -59,10 +58,7 @@ def main() -> None:
             "events": {str(k): int(v) for k, v in frame["event"].value_counts().sort_index().items()},
         },
     }
-    print(json.dumps(report, indent=2))
-    if not args.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    publish(report, RESULTS, write=not args.no_write)
 
 
 if __name__ == "__main__":
