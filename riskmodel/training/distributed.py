@@ -61,7 +61,11 @@ def barrier(info: DistInfo) -> None:
 
 
 def cleanup(info: DistInfo) -> None:
+    """Leave the process group. All ranks first meet at a barrier, so that no rank tears down its
+    connections (or exits) while another still has collective work in flight — otherwise gloo can
+    abort the slower process at exit ("terminate called without an active exception")."""
     if info.distributed and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
