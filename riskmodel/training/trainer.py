@@ -320,6 +320,13 @@ def train(model: torch.nn.Module, train_data: Dataset, val_data: Dataset | None 
         from safetensors.torch import load_file
 
         core.load_state_dict(load_file(str(out / "best.safetensors"), device=str(device)))
+    if info.distributed:
+        # Free the DDP wrapper (its reducer holds the process group) before the group is destroyed;
+        # left to the garbage collector it may be torn down after the group, aborting the process.
+        import gc
+
+        model = result = loss = batch = None  # the last references to the wrapper and its graph
+        gc.collect()
     distrib.cleanup(info)
     return TrainResult(best_epoch=best_epoch, best_metric=best_metric, history=history, stopped_early=stopped)
 
