@@ -1,0 +1,81 @@
+"""`riskmodel recommend`: files in, one row per input row out, FHIR and reports, exit codes."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from riskmodel import cli
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "example_cohort.csv"
+
+
+@pytest.fixture()
+def risks(tmp_path) -> Path:
+    out = tmp_path / "risks.csv"
+    assert cli.main(["predict", str(EXAMPLE), "-o", str(out), "-q"]) == 0
+    return out
+
+
+def test_recommend_with_cohort_fhir_and_reports(risks, tmp_path, capsys):
+    out = tmp_path / "rec.csv"
+    code = cli.main(["recommend", str(risks), "--cohort", str(EXAMPLE), "--policy", "mypebs", "-o", str(out),
+                     "--fhir", str(tmp_path / "ra.ndjson"), "--report", str(tmp_path / "pages"),
+                     "--date", "2026-11-21"])
+    assert code == 0
+    got = pd.read_csv(out)
+    cohort = pd.read_csv(EXAMPLE)
+    assert got["id"].tolist() == cohort["id"].tolist()
+    assert list(got.columns[:6]) == ["id", "risk", "status", "message", "model", "horizon"]
+    assert {"category", "interval_months", "modality", "supplemental", "chemoprevention_discussion", "rationale",
+            "policy", "policy_version", "recommendation_status", "recommendation_message"} <= set(got.columns)
+    w002 = got.set_index("id").loc["W002"]
+    assert (w002["category"], w002["interval_months"], w002["supplemental"]) == ("very_high", 12.0, "mri")
+    lines = (tmp_path / "ra.ndjson").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 20 and json.loads(lines[0])["resourceType"] == "RiskAssessment"
+    assert len(list((tmp_path / "pages").glob("*.html"))) == 20
+    err = capsys.readouterr().err
+    assert "applied mypebs 2019.1 to 20 rows" in err and "FHIR ->" in err and "20 report files" in err
+
+
+def test_recommend_from_keep_input(tmp_path):
+    scored = tmp_path / "scored.parquet"
+    assert cli.main(["predict", str(EXAMPLE), "-o", str(scored), "--keep-input", "-q"]) == 0
+    out = tmp_path / "rec.parquet"
+    assert cli.main(["recommend", str(scored), "--policy", "uspstf2024", "-o", str(out), "-q"]) == 0
+    got = pd.read_parquet(out)
+    assert len(got) == 20 and (got.loc[got["recommendation_status"] == "ok", "interval_months"] == 24).all()
+
+
+def test_recommend_errors(risks, tmp_path, capsys):
+    assert cli.main(["recommend", str(risks), "--policy", "mypebs"]) == 2
+    assert "no age column; pass --cohort COHORT" in capsys.readouterr().err
+    short = tmp_path / "short.csv"
+    pd.read_csv(EXAMPLE).iloc[:5].to_csv(short, index=False)
+    assert cli.main(["recommend", str(risks), "--cohort", str(short)]) == 2
+    assert "--cohort" in capsys.readouterr().err
+    swapped = tmp_path / "swapped.csv"
+    c = pd.read_csv(EXAMPLE)
+    c.iloc[::-1].to_csv(swapped, index=False)
+    assert cli.main(["recommend", str(risks), "--cohort", str(swapped)]) == 2
+    assert "row 1 has id 'W020'" in capsys.readouterr().err
+    assert cli.main(["recommend", str(risks), "--cohort", str(EXAMPLE), "--policy", "nice2013"]) == 2
+    assert "riskmodel: error: policy nice2013: no shipped policy of that name" in capsys.readouterr().err
+    bad = tmp_path / "bad.toml"
+    bad.write_text('schema = 1\nid = "x"\ntitle = "x"\nversion = "1"\nmeasure = "five_year"\nages = "[40, 75)"\n',
+                   encoding="utf-8")
+    assert cli.main(["recommend", str(risks), "--cohort", str(EXAMPLE), "--policy", str(bad)]) == 2
+    assert "missing [source]: every policy must cite its source" in capsys.readouterr().err
+    assert cli.main(["recommend", str(risks), "--cohort", str(EXAMPLE), "--fhir", str(tmp_path / "x.xml")]) == 2
+    assert "use .ndjson" in capsys.readouterr().err
+    assert cli.main(["recommend", str(risks), "--cohort", str(EXAMPLE), "--pdf", "-o", str(tmp_path / "o.csv")]) == 2
+    assert "--pdf needs --report DIR" in capsys.readouterr().err and not (tmp_path / "o.csv").exists()
+
+
+def test_recommend_help_lists_the_options(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["recommend", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--policy", "--cohort", "--reference", "--fhir", "--report", "--pdf", "--date"):
+        assert option in text
