@@ -93,8 +93,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", help="keep images and caches here (default: a temporary folder)")
     parser.add_argument("--norm", default="batch", choices=("batch", "group"), help="encoder normalisation")
+    parser.add_argument("--augment", action="store_true", help="flips, rotations and gain during training")
+    parser.add_argument("--schedule", default="constant", choices=("constant", "cosine"))
+    parser.add_argument("--patience", type=int, default=4)
     parser.add_argument("--reuse", action="store_true",
                         help="with --workdir: reuse images already rendered there by the same settings")
+    parser.add_argument("--results", default=str(RESULTS), help=f"results JSON (default {RESULTS})")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
@@ -125,7 +129,8 @@ def main() -> None:
     t0 = time.perf_counter()
     result = train(model, data["train"], data["val"],
                    TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                               device="cpu", patience=4, progress=False),
+                               device="cpu", patience=args.patience, progress=False,
+                               augment=args.augment, schedule=args.schedule),
                    out_dir=work / "run")
     timings["train_seconds"] = round(time.perf_counter() - t0, 1)
     t0 = time.perf_counter()
@@ -148,7 +153,7 @@ def main() -> None:
         "date": utc_now(),
         "command": "python benchmarks/image_vs_gail.py " + " ".join(
             f"--{k.replace('_', '-')} {v}" if not isinstance(v, bool) else f"--{k.replace('_', '-')}"
-            for k, v in vars(args).items() if v not in (None, False) and k != "no_write"),
+            for k, v in vars(args).items() if v not in (None, False) and k not in ("no_write", "results")),
         "machine": machine_info(),
         "data": {"image_hr_per_sd": args.image_hr, "image_size": list(size),
                  "train_exams": len(train_set),
@@ -170,8 +175,8 @@ def main() -> None:
     }
     print(json.dumps({k: v for k, v in report.items() if k != "training"}, indent=2))
     if not args.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+        Path(args.results).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.results).write_text(json.dumps(report, indent=2) + "\n")
     if tmp is not None:
         tmp.cleanup()
 

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from riskmodel.training import distributed as distrib
+from riskmodel.training.augment import default_augmentation
 from riskmodel.training.data import epoch_indices
 from riskmodel.training.losses import balance_weight, masked_bce
 
@@ -52,6 +53,10 @@ class TrainConfig:
         freeze_encoder: train only the aggregator and heads (second stage of two-stage training).
         max_steps_per_epoch: cap on steps per epoch (smoke tests, benchmarks).
         progress: show a progress bar on the main process.
+        augment: random top-bottom flips, ±20° rotations and ±10% gain per view on training
+            batches of images (:func:`riskmodel.training.augment.default_augmentation`).
+        schedule: learning rate over the run: ``"constant"`` or ``"cosine"`` (cosine decay from
+            ``lr`` to 0 over ``epochs``, stepped once per epoch).
     """
 
     epochs: int = 10
@@ -68,10 +73,14 @@ class TrainConfig:
     freeze_encoder: bool = False
     max_steps_per_epoch: int | None = None
     progress: bool = True
+    augment: bool = False
+    schedule: str = "constant"
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"schedule={self.schedule!r}: use 'constant' or 'cosine'")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision={self.precision!r}: use 'auto', 'bf16' or 'fp32'")
         if not (self.lr > 0 and self.weight_decay >= 0 and self.aux_weight >= 0 and self.patience >= 0):
@@ -96,6 +105,13 @@ class TrainResult:
     best_metric: float
     history: list[dict[str, float]] = field(default_factory=list)
     stopped_early: bool = False
+
+
+def _epoch_lr(config: TrainConfig, epoch: int) -> float:
+    """Learning rate for ``epoch`` (0-based) under ``config.schedule``."""
+    if config.schedule == "cosine":
+        return config.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / config.epochs))
+    return config.lr
 
 
 def _autocast(device: torch.device, precision: str):
@@ -257,9 +273,14 @@ def train(model: torch.nn.Module, train_data: Dataset, val_data: Dataset | None 
         out.mkdir(parents=True, exist_ok=True)
         (out / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2))
 
+    augment = default_augmentation() if config.augment else None
     stopped = False
     for epoch in range(start_epoch, config.epochs):
         model.train()
+        lr = _epoch_lr(config, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        gen = torch.Generator().manual_seed(config.seed * 7919 + epoch * 101 + info.rank)
         indices = epoch_indices(len(train_data), epoch, config.seed, info.rank, info.world_size)
         loader = DataLoader(Subset(train_data, indices), batch_size=config.batch_size, shuffle=False,
                             num_workers=config.num_workers, pin_memory=device.type == "cuda", drop_last=True)
@@ -275,6 +296,8 @@ def train(model: torch.nn.Module, train_data: Dataset, val_data: Dataset | None 
             if step >= steps:
                 break
             batch = _to(batch, device)
+            if augment is not None and "images" in batch:
+                batch["images"] = augment(batch["images"], batch["mask"], gen)
             with _autocast(device, config.precision):
                 result = _forward(model, batch)
             loss = _loss(result, batch, pos_weight, config.aux_weight)
@@ -291,7 +314,7 @@ def train(model: torch.nn.Module, train_data: Dataset, val_data: Dataset | None 
         seconds = time.perf_counter() - t0
         row = {"epoch": epoch + 1, "train_loss": distrib.mean_across(total_loss / max(steps, 1), info),
                "seconds": seconds, "images_per_second": distrib.mean_across(views / max(seconds, 1e-9), info)
-               * info.world_size, "lr": config.lr}
+               * info.world_size, "lr": lr}
         metric = -row["train_loss"]
         if val_data is not None:
             row.update(_validate(core, val_data, config, device, pos_weight, n_years))
