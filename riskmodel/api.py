@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from riskmodel.schema import is_blank, validate
+
+if TYPE_CHECKING:  # pragma: no cover
+    import dask.dataframe as dd
 
 Horizon = float | int | str | Sequence[float] | np.ndarray | pd.Series
 
@@ -86,8 +89,13 @@ def _horizon_years(data: pd.DataFrame, horizon: Horizon, age: np.ndarray) -> tup
     return _per_row_years(values, age)
 
 
+def _is_dask(data: Any) -> bool:
+    """A Dask collection (without importing dask for pandas input)."""
+    return not isinstance(data, pd.DataFrame) and hasattr(data, "__dask_graph__")
+
+
 def predict_risk(
-    data: pd.DataFrame,
+    data: pd.DataFrame | dd.DataFrame,
     model: str | os.PathLike[str] | Any = "gail",
     horizon: Horizon = 5.0,
     *,
@@ -100,12 +108,16 @@ def predict_risk(
     cache_dir: str | os.PathLike[str] | None = None,
     num_workers: int = 0,
     device: str = "auto",
-) -> pd.DataFrame:
+) -> pd.DataFrame | dd.DataFrame:
     """Absolute risk of invasive breast cancer for each woman in ``data``.
 
     Args:
         data: one row per woman in the canonical schema (:mod:`riskmodel.schema`; the
-            columns are listed in ``docs/schema.md``). NaN means unknown.
+            columns are listed in ``docs/schema.md``). NaN means unknown. A Dask DataFrame is
+            scored lazily, partition by partition, by
+            :func:`riskmodel.distributed.predict_risk_dask` (table-only models; ``horizon`` a
+            number, ``"lifetime"`` or a column; no progress bar); the result is then a Dask
+            DataFrame.
         model: ``"gail"``; the folder of a hybrid model saved by
             :meth:`riskmodel.fusion.HybridModel.save` (or ``riskmodel fit-hybrid``); a fitted
             :class:`~riskmodel.fusion.HybridModel`; or a model object with ``required_columns``
@@ -154,6 +166,13 @@ def predict_risk(
         >>> out["status"].tolist()
         ['ok', 'out_of_range']
     """
+    if _is_dask(data):
+        from riskmodel.distributed import predict_risk_dask
+
+        if progress:
+            raise ValueError("progress=True is for pandas input; a Dask result is lazy: follow its computation on "
+                             "the Dask dashboard or with dask.distributed.progress")
+        return predict_risk_dask(data, model, horizon, details=details, chunk_size=chunk_size, exams=exams)
     impl = _load_model(model, device=device)
     needs_exams = bool(getattr(impl, "needs_exams", False))
     score_options: dict[str, Any] = {}

@@ -1,0 +1,424 @@
+"""Tables too large for memory: read in chunks of rows, written incrementally and atomically.
+
+:class:`ChunkedTable` reads a CSV, TSV or Parquet file chunk by chunk. Every chunk gets the
+column types a whole-file read gives: pandas infers a CSV column's type from the values it
+sees, so a first pass over the file settles each column's type (and counts the rows, and
+applies the one whole-column rule of validation, :class:`~riskmodel.distributed.parts.
+TextColumnCheck`) before the chunks are handed out; a file that fits in one chunk is read once.
+Parquet columns are typed by the file's schema; only the integer and boolean columns that have
+missing values somewhere in the file are widened (to float, to object) in every chunk, as
+``pandas.read_parquet`` widens them for the whole file.
+
+:class:`AtomicWriter` appends chunks to a temporary file next to the output and renames it to
+the output's name only when every chunk is written: a run that fails or is interrupted leaves
+no file (and no half-written one) under that name.
+"""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import gzip
+import io
+import lzma
+import os
+import signal
+import sys
+import tempfile
+import threading
+import zipfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+
+from riskmodel.distributed.parts import TextColumnCheck
+
+#: Column separators of the text formats.
+SEPARATORS = {"csv": ",", "tsv": "\t"}
+#: Text pandas reads as True / False when a whole CSV column is boolean.
+_BOOL_TEXT = {"True": True, "TRUE": True, "true": True, "False": False, "FALSE": False, "false": False}
+_COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip"}
+
+
+def _reading_error(path: str, fmt: str, exc: BaseException) -> ValueError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ValueError(f"{path}: cannot read as {fmt}: {first}")
+
+
+def _range_index(schema: Any) -> tuple[int, int] | None:
+    """``(start, step)`` of the RangeIndex a whole-file read gives a Parquet file, or None when
+    pandas stored the index as columns (restored as they are, chunk by chunk)."""
+    import json
+
+    try:
+        index = json.loads((schema.metadata or {})[b"pandas"])["index_columns"]
+    except (KeyError, ValueError, TypeError):
+        return 0, 1
+    if not index:
+        return 0, 1
+    if len(index) == 1 and isinstance(index[0], dict) and index[0].get("kind") == "range":
+        return int(index[0]["start"]), int(index[0]["step"])
+    return None
+
+
+def _chunk_kind(s: pd.Series) -> Any:
+    """What pandas made of one chunk of a CSV column: its dtype, or ``"bool_na"`` for booleans with
+    blanks (dtype object holding True/False and NaN)."""
+    if s.dtype.kind == "O" and pd.api.types.infer_dtype(s, skipna=True) == "boolean":
+        return "bool_na"
+    return s.dtype
+
+
+def _whole_file_dtype(kinds: list[Any], float_values: bool) -> Any:
+    """The dtype pandas gives a CSV column read whole, from what it gave each chunk (:func:`_chunk_kind`).
+
+    Returns a dtype, or ``"bool_na"`` for a boolean column with blank cells.
+    """
+    unique = list(dict.fromkeys(kinds))
+    if len(unique) == 1:
+        return unique[0]
+    if all(not isinstance(d, str) and d.kind in "iuf" for d in unique):
+        return np.result_type(*unique)
+    # A chunk whose cells are all blank comes out as float NaN whatever the column holds elsewhere.
+    if {d if isinstance(d, str) else d.kind for d in unique} <= {"bool_na", "b", "f"} and not float_values:
+        return "bool_na"
+    return np.dtype(object)
+
+
+class ChunkedTable:
+    """A CSV, TSV or Parquet file read ``chunk_rows`` rows at a time.
+
+    Opening scans the file once (CSV/TSV: every cell; Parquet: the footer, and the text
+    columns named in ``check_columns``). Iterating yields DataFrames of at most ``chunk_rows``
+    rows, in file order, whose concatenation equals the whole file read by pandas with
+    ``low_memory=False`` (``pandas.read_parquet`` for Parquet), index included: row labels
+    count on from chunk to chunk, so a message naming a row names it as in the whole file.
+
+    Attributes:
+        path, fmt: the file and its format (``"csv"``, ``"tsv"`` or ``"parquet"``).
+        columns: column names, in file order.
+        n_rows: number of data rows.
+
+    Args:
+        check_columns: canonical numeric columns to which validation's whole-column rule applies
+            (a column with no number at all): checked over the whole file while opening.
+        progress: show a progress bar (stderr) over the scan of a file larger than one chunk.
+
+    Raises:
+        ValueError: the file cannot be parsed (naming the file and the parser's message).
+        riskmodel.SchemaError: a column of ``check_columns`` has no number in the whole file.
+    """
+
+    def __init__(self, path: str, fmt: str, chunk_rows: int, *, check_columns: Sequence[str] = (),
+                 progress: bool = False):
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows={chunk_rows}: must be at least 1")
+        self.path, self.fmt, self.chunk_rows = path, fmt, int(chunk_rows)
+        self.n_rows = 0
+        self._single: pd.DataFrame | None = None
+        self._dtypes: dict[str, Any] = {}
+        self._bool_na: list[str] = []
+        self._widen: dict[str, Any] = {}
+        if fmt == "parquet":
+            self._scan_parquet(check_columns)
+        elif fmt in SEPARATORS:
+            self._scan_text(check_columns, progress)
+        else:
+            raise ValueError(f"{path}: unknown format {fmt!r}")
+
+    # ------------------------------------------------------------------ text
+
+    def _read_csv(self, **options: Any) -> Any:
+        return pd.read_csv(self.path, sep=SEPARATORS[self.fmt], chunksize=self.chunk_rows, **options)
+
+    def _scan_text(self, check_columns: Sequence[str], progress: bool) -> None:
+        seen: dict[str, list[Any]] = {}
+        float_values: dict[str, bool] = {}
+        check = TextColumnCheck()
+        bar, chunks = None, 0
+        try:
+            with self._read_csv() as reader:
+                for chunk in reader:
+                    chunks += 1
+                    self.n_rows += len(chunk)
+                    self._single = chunk if chunks == 1 else None
+                    if chunks == 1:
+                        self.columns = [str(c) for c in chunk.columns]
+                    elif progress and bar is None:
+                        from tqdm import tqdm
+
+                        bar = tqdm(unit="rows", desc="reading (column types)", initial=self.n_rows - len(chunk))
+                    for name in chunk.columns:
+                        s = chunk[name]
+                        seen.setdefault(name, []).append(_chunk_kind(s))
+                        if s.dtype.kind == "f" and s.notna().any():
+                            float_values[name] = True
+                    check.update(chunk, [c for c in check_columns if c in chunk.columns])
+                    if bar is not None:
+                        bar.update(len(chunk))
+        except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise _reading_error(self.path, self.fmt, exc) from exc
+        finally:
+            if bar is not None:
+                bar.close()
+        if chunks == 0:  # pandas yields nothing for a header-only file
+            self._single = pd.read_csv(self.path, sep=SEPARATORS[self.fmt])
+            self.columns = [str(c) for c in self._single.columns]
+            return
+        final = {name: _whole_file_dtype(dtypes, float_values.get(name, False)) for name, dtypes in seen.items()}
+        text = {k for k, d in final.items() if isinstance(d, np.dtype) and d.kind == "O"}
+        check.counts = {k: v for k, v in check.counts.items() if k in text}
+        check.check()
+        if chunks > 1:
+            self._bool_na = [name for name, d in final.items() if isinstance(d, str)]
+            self._dtypes = {name: (object if isinstance(d, str) else d) for name, d in final.items()}
+
+    # --------------------------------------------------------------- parquet
+
+    def _parquet(self) -> Any:
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.ParquetFile(self.path)
+        except Exception as exc:  # pyarrow's message names the problem
+            raise _reading_error(self.path, self.fmt, exc) from exc
+
+    def _scan_parquet(self, check_columns: Sequence[str]) -> None:
+        import pyarrow as pa
+
+        pf = self._parquet()
+        schema, meta = pf.schema_arrow, pf.metadata
+        self.n_rows = int(meta.num_rows)
+        empty = schema.empty_table().to_pandas()
+        self.columns = [str(c) for c in empty.columns]
+        # Integer and boolean columns become float / object for the whole file when any cell is missing.
+        candidates = {f.name: f.type for f in schema
+                      if pa.types.is_integer(f.type) or pa.types.is_boolean(f.type)}
+        unknown: list[str] = []
+        for name in candidates:
+            nulls, known = 0, True
+            for rg in range(meta.num_row_groups):
+                group = meta.row_group(rg)
+                col = next((group.column(j) for j in range(group.num_columns)
+                            if group.column(j).path_in_schema == name), None)
+                stats = None if col is None else col.statistics
+                if stats is None or not stats.has_null_count:
+                    known = False
+                    break
+                nulls += stats.null_count
+            if not known:
+                unknown.append(name)
+            elif nulls:
+                self._widen[name] = candidates[name]
+        if unknown:
+            for batch in pf.iter_batches(batch_size=max(self.chunk_rows, 65_536), columns=unknown):
+                for name in list(unknown):
+                    if batch.column(name).null_count:
+                        self._widen[name] = candidates[name]
+                        unknown.remove(name)
+                if not unknown:
+                    break
+        text = [c for c in check_columns if c in empty.columns and not (
+            pd.api.types.is_numeric_dtype(empty[c].dtype) or pd.api.types.is_bool_dtype(empty[c].dtype))]
+        if text:
+            check = TextColumnCheck()
+            for part in self._parquet_chunks(columns=text):
+                check.update(part, text)
+            check.check({c: empty[c].dtype for c in text})
+
+    def _parquet_chunks(self, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+        import pyarrow as pa
+
+        pf = self._parquet()
+        range_index = _range_index(pf.schema_arrow)
+        produced, offset = False, 0
+        for batch in pf.iter_batches(batch_size=self.chunk_rows, columns=columns):
+            frame = pa.Table.from_batches([batch]).to_pandas()
+            for name, kind in self._widen.items():
+                if name in frame.columns:
+                    frame[name] = frame[name].astype(object if pa.types.is_boolean(kind) else np.float64)
+            if range_index is not None:  # pandas restores a stored RangeIndex per batch, from its start
+                start, step = range_index
+                frame.index = pd.RangeIndex(start + offset * step, start + (offset + len(frame)) * step, step,
+                                            name=frame.index.name)
+            offset += len(frame)
+            produced = True
+            yield frame
+        if not produced:
+            schema = pf.schema_arrow if columns is None else pa.schema([pf.schema_arrow.field(c) for c in columns])
+            yield schema.empty_table().to_pandas()
+
+    # ------------------------------------------------------------ iteration
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        if self.fmt == "parquet":
+            yield from self._parquet_chunks()
+            return
+        if self._single is not None:
+            yield self._single
+            return
+        try:
+            with self._read_csv(dtype=self._dtypes) as reader:
+                for chunk in reader:
+                    for name in self._bool_na:
+                        s = chunk[name]
+                        chunk[name] = s.where(s.isna(), s.map(_BOOL_TEXT))
+                    yield chunk
+        except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise _reading_error(self.path, self.fmt, exc) from exc
+
+
+def _open_text(path: str, compression: str | None) -> tuple[IO[str], list[Any]]:
+    """A text handle writing ``path`` (compressed or not) and the handles to close after it."""
+    if compression is None:
+        return open(path, "w", newline="", encoding="utf-8"), []
+    if compression == "gzip":
+        return gzip.open(path, "wt", newline="", encoding="utf-8"), []
+    if compression == "bz2":
+        return bz2.open(path, "wt", newline="", encoding="utf-8"), []
+    if compression == "xz":
+        return lzma.open(path, "wt", newline="", encoding="utf-8"), []
+    archive = zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED)
+    member = archive.open(Path(path).name, "w", force_zip64=True)
+    return io.TextIOWrapper(member, encoding="utf-8", newline=""), [archive]
+
+
+class AtomicWriter:
+    """Writes a table chunk by chunk to ``path`` and renames it into place only when complete.
+
+    CSV/TSV (optionally ``.gz``, ``.bz2``, ``.xz``, ``.zip``) or Parquet by ``fmt``; ``path`` None
+    or ``"-"`` streams CSV to standard output instead. Chunks go to a temporary file in the
+    output's folder (``.NAME.XXXX.partial``), flushed to disk and renamed to ``path`` by
+    :meth:`commit`; :meth:`abort` (or leaving the ``with`` block by an exception, Ctrl-C
+    included) deletes it. Every chunk must have the same columns; Parquet chunks are cast to
+    the first chunk's schema.
+
+    Examples:
+        >>> import pandas as pd, tempfile, os
+        >>> folder = tempfile.mkdtemp()
+        >>> with AtomicWriter(os.path.join(folder, "out.csv"), "csv") as out:
+        ...     out.write(pd.DataFrame({"a": [1, 2]}))
+        ...     out.write(pd.DataFrame({"a": [3]}))
+        >>> open(os.path.join(folder, "out.csv")).read().split()
+        ['a', '1', '2', '3']
+        >>> os.listdir(folder)
+        ['out.csv']
+    """
+
+    def __init__(self, path: str | None, fmt: str = "csv"):
+        self.path = None if path in (None, "-") else str(path)
+        self.fmt = "csv" if self.path is None else fmt
+        self.rows = 0
+        self._tmp: str | None = None
+        self._handle: IO[str] | None = None
+        self._extra: list[Any] = []
+        self._parquet: Any = None
+        self._schema: Any = None
+        if self.path is not None:
+            target = Path(self.path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, self._tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+            os.close(fd)
+
+    def __enter__(self) -> AtomicWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+    def write(self, frame: pd.DataFrame) -> None:
+        """Append ``frame``'s rows (its index is not written)."""
+        if self.fmt == "parquet":
+            self._write_parquet(frame)
+        else:
+            if self._handle is None:
+                if self._tmp is None:
+                    self._handle = sys.stdout
+                else:
+                    suffix = Path(self.path or "").suffix.lower()
+                    self._handle, self._extra = _open_text(self._tmp, _COMPRESSION.get(suffix))
+                header = True
+            else:
+                header = False
+            frame.to_csv(self._handle, index=False, header=header, sep=SEPARATORS[self.fmt])
+        self.rows += len(frame)
+
+    def _write_parquet(self, frame: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self._parquet is None:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) and frame[f.name].dtype == object
+                      else f for f in table.schema]
+            self._schema = pa.schema(fields, metadata=table.schema.metadata)
+            self._parquet = pq.ParquetWriter(self._tmp, self._schema)
+        table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
+        self._parquet.write_table(table)
+
+    def _close(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+            self._parquet = None
+        if self._handle is not None and self._handle is not sys.stdout:
+            self._handle.close()
+            for extra in self._extra:
+                extra.close()
+        elif self._handle is sys.stdout:
+            sys.stdout.flush()
+        self._handle = None
+
+    def commit(self) -> None:
+        """Finish the file and rename it to its final name (no chunk written: a file with no rows)."""
+        if self.path is not None and self._tmp is not None and self._handle is None and self._parquet is None:
+            if self.fmt == "parquet":
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                pq.write_table(pa.table({}), self._tmp)
+            else:  # a valid (compressed) empty file
+                self._handle, self._extra = _open_text(self._tmp, _COMPRESSION.get(Path(self.path).suffix.lower()))
+        self._close()
+        if self._tmp is None or self.path is None:
+            return
+        with open(self._tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self._tmp, 0o666 & ~umask)
+        os.replace(self._tmp, self.path)
+        self._tmp = None
+
+    def abort(self) -> None:
+        """Close and delete the temporary file; nothing is left under the final name."""
+        try:
+            self._close()
+        finally:
+            if self._tmp is not None and os.path.exists(self._tmp):
+                os.remove(self._tmp)
+            self._tmp = None
+
+
+@contextlib.contextmanager
+def interrupt_on_sigterm() -> Iterator[None]:
+    """Inside the block, SIGTERM (``kill``, a batch scheduler's time limit, torchrun stopping its
+    workers) raises KeyboardInterrupt like Ctrl-C, so that ``with AtomicWriter(...)`` blocks and
+    ``finally`` clauses clean up. Does nothing outside the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"terminated by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
