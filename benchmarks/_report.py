@@ -1,39 +1,10 @@
-"""What every benchmark result records about when and where it ran."""
+"""What every benchmark result records about when and where it ran (shared with the suite)."""
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-import platform
+from riskmodel.benchmarking.speed import machine_info, utc_now
 
-
-def utc_now() -> str:
-    """The current UTC time, ISO 8601 to the second."""
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def machine_info() -> dict[str, object]:
-    """CPU count, processor, and the versions of Python and the libraries the benchmarks use."""
-    import numpy as np
-    import pandas as pd
-
-    import riskmodel
-
-    info: dict[str, object] = {
-        "cpus": os.cpu_count(),
-        "processor": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "pandas": pd.__version__,
-        "riskmodel": riskmodel.__version__,
-    }
-    try:
-        import torch
-
-        info["torch"] = torch.__version__
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
-    return info
+__all__ = ["machine_info", "publish", "utc_now"]
 
 
 def publish(report: dict, path, write: bool = True) -> None:

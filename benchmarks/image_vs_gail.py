@@ -38,43 +38,18 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from _report import machine_info, utc_now
 
 import riskmodel
+from riskmodel.benchmarking.suite import enriched, image_visible_log_hazard, render
 from riskmodel.evaluation import uno_c_index
-from riskmodel.imaging import assemble_exams, scan_dicoms
 from riskmodel.nn import ImageRiskModel, ModelConfig
-from riskmodel.synthetic import make_cohort, write_exams
-from riskmodel.synthetic.cohort import _density_group, density_multipliers
+from riskmodel.synthetic import make_cohort
 from riskmodel.training import LabelledExams, TrainConfig, predict, train
 
 RESULTS = Path(__file__).parent / "results" / "image_vs_gail.json"
 HORIZON = 5.0
-
-
-def image_visible_log_hazard(cohort: pd.DataFrame, image_hr: float) -> np.ndarray:
-    """The generator's log relative hazard from what the pixels show: density and the image factor."""
-    m = density_multipliers()
-    group = _density_group(cohort["age"].to_numpy())
-    band = (cohort["age"].to_numpy() >= 65).astype(int)
-    k = cohort["density"].map({"a": 0, "b": 1, "c": 2, "d": 3}).to_numpy()
-    return np.log(m[group, band, k]) + np.log(image_hr) * cohort["image_factor"].to_numpy()
-
-
-def enriched(pool: pd.DataFrame, n_cases: int, controls: int, rng: np.random.Generator) -> pd.DataFrame:
-    case = (pool["event"] == 1) & (pool["time"] <= HORIZON)
-    cases = pool[case].sample(n=min(n_cases, int(case.sum())), random_state=int(rng.integers(2**31)))
-    ctrl = pool[~case].sample(n=len(cases) * controls, random_state=int(rng.integers(2**31)))
-    return pd.concat([cases, ctrl]).sample(frac=1.0, random_state=int(rng.integers(2**31)))
-
-
-def render(cohort: pd.DataFrame, folder: Path, size, seed: int, jobs: int, reuse: bool) -> pd.DataFrame:
-    if not (reuse and (folder / "manifest.csv").exists()):
-        write_exams(cohort, folder, image_size=size, seed=seed, n_jobs=jobs)
-    exams = assemble_exams(scan_dicoms(folder))
-    return exams.set_index("accession_number").loc[cohort["exam_id"].astype(str)].reset_index()
 
 
 def main() -> None:
@@ -115,7 +90,7 @@ def main() -> None:
     work = Path(args.workdir or tmp.name)
     timings = {}
     t0 = time.perf_counter()
-    frames = {name: render(df, work / name, size, args.seed + i, args.jobs, args.reuse)
+    frames = {name: render(df, work / name, size, args.seed + i, args.jobs, reuse=args.reuse)
               for i, (name, df) in enumerate((("train", train_set), ("val", val_set), ("test", test)))}
     timings["render_and_scan_seconds"] = round(time.perf_counter() - t0, 1)
     labels = population.set_index(population["exam_id"].astype(str))

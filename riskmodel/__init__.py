@@ -23,7 +23,7 @@ from riskmodel.schema import SchemaError
 __version__ = "0.1.0"
 
 __all__ = ["MODELS", "HybridModel", "SchemaError", "__version__", "gail", "load_hybrid", "load_image_model",
-           "predict_risk", "schema"]
+           "predict_risk", "recommend_screening", "schema"]
 
 
 def __getattr__(name: str) -> object:
@@ -32,4 +32,9 @@ def __getattr__(name: str) -> object:
         from riskmodel.fusion import hybrid
 
         return getattr(hybrid, name)
+    if name == "recommend_screening":
+        # The screening stage (policies, FHIR, reports) is imported when it is first asked for.
+        from riskmodel.screening.recommend import recommend_screening
+
+        return recommend_screening
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

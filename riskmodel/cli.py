@@ -8,6 +8,7 @@ that cannot be used at all (missing file, unknown format, missing column).
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import sys
 from pathlib import Path
@@ -18,8 +19,8 @@ import pandas as pd
 from riskmodel import __version__
 from riskmodel.api import MODELS, predict_risk
 
-#: Rows per chunk when scoring; the progress bar counts chunks of this size.
-CHUNK_ROWS = 100_000
+#: Rows per chunk when reading, scoring and writing (``predict --chunk-rows``'s default); memory grows with it.
+CHUNK_ROWS = 250_000
 #: Inputs with at least this many rows get a progress bar on stderr (unless --quiet).
 PROGRESS_MIN_ROWS = 200_000
 _FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
@@ -148,57 +149,220 @@ def _hybrid_model(args: argparse.Namespace) -> str | None:
     return args.bundle
 
 
+def _header(path: str, fmt: str) -> pd.DataFrame:
+    """The input's columns, as an empty frame (for the checks that need no data)."""
+    from riskmodel.distributed.streaming import SEPARATORS
+
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return pq.read_schema(path).empty_table().to_pandas()
+        return pd.read_csv(path, sep=SEPARATORS[fmt], nrows=0)
+    except Exception as exc:  # the reader's own message names the problem
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"{path}: cannot read as {fmt}: {first}") from exc
+
+
+def _output_rows(data: pd.DataFrame, result: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
+    """What ``predict`` writes for these rows: the id column (or every input column) and the result."""
+    id_column = "ID" if args.layout == "bcra" else "id"
+    if args.keep_input:
+        clash = [c for c in result.columns if c in data.columns]
+        return pd.concat([data.drop(columns=clash), result], axis=1)
+    front = [c for c in (id_column,) if c in data.columns]
+    return pd.concat([data[front], result], axis=1)
+
+
+def _summary(counts: dict[str, int], n: int, model: str, output: str | None, how: str = "") -> str:
+    ordered = sorted(counts.items(), key=lambda kv: -kv[1])
+    summary = ", ".join(f"{k} {v}" for k, v in ordered) or "no rows"
+    where = output if output not in (None, "-") else "stdout"
+    rows = "row" if n == 1 else "rows"
+    return f"riskmodel: scored {n} {rows} with {model}{how} ({summary}) -> {where}"
+
+
 def _predict(args: argparse.Namespace) -> int:
+    from riskmodel.distributed import predict_part
+    from riskmodel.distributed.parts import NUMERIC_KINDS
+    from riskmodel.distributed.streaming import AtomicWriter, ChunkedTable, interrupt_on_sigterm
     from riskmodel.gail import BCRA_COLUMNS
     from riskmodel.schema import COLUMNS
 
     bundle = _hybrid_model(args)
-    if args.output not in (None, "-"):
-        _format(args.output)
-    data = read_table(args.input)
-    _check_duplicates(data, args.input, BCRA_COLUMNS if args.layout == "bcra" else tuple(COLUMNS))
-    n = len(data)
-    show = not args.quiet and n >= PROGRESS_MIN_ROWS
-    if args.layout == "bcra":
-        if args.horizon is not None:
-            raise UsageError("--horizon does not apply with --layout bcra: each row projects from T1 to T2")
-        result = _predict_bcra(data, args)
-        id_column = "ID"
+    out_fmt = "csv" if args.output in (None, "-") else _format(args.output)
+    if args.chunk_rows < 1:
+        raise UsageError(f"--chunk-rows {args.chunk_rows}: must be at least 1")
+    if args.layout == "bcra" and args.horizon is not None:
+        raise UsageError("--horizon does not apply with --layout bcra: each row projects from T1 to T2")
+    if args.scheduler is not None and args.engine != "dask":
+        raise UsageError("--scheduler is for --engine dask")
+    if args.engine == "dask":
+        return _predict_dask(args, bundle, out_fmt)
+    names = BCRA_COLUMNS if args.layout == "bcra" else tuple(COLUMNS)
+    horizon = None if args.layout == "bcra" else _horizon(args.horizon or "5")
+    model = None
+    if bundle is not None or args.input == "-":  # a hybrid model (its exams dominate) or stdin: read whole
+        data = read_table(args.input)
+        header, table = data.iloc[:0], [data]
+        n = len(data)
     else:
-        horizon = _horizon(args.horizon or "5")
-        if isinstance(horizon, str) and horizon != "lifetime" and horizon not in data.columns:
-            raise UsageError(f"--horizon {horizon}: not a number, 'lifetime' or a column of the input")
-        if bundle is None:
-            result = predict_risk(data, model=args.model or "gail", horizon=horizon, details=args.details,
-                                  chunk_size=CHUNK_ROWS, progress=show)
-        else:
-            from riskmodel.fusion.hybrid import load_hybrid
+        if not Path(args.input).is_file():
+            raise UsageError(f"{args.input}: no such file")
+        fmt = _format(args.input)
+        header = _header(args.input, fmt)
+    _check_duplicates(header, args.input, names)
+    if isinstance(horizon, str) and horizon != "lifetime" and horizon not in header.columns:
+        raise UsageError(f"--horizon {horizon}: not a number, 'lifetime' or a column of the input")
+    if bundle is not None:
+        from riskmodel.fusion.hybrid import load_hybrid
 
-            model = load_hybrid(bundle, device=args.device)
-            if model.key_ not in data.columns:
-                raise UsageError(f"{args.input}: no column {model.key_!r}; the hybrid model finds each woman's exam "
-                                 f"through it (= exams column {model.exam_key_!r})")
-            result = predict_risk(data, model=model, horizon=horizon, exams=_exams_source(args.exams),
-                                  fallback=args.fallback or "none", details=args.details, chunk_size=CHUNK_ROWS,
-                                  progress=not args.quiet and n >= 1, batch_size=args.batch_size,
-                                  cache_dir=args.cache_dir, num_workers=args.workers)
-        id_column = "id"
-    if args.keep_input:
-        clash = [c for c in result.columns if c in data.columns]
-        out = pd.concat([data.drop(columns=clash), result], axis=1)
-    else:
-        front = [c for c in (id_column,) if c in data.columns]
-        out = pd.concat([data[front], result], axis=1)
-    write_table(out, args.output)
+        model = load_hybrid(bundle, device=args.device)
+        if model.key_ not in header.columns:
+            raise UsageError(f"{args.input}: no column {model.key_!r}; the hybrid model finds each woman's exam "
+                             f"through it (= exams column {model.exam_key_!r})")
+        exams = _exams_source(args.exams)
+
+    def score(data: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
+        if args.layout == "bcra":
+            return _predict_bcra(data, args)
+        if model is None:
+            return predict_part(data, model=args.model or "gail", horizon=horizon, details=args.details,
+                                chunk_size=CHUNK_ROWS)
+        return predict_risk(data, model=model, horizon=horizon, exams=exams, fallback=args.fallback or "none",
+                            details=args.details, chunk_size=CHUNK_ROWS, progress=progress,
+                            batch_size=args.batch_size, cache_dir=args.cache_dir, num_workers=args.workers)
+
+    if model is None:
+        score(header)  # a missing column is reported before any data is read
+    if bundle is None and args.input != "-":
+        numeric = [c for c in header.columns if args.layout != "bcra" and c in COLUMNS
+                   and COLUMNS[c].kind in NUMERIC_KINDS]
+        table = ChunkedTable(args.input, fmt, args.chunk_rows, check_columns=numeric, progress=not args.quiet)
+        n = table.n_rows
+    bar = None
+    if not args.quiet and n >= PROGRESS_MIN_ROWS and model is None:
+        from tqdm import tqdm
+
+        name = "gail-bcra" if args.layout == "bcra" else args.model or "gail"
+        bar = tqdm(total=n, unit="rows", desc=f"scoring ({name})")
+    counts: dict[str, int] = {}
+    try:
+        with interrupt_on_sigterm(), AtomicWriter(args.output, out_fmt) as writer:
+            for data in table:
+                out = _output_rows(data, score(data, progress=not args.quiet and n >= 1), args)
+                writer.write(out)
+                for status, count in out["status"].value_counts(sort=False).items():
+                    counts[status] = counts.get(status, 0) + int(count)
+                if bar is not None:
+                    bar.update(len(data))
+    finally:
+        if bar is not None:
+            bar.close()
     if not args.quiet:
-        counts = out["status"].value_counts()
-        summary = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no rows"
-        where = args.output if args.output not in (None, "-") else "stdout"
-        model = ("gail (BCRA layout)" if args.layout == "bcra" else f"hybrid model {bundle}" if bundle
-                 else args.model or "gail")
-        rows = "row" if n == 1 else "rows"
-        print(f"riskmodel: scored {n} {rows} with {model} ({summary}) -> {where}", file=sys.stderr)
+        name = ("gail (BCRA layout)" if args.layout == "bcra" else f"hybrid model {bundle}" if bundle
+                else args.model or "gail")
+        print(_summary(counts, writer.rows, name, args.output), file=sys.stderr)
     return 0
+
+
+def _predict_dask(args: argparse.Namespace, bundle: str | None, out_fmt: str) -> int:
+    """``predict --engine dask``: the workers read INPUT and score it; partitions are written here, in order."""
+    from riskmodel.distributed.dask_engine import EXAM_MODELS
+    from riskmodel.distributed.streaming import SEPARATORS, AtomicWriter, interrupt_on_sigterm
+    from riskmodel.schema import COLUMNS
+
+    if bundle is not None:
+        raise UsageError("--engine dask: a hybrid model " + EXAM_MODELS)
+    if args.layout == "bcra":
+        raise UsageError("--layout bcra is scored with --engine pandas (the default)")
+    if args.input == "-":
+        raise UsageError("--engine dask: the workers read INPUT, so it must be a file (or a URL they can reach), "
+                         "not '-'")
+    fmt = _format(args.input)
+    if "://" not in args.input and not glob.glob(args.input):  # a file, a Parquet folder or a pattern (part-*.csv)
+        raise UsageError(f"{args.input}: no such file")
+    horizon = _horizon(args.horizon or "5")
+    import dask.dataframe as dd
+    from distributed import Client, LocalCluster
+
+    from riskmodel.distributed import predict_risk_dask
+    from riskmodel.distributed.dask_engine import ordered_partitions
+
+    cluster = None
+    if args.scheduler:
+        client = Client(args.scheduler)
+    else:
+        cluster = LocalCluster(n_workers=args.workers or None, threads_per_worker=1, processes=True,
+                               dashboard_address=":0")
+        client = Client(cluster)
+    try:
+        if fmt == "parquet":
+            ddf = dd.read_parquet(args.input)
+        else:
+            compressed = Path(args.input).suffix.lower() in (".gz", ".bz2", ".xz", ".zip")
+            options = {"sep": SEPARATORS[fmt], "blocksize": None if compressed else _blocksize(args.input,
+                                                                                              args.chunk_rows)}
+            ddf = dd.read_csv(args.input, **options)
+            # Dask casts each block to the types it inferred from the first rows. A block of numbers cast to
+            # text would re-print them (not always the digits of the file) and text cast to bool is always True
+            # ("False" included): columns of text or True/False are read as text in every block, which is
+            # what pandas keeps of a text column, and what validation reads True/False from.
+            text = [c for c in ddf.columns if pd.api.types.is_bool_dtype(ddf[c].dtype)
+                    or not pd.api.types.is_numeric_dtype(ddf[c].dtype)]
+            if text:
+                ddf = dd.read_csv(args.input, dtype=dict.fromkeys(text, object), **options)
+        _check_duplicates(ddf._meta, args.input, tuple(COLUMNS))
+        if isinstance(horizon, str) and horizon != "lifetime" and horizon not in ddf.columns:
+            raise UsageError(f"--horizon {horizon}: not a number, 'lifetime' or a column of the input")
+        result = predict_risk_dask(ddf, model=args.model or "gail", horizon=horizon, details=args.details,
+                                   chunk_size=CHUNK_ROWS)
+        out = dd.map_partitions(lambda d, r: _output_rows(d, r, args), ddf, result,
+                                meta=_output_rows(ddf._meta, result._meta, args), align_dataframes=False)
+        threads = sum(client.nthreads().values()) or 1
+        bar = None
+        if not args.quiet:
+            from tqdm import tqdm
+
+            bar = tqdm(total=out.npartitions, unit="partitions", desc=f"scoring on Dask ({threads} workers)")
+        counts: dict[str, int] = {}
+        try:
+            with interrupt_on_sigterm(), AtomicWriter(args.output, out_fmt) as writer:
+                for frame in ordered_partitions(client, out, window=2 * threads):
+                    writer.write(frame)
+                    for status, count in frame["status"].value_counts(sort=False).items():
+                        counts[status] = counts.get(status, 0) + int(count)
+                    if bar is not None:
+                        bar.update(1)
+        except ValueError as exc:
+            if "Mismatched dtypes" not in str(exc):
+                raise
+            raise UsageError(f"{args.input}: a column holds another type of value further into the file than the "
+                             "start Dask infers column types from; use --engine pandas (it settles each column's "
+                             f"type over the whole file) or convert the file to Parquet. Dask: {exc}") from None
+        finally:
+            if bar is not None:
+                bar.close()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    if not args.quiet:
+        print(_summary(counts, writer.rows, args.model or "gail", args.output, f" on Dask ({threads} workers)"),
+              file=sys.stderr)
+    return 0
+
+
+def _blocksize(path: str, chunk_rows: int) -> int:
+    """Bytes of CSV that hold about ``chunk_rows`` rows (from the length of the first lines; 64 MB for a URL)."""
+    files = sorted(glob.glob(path)) if "://" not in path else []
+    if not files:
+        return 64 << 20
+    with open(files[0], "rb") as fh:
+        sample = fh.read(1 << 16)
+    lines = max(sample.count(b"\n") - 1, 1)
+    per_row = max(len(sample) / (lines + 1), 1.0)
+    return max(int(per_row * chunk_rows), 1 << 10)
 
 
 def _image_size(text: str) -> tuple[int, int]:
@@ -296,7 +460,8 @@ def _train(args: argparse.Namespace) -> int:
     model = ImageRiskModel(config)
     tconf = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                         device=args.device, balance=args.balance, patience=args.patience,
-                        num_workers=args.workers, progress=not args.quiet)
+                        num_workers=args.workers, progress=not args.quiet, augment=args.augment,
+                        schedule=args.schedule)
     out = Path(args.out)
     result = train(model, data["train"], data["val"] if len(data["val"]) else None, tconf, out_dir=out / "training",
                    resume=args.resume)
@@ -359,19 +524,76 @@ def torch_seed(seed: int) -> None:
 
 
 def _embed(args: argparse.Namespace) -> int:
-    from riskmodel.inference import load_image_model
+    """One process, or every process of a torchrun launch (each scores its share; rank 0 writes the output)."""
+    from riskmodel.distributed import predict_exams
+    from riskmodel.distributed.streaming import interrupt_on_sigterm
 
-    if args.output not in (None, "-"):
-        _format(args.output)
+    fmt = "csv" if args.output in (None, "-") else _format(args.output)
     exams = read_table(args.exams)
-    predictor = load_image_model(args.bundle, device=args.device)
-    show = not args.quiet and len(exams) >= 1
-    out = predictor.predict(exams, batch_size=args.batch_size, cache_dir=args.cache_dir, embeddings=True,
-                            progress=show)
+    try:
+        with interrupt_on_sigterm():
+            run = predict_exams(args.bundle, exams, args.output, fmt=fmt, device=args.device,
+                                batch_size=args.batch_size, cache_dir=args.cache_dir, embeddings=True,
+                                progress=not args.quiet and len(exams) >= 1)
+    except RuntimeError as exc:  # another torchrun process failed and reported why
+        print(f"riskmodel: error: {exc}", file=sys.stderr)
+        return 1
+    if run is not None and not args.quiet:
+        on = f" on {run.world_size} processes" if run.world_size > 1 else ""
+        print(f"riskmodel: embedded {run.n_exams} exams ({run.n_ok} ok){on} -> {args.output or 'stdout'}",
+              file=sys.stderr)
+    return 0
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    """``riskmodel recommend``: apply a screening policy to a table of risks (riskmodel.screening)."""
+    from riskmodel.screening import add_recommendations, load_policy, risk_assessments, write_fhir, write_reports
+
+    policy = load_policy(args.policy)  # a PolicyError (ValueError) becomes the one-line error of main()
+    if args.pdf and args.report is None:
+        raise UsageError("--pdf needs --report DIR")
+    for flag, path, kinds in (("-o", args.output, None), ("--fhir", args.fhir, (".ndjson", ".json"))):
+        if path in (None, "-"):
+            continue
+        if kinds is None:
+            _format(path)
+        elif Path(path).suffix.lower() not in kinds:
+            raise UsageError(f"{flag} {path}: use .ndjson (one resource per line) or .json (a Bundle)")
+    data = read_table(args.risks)
+    _check_duplicates(data, args.risks, ("risk", "status", "age", "id"))
+    cohort = None
+    if args.cohort is not None:
+        cohort = read_table(args.cohort)
+        if len(cohort) != len(data):
+            raise UsageError(f"--cohort {args.cohort}: {len(cohort)} rows, but {args.risks} has {len(data)}; give "
+                             "the table that was scored, in the same order")
+        cohort.index = data.index
+        if "id" in data.columns and "id" in cohort.columns:
+            differ = np.flatnonzero(data["id"].astype(str).to_numpy() != cohort["id"].astype(str).to_numpy())
+            if differ.size:
+                i = int(differ[0])
+                raise UsageError(f"--cohort {args.cohort}: row {i + 1} has id {cohort['id'].iat[i]!r} but "
+                                 f"{args.risks} has {data['id'].iat[i]!r}; the rows must be the same women in the "
+                                 "same order")
+    if "age" not in data.columns and (cohort is None or "age" not in cohort.columns):
+        raise UsageError(f"{args.risks}: no age column; pass --cohort COHORT (the table that was scored) or "
+                         "score with 'riskmodel predict --keep-input'")
+    reference = read_table(args.reference) if args.reference is not None else None
+    out = add_recommendations(data, cohort, policy, reference=reference)
     write_table(out, args.output)
+    extra = []
+    if args.fhir is not None:
+        written = write_fhir(risk_assessments(out, cohort=cohort, occurrence=args.date), args.fhir)
+        extra.append(f"FHIR -> {written}")
+    if args.report is not None:
+        pages = write_reports(out, args.report, cohort=cohort, pdf=args.pdf, date=args.date)
+        extra.append(f"{len(pages)} report files -> {args.report}")
     if not args.quiet:
-        ok = int((out["status"] == "ok").sum())
-        print(f"riskmodel: embedded {len(out)} exams ({ok} ok) -> {args.output or 'stdout'}", file=sys.stderr)
+        counts = out["recommendation_status"].value_counts()
+        summary = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no rows"
+        where = args.output if args.output not in (None, "-") else "stdout"
+        print(f"riskmodel: applied {policy.id} {policy.version} to {len(out)} rows ({summary}) -> {where}"
+              + "".join(f"; {e}" for e in extra), file=sys.stderr)
     return 0
 
 
@@ -410,6 +632,67 @@ def _fit_hybrid(args: argparse.Namespace) -> int:
         print(f"riskmodel: fitted a {s['head']} fusion head on {s['n_used']} of {s['n_rows']} women "
               f"({s['n_events']} cancers; {s['n_without_exam']} without a usable exam, {s['n_schema_rejected']} "
               f"failing the schema) -> {out}", file=sys.stderr)
+    return 0
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    from riskmodel.benchmarking import SUITES, run_suite
+
+    if args.suite not in SUITES:
+        raise UsageError(f"--suite {args.suite}: choose one of {sorted(SUITES)}")
+    recorded = args.recorded
+    if recorded is None and Path("benchmarks/results").is_dir():
+        recorded = "benchmarks/results"
+    command = "riskmodel benchmark " + " ".join(sys.argv[2:]) if args.command_line is None else args.command_line
+    run_suite(args.suite, args.out, seed=args.seed, workdir=args.workdir, device=args.device,
+              progress=not args.quiet, recorded=recorded, command=command)
+    return 0
+
+
+def _risk_table(spec: str, n: int, cohort: pd.DataFrame, id_column: str | None) -> tuple[str, pd.DataFrame]:
+    name, sep, path = spec.partition("=")
+    if not sep:
+        name, path = Path(spec).stem, spec
+    if not name:
+        raise UsageError(f"--risks {spec}: give NAME=PATH or PATH")
+    frame = read_table(path)
+    if id_column is not None:
+        for label, f in (("--cohort", cohort), (path, frame)):
+            if id_column not in f.columns:
+                raise UsageError(f"{label}: no column {id_column!r} (--id)")
+        if frame[id_column].duplicated().any():
+            dup = frame.loc[frame[id_column].duplicated(), id_column].iloc[0]
+            raise UsageError(f"{path}: id {dup!r} appears more than once")
+        frame = frame.set_index(frame[id_column].astype(str)).reindex(cohort[id_column].astype(str).to_numpy())
+    elif len(frame) != n:
+        raise UsageError(f"{path}: {len(frame)} rows but the cohort has {n}; give --id COLUMN to match rows by id")
+    if "risk" not in frame.columns and not any(c.startswith("risk_") for c in frame.columns):
+        raise UsageError(f"{path}: no 'risk' column (absolute risk by the horizon) and no risk_1y … columns")
+    return name, frame.reset_index(drop=True)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from riskmodel.evaluation import evaluate_risks, write_report
+
+    cohort = read_table(args.cohort)
+    if not args.risks:
+        raise UsageError("give at least one --risks [NAME=]PATH")
+    risks = dict(_risk_table(spec, len(cohort), cohort, args.id) for spec in args.risks)
+    subgroups = None if args.subgroups is None else [c for c in args.subgroups.split(",") if c]
+    for c in subgroups or []:
+        if c not in cohort.columns:
+            raise UsageError(f"--subgroups: the cohort has no column {c!r}")
+    ev = evaluate_risks(cohort.reset_index(drop=True), risks, horizon=args.horizon, reference=args.reference,
+                        subgroups=subgroups, n_boot=args.bootstrap, seed=args.seed)
+    preamble = [f"- Cohort: `{args.cohort}` ({len(cohort):,} women); risks: "
+                + ", ".join(f"`{s}`" for s in args.risks) + ".",
+                f"- Command: `riskmodel evaluate {' '.join(sys.argv[2:])}`."]
+    write_report(ev, args.out, title=args.title, preamble=preamble, plots=not args.no_plots)
+    if not args.quiet:
+        for name, m in ev.models.items():
+            print(f"{name}: n={m['n']} cancers={m['cancers']} C={m['c_index']:.3f} E/O={m['eo']:.2f}",
+                  file=sys.stderr)
+        print(f"report written to {args.out}/report.md", file=sys.stderr)
     return 0
 
 
@@ -455,11 +738,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=4, help="hybrid model: exams per forward pass (default 4)")
     p.add_argument("--cache-dir", help="hybrid model: cache of preprocessed views")
     p.add_argument("--device", default="auto", help="hybrid model: auto, cpu, cuda, cuda:1 … (default auto)")
-    p.add_argument("--workers", type=int, default=0, help="hybrid model: DICOM-reading worker processes")
+    p.add_argument("--workers", type=int, default=0,
+                   help="hybrid model: DICOM-reading worker processes (default 0); --engine dask without "
+                        "--scheduler: worker processes of the local Dask cluster (default 0 = one per core)")
     p.add_argument("--details", action="store_true",
                    help="add model-specific columns (Gail: average_risk, rr_*; hybrid: exam_used, n_views, "
                         "imputed, fallback)")
     p.add_argument("--keep-input", action="store_true", help="copy all input columns into the output")
+    p.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS, metavar="N",
+                   help=f"read, score and write N rows at a time, so memory stays bounded whatever the file size "
+                        f"(default {CHUNK_ROWS:,}; results do not depend on it). The output is written under a "
+                        "temporary name and renamed when complete. With --engine dask: rows per partition")
+    p.add_argument("--engine", choices=("pandas", "dask"), default="pandas",
+                   help="pandas (default): this process, chunk by chunk; dask: partitions scored in parallel on a "
+                        "Dask cluster (Gail model, canonical layout), written here in order")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="--engine dask: an existing cluster's scheduler, e.g. tcp://10.0.0.5:8786 (its workers "
+                        "must be able to read INPUT); default: a local cluster on this machine")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary line")
     p.set_defaults(func=_predict)
 
@@ -524,6 +819,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--patience", type=int, default=3, help="early stopping patience in epochs (0 = off)")
     p.add_argument("--balance", action="store_true", help="class-balance positive years")
+    p.add_argument("--augment", action="store_true",
+                   help="random top-bottom flips, ±20° rotations and ±10%% gain per view (Mirai-style)")
+    p.add_argument("--schedule", default="constant", choices=("constant", "cosine"), help="learning-rate schedule")
     p.add_argument("--val-fraction", type=float, default=0.15)
     p.add_argument("--calib-fraction", type=float, default=0.15)
     p.add_argument("--calibration", default="isotonic", choices=("isotonic", "platt", "none"))
@@ -541,7 +839,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Load BUNDLE (hashes checked), read every exam of EXAMS (from 'riskmodel scan --exams'), and write one "
             "row per exam: exam_id, n_views, status, message, risk_1y..risk_5y (calibrated) and emb_000... "
-            "Unreadable views are masked; an exam with no readable view gets status no_views."
+            "Unreadable views are masked; an exam with no readable view gets status no_views. Several GPUs: "
+            "'torchrun --nproc-per-node=N -m riskmodel.cli embed ...' splits the exams across N processes and "
+            "writes one output, in table order, equal to one process's."
         ),
     )
     p.add_argument("--bundle", required=True, help="model bundle folder")
@@ -585,6 +885,85 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace a hybrid model already saved at OUT")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_fit_hybrid)
+
+    p = sub.add_parser(
+        "recommend",
+        help="screening recommendations from a table of risks (riskmodel.recommend_screening)",
+        description=(
+            "Apply a screening policy to RISKS (the output of 'riskmodel predict', CSV/TSV/Parquet) and write one "
+            "row per input row: the input columns, then category, interval_months, modality, supplemental, "
+            "chemoprevention_discussion, rationale, policy, policy_version, recommendation_status, "
+            "recommendation_message, risk_measure, risk_used. Rows without a valid risk get a status and no "
+            "recommendation. The output supports, and does not replace, a clinician's decision (docs/screening.md)."
+        ),
+    )
+    p.add_argument("risks", help="risks table from 'riskmodel predict' (with --keep-input, or give --cohort)")
+    p.add_argument("-o", "--output", help="output file (.csv, .tsv, .parquet); default: CSV on stdout")
+    p.add_argument("--policy", default="uspstf2024",
+                   help="shipped policy (uspstf2024, wisdom, mypebs, acr2023, chemoprevention) or the path of a "
+                        "policy file (default: uspstf2024)")
+    p.add_argument("--cohort", help="the cohort that was scored, same rows in the same order (for age, brca and "
+                                    "to recompute Gail risk at another horizon, e.g. lifetime)")
+    p.add_argument("--reference", help="for 'top percentile for age' rules: a table of age and risk scored by the "
+                                       "same model (default: the women in RISKS)")
+    p.add_argument("--fhir", metavar="FILE", help="also write FHIR R4 RiskAssessment resources: .ndjson (one per "
+                                                  "line) or .json (a Bundle)")
+    p.add_argument("--report", metavar="DIR", help="also write one HTML page per woman into DIR")
+    p.add_argument("--pdf", action="store_true", help="with --report: also a one-page PDF per woman")
+    p.add_argument("--date", help="assessment date for FHIR and reports (YYYY-MM-DD; default today)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    p.set_defaults(func=_recommend)
+
+    p = sub.add_parser(
+        "benchmark",
+        help="run the benchmark suite on synthetic data and write a report",
+        description=(
+            "Generate a held-out synthetic cohort and mammograms by seed, train or fit Gail, a factors-only Cox "
+            "model, the image-only model and the hybrid model, and evaluate them with the oracle (true risk) as the "
+            "ceiling: report.md with tables and PNG figures, and results.json. A synthetic test bed, not clinical "
+            "performance. 'quick' runs in about 10 minutes on 2 CPU cores; 'full' is sized for a GPU and a day."
+        ),
+    )
+    p.add_argument("--suite", default="quick", help="quick (default) or full")
+    p.add_argument("--out", default="benchmark-report", help="report folder (default ./benchmark-report)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workdir", help="keep images, caches and checkpoints here (default: a temporary folder)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda …")
+    p.add_argument("--recorded", help="folder of recorded benchmark results to quote in the speed section "
+                                      "(default: benchmarks/results when it exists)")
+    p.add_argument("--command-line", help=argparse.SUPPRESS)
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=_benchmark)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluate risks against observed outcomes in your own cohort",
+        description=(
+            "Compute the benchmark metrics (Uno's C-index, time-dependent AUC, integrated Brier score, E/O with a "
+            "95%% interval, calibration slope and deciles, cancers in the top 10%%/20%%, NRI against a reference, "
+            "bootstrap intervals, subgroups) for one or more models' risks on a cohort with follow-up, and write "
+            "report.md, PNG figures and results.json. COHORT needs time (years from the assessment) and event "
+            "(0 censored, 1 invasive breast cancer, 2 died of other causes); subgroup columns are optional."
+        ),
+    )
+    p.add_argument("--cohort", required=True, help="outcomes table (CSV/TSV/Parquet) with time and event")
+    p.add_argument("--risks", action="append", metavar="[NAME=]PATH",
+                   help="a model's risks: 'risk' (absolute risk by the horizon) and/or risk_1y … risk_5y, optional "
+                        "status (rows not 'ok' are left out), e.g. the output of 'riskmodel predict'; repeat for "
+                        "several models")
+    p.add_argument("--horizon", type=float, default=5.0, help="years (default 5)")
+    p.add_argument("--id", help="column present in the cohort and every risks file to match rows (default: row "
+                                "order, and the lengths must agree)")
+    p.add_argument("--reference", default="gail", help="model for paired comparisons and NRI (default gail)")
+    p.add_argument("--subgroups", help="comma-separated cohort columns (default: race, density, age, brca where "
+                                       "present)")
+    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates (default 200; 0 = none)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="evaluation-report", help="report folder (default ./evaluation-report)")
+    p.add_argument("--title", default="Risk model evaluation")
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=_evaluate)
     return parser
 
 
@@ -604,6 +983,9 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"riskmodel: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM while predict/embed write (their files are removed)
+        print(f"riskmodel: interrupted{f' ({exc})' if str(exc) else ''}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

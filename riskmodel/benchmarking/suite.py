@@ -1,0 +1,382 @@
+"""The benchmark suite: Gail vs factors-only Cox vs image-only vs hybrid vs the oracle, on synthetic women.
+
+A test bed, not clinical evidence: cohort, images and outcomes all come from
+:mod:`riskmodel.synthetic`, so the numbers say how well the library recovers a risk structure
+it was built to contain, not how it performs on real women.
+
+Design (one seed fixes everything):
+
+1. One synthetic population (:func:`~riskmodel.synthetic.make_cohort`, image factor at
+   ``image_hr`` per SD). The last ``test`` women are the held-out test set: unselected, carriers
+   included; no model sees them before evaluation.
+2. From the rest: first ``fusion_train`` unselected women to fit the fusion model, the
+   factors-only Cox model and the image model's yearly calibration (absolute risks need an
+   unselected sample); then, from the remainder, a case-enriched image-training and validation
+   set (every case within 5 years up to ``image_train_cases``, ``controls`` controls per case),
+   as image models are trained in practice.
+3. Four DICOM views per woman (:func:`~riskmodel.synthetic.write_exams`), read back through the
+   real pipeline.
+4. Models: Gail (``predict_risk`` at years 1–5; not applicable to carriers, who are left out of
+   its rows), a factors-only Cox model (lifelines, via :class:`~riskmodel.fusion.CoxHead` on the
+   :class:`~riskmodel.fusion.FactorEncoder` factors), the image-only model
+   (:class:`~riskmodel.nn.ImageRiskModel`, isotonic yearly calibration), the hybrid model
+   (:class:`~riskmodel.fusion.HybridModel`, default head) and the oracle (the generator's
+   ``true_risk_1y`` … ``true_risk_5y``).
+5. :func:`~riskmodel.evaluation.evaluate_risks` on the test women, Gail as the reference, and a
+   report with a speed section.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+HORIZON = 5.0
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    """Sizes and settings of a suite run (see the module docstring for the design).
+
+    Attributes:
+        name: ``"quick"`` or ``"full"`` (or your own).
+        pool: women simulated for the training part; test: held-out test women.
+        image_train_cases, val_cases, controls: the case-enriched image training/validation sets.
+        fusion_train: unselected women for the fusion head, the Cox model and calibration.
+        image_size: ``(H, W)`` of the rendered and model images.
+        model: :class:`~riskmodel.nn.ModelConfig` settings (besides ``image_size``).
+        epochs, batch_size, lr, augment, schedule, patience: image-model training
+            (:class:`~riskmodel.training.TrainConfig`).
+        image_hr: hazard ratio per SD of the latent image factor in the generator.
+        n_boot: bootstrap replicates for the intervals.
+        jobs: processes rendering DICOMs.
+        speed: measure the speed section (Gail, DICOM reading, CPU encoder inference).
+    """
+
+    name: str = "quick"
+    pool: int = 60_000
+    test: int = 6_000
+    image_train_cases: int = 400
+    val_cases: int = 80
+    controls: int = 2
+    fusion_train: int = 3_000
+    image_size: tuple[int, int] = (128, 104)
+    model: dict[str, Any] = field(default_factory=lambda: {"widths": (16, 32, 64, 128), "blocks": (1, 1, 1, 1),
+                                                           "agg_heads": 4, "agg_dropout": 0.1})
+    epochs: int = 6
+    batch_size: int = 16
+    lr: float = 1e-3
+    augment: bool = True
+    schedule: str = "cosine"
+    patience: int = 0
+    image_hr: float = 3.0
+    n_boot: int = 50
+    jobs: int = 2
+    speed: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["image_size"] = list(self.image_size)
+        d["model"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.model.items()}
+        return d
+
+
+#: ``quick``: under 10 minutes on 2 CPU cores. ``full``: sized for a GPU and about a day
+#: (Mirai-like resolution, the default ResNet-18 encoder, 1,000 bootstrap replicates).
+SUITES: dict[str, SuiteConfig] = {
+    "quick": SuiteConfig(),
+    "full": SuiteConfig(name="full", pool=600_000, test=60_000, image_train_cases=8_000, val_cases=1_000,
+                        controls=3, fusion_train=40_000, image_size=(1024, 832), model={}, epochs=20,
+                        batch_size=16, lr=3e-4, patience=4, n_boot=1000, jobs=16),
+}
+
+
+def enriched(pool: pd.DataFrame, n_cases: int, controls: int, rng: np.random.Generator,
+             horizon: float = HORIZON) -> pd.DataFrame:
+    """Every woman with a cancer within ``horizon`` (up to ``n_cases``) plus ``controls`` others per case, shuffled."""
+    case = (pool["event"] == 1) & (pool["time"] <= horizon)
+    cases = pool[case].sample(n=min(n_cases, int(case.sum())), random_state=int(rng.integers(2**31)))
+    ctrl = pool[~case].sample(n=min(len(cases) * controls, int((~case).sum())), random_state=int(rng.integers(2**31)))
+    return pd.concat([cases, ctrl]).sample(frac=1.0, random_state=int(rng.integers(2**31)))
+
+
+def render(cohort: pd.DataFrame, folder: Path, size: tuple[int, int], seed: int, jobs: int,
+           reuse: bool = False) -> pd.DataFrame:
+    """Write the women's DICOM exams into ``folder`` and return the exams table in cohort order.
+
+    With ``reuse``, exams already in ``folder`` are kept if they were written for the same women,
+    size and seed (recorded in ``folder/rendered.json``); otherwise the folder is rewritten.
+    """
+    import hashlib
+    import shutil
+
+    from riskmodel.imaging import assemble_exams, scan_dicoms
+    from riskmodel.synthetic import write_exams
+
+    ids = cohort["exam_id"].astype(str)
+    stamp = {"size": list(size), "seed": seed, "women": hashlib.sha256("\n".join(ids).encode()).hexdigest()}
+    record = folder / "rendered.json"
+    if not (reuse and record.exists() and json.loads(record.read_text()) == stamp):
+        if folder.exists():
+            shutil.rmtree(folder)
+        write_exams(cohort, folder, image_size=size, seed=seed, n_jobs=jobs)
+        record.write_text(json.dumps(stamp))
+    exams = assemble_exams(scan_dicoms(folder))
+    return exams.set_index("accession_number").loc[ids].reset_index()
+
+
+def image_visible_log_hazard(cohort: pd.DataFrame, image_hr: float) -> np.ndarray:
+    """The generator's log relative hazard from what the pixels show: density and the image factor."""
+    from riskmodel.synthetic.cohort import _density_group, density_multipliers
+
+    m = density_multipliers()
+    group = _density_group(cohort["age"].to_numpy())
+    band = (cohort["age"].to_numpy() >= 65).astype(int)
+    k = cohort["density"].map({"a": 0, "b": 1, "c": 2, "d": 3}).to_numpy()
+    return np.log(m[group, band, k]) + np.log(image_hr) * cohort["image_factor"].to_numpy()
+
+
+def _log(progress: bool, message: str) -> None:
+    if progress:
+        print(f"[benchmark] {message}", flush=True)
+
+
+def gail_yearly(cohort: pd.DataFrame) -> pd.DataFrame:
+    """Gail absolute risk at years 1–5 (``risk_1y`` … ``risk_5y``, ``risk`` = 5 years), NaN where not applicable."""
+    import riskmodel
+
+    out = pd.DataFrame(index=cohort.index)
+    for k in range(1, 6):
+        res = riskmodel.predict_risk(cohort, model="gail", horizon=k)
+        out[f"risk_{k}y"] = res["risk"].where(res["status"] == "ok")
+    out["risk"] = out["risk_5y"]
+    return out
+
+
+def run_suite(suite: str | SuiteConfig = "quick", out: str | Path = "benchmark-report", *, seed: int = 0,
+              workdir: str | Path | None = None, device: str = "auto", progress: bool = True,
+              recorded: str | Path | None = None, command: str | None = None) -> dict[str, Any]:
+    """Run a benchmark suite end to end and write ``report.md``, figures and ``results.json`` into ``out``.
+
+    Args:
+        suite: ``"quick"``, ``"full"`` or a :class:`SuiteConfig`.
+        out: the report folder.
+        seed: fixes the population, the splits, the images and the training.
+        workdir: where images, caches and checkpoints go (default: a temporary folder, removed).
+        device: for training and inference (``"auto"``: a GPU if there is one).
+        progress: print what it is doing.
+        recorded: a folder of recorded results of ``benchmarks/*.py`` (e.g. ``benchmarks/results``)
+            to quote in the speed section (GPU figures among them).
+        command: the command line to record in the report.
+
+    Returns:
+        The ``results.json`` content.
+    """
+    import tempfile
+
+    import torch
+
+    from riskmodel.benchmarking import speed
+    from riskmodel.calibration import YearlyCalibrator
+    from riskmodel.evaluation import evaluate_risks, write_report
+    from riskmodel.fusion import CoxHead, HybridModel, TorchHazardHead
+    from riskmodel.imaging import VIEW_ORDER
+    from riskmodel.inference import ImageRiskPredictor
+    from riskmodel.nn import ImageRiskModel, ModelConfig
+    from riskmodel.synthetic import make_cohort
+    from riskmodel.training import LabelledExams, TrainConfig, train
+
+    conf = SUITES[suite] if isinstance(suite, str) else suite
+    if isinstance(suite, str) and suite not in SUITES:
+        raise ValueError(f"unknown suite {suite!r}: choose one of {sorted(SUITES)}")
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    rng = np.random.default_rng(seed)
+    tmp = tempfile.TemporaryDirectory(prefix="riskmodel-benchmark-") if workdir is None else None
+    work = Path(workdir or tmp.name)
+    size = tuple(conf.image_size)
+    try:
+        _log(progress, f"suite {conf.name}: simulating {conf.pool + conf.test:,} women")
+        population = make_cohort(conf.pool + conf.test, seed=seed, image_hr_per_sd=conf.image_hr)
+        pool = population.iloc[: conf.pool]
+        test = population.iloc[conf.pool:].reset_index(drop=True)
+        # The unselected fusion sample is drawn first: drawn after the case-enriched image sets, it
+        # would lack the cases they took and every model fitted on it would under-predict.
+        fusion = pool.sample(n=min(conf.fusion_train, len(pool)), random_state=seed + 7)
+        rest = pool.drop(fusion.index)
+        fusion = fusion.reset_index(drop=True)
+        image_train = enriched(rest, conf.image_train_cases, conf.controls, rng)
+        image_val = enriched(rest.drop(image_train.index), conf.val_cases, conf.controls, rng)
+
+        t0 = time.perf_counter()
+        _log(progress, f"rendering {len(image_train) + len(image_val) + len(fusion) + len(test):,} exams at "
+                       f"{size[0]}x{size[1]}")
+        frames = {name: render(df, work / name, size, seed + i, conf.jobs, reuse=workdir is not None)
+                  for i, (name, df) in enumerate((("train", image_train), ("val", image_val), ("fusion", fusion),
+                                                  ("test", test)))}
+        timings["render_seconds"] = time.perf_counter() - t0
+        cache = str(work / "cache")
+
+        # Image-only model: trained on the case-enriched set.
+        labels = population.set_index(population["exam_id"].astype(str))
+        data = {name: LabelledExams(frames[name], labels, key="accession_number", image_size=size, cache_dir=cache)
+                for name in ("train", "val")}
+        torch.manual_seed(seed)
+        model = ImageRiskModel(ModelConfig(image_size=size, **conf.model))
+        t0 = time.perf_counter()
+        _log(progress, f"training the image model on {len(image_train):,} exams ({conf.epochs} epochs)")
+        result = train(model, data["train"], data["val"],
+                       TrainConfig(epochs=conf.epochs, batch_size=conf.batch_size, lr=conf.lr, seed=seed,
+                                   device=device, patience=conf.patience, progress=False, augment=conf.augment,
+                                   schedule=conf.schedule),
+                       out_dir=work / "run")
+        timings["image_train_seconds"] = time.perf_counter() - t0
+        predictor = ImageRiskPredictor(model, {"image_size": list(size), "view_order": list(VIEW_ORDER)}, None,
+                                       device=device)
+
+        # Yearly calibration of the image model and the fusion models, on unselected women.
+        t0 = time.perf_counter()
+        _log(progress, f"fitting calibration, factors-only Cox and hybrid on {len(fusion):,} unselected women")
+        raw = predictor.predict(frames["fusion"], cache_dir=cache, batch_size=32)
+        yearly = [f"risk_{k}y" for k in range(1, 6)]
+        predictor.calibrator = YearlyCalibrator("isotonic").fit(raw[yearly].to_numpy(), fusion["time"].to_numpy(),
+                                                               fusion["event"].to_numpy(), ipcw=True)
+        torch.manual_seed(seed)
+        hybrid = HybridModel(predictor, head=TorchHazardHead(seed=seed), fallback_head=CoxHead()).fit(
+            fusion, frames["fusion"], cache_dir=cache)
+        timings["fusion_fit_seconds"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        _log(progress, f"scoring {len(test):,} test women")
+        risks = {
+            "gail": gail_yearly(test),
+            "factors_cox": hybrid.predict(test, frames["test"].iloc[0:0], horizon=HORIZON, fallback="factors"),
+            "image_only": predictor.predict(frames["test"], cache_dir=cache, batch_size=32).set_index(test.index),
+            "hybrid": hybrid.predict(test, frames["test"], horizon=HORIZON, cache_dir=cache),
+            "oracle": test[[f"true_risk_{k}y" for k in range(1, 6)]].to_numpy(),
+        }
+        timings["test_scoring_seconds"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        _log(progress, f"evaluating ({conf.n_boot} bootstrap replicates)")
+        ev = evaluate_risks(test, risks, horizon=HORIZON, reference="gail", n_boot=conf.n_boot, seed=seed)
+        timings["evaluation_seconds"] = time.perf_counter() - t0
+
+        speed_results: dict[str, Any] = {}
+        if conf.speed:
+            t0 = time.perf_counter()
+            _log(progress, "measuring speed")
+            speed_results["gail"] = speed.gail_rows_per_second()
+            speed_results["dicom_read"] = {**speed.dicom_read_rate(frames["test"], size, limit=100),
+                                           "image_size": list(size)}
+            speed_results["cpu_encoder_inference"] = speed.cpu_encoder_inference()
+            timings["speed_seconds"] = time.perf_counter() - t0
+        recorded_results = speed.recorded_results(recorded) if recorded else {}
+        timings["total_seconds"] = time.perf_counter() - t_start
+
+        provenance = {"suite": conf.name, "seed": seed, "date": speed.utc_now(), "machine": speed.machine_info(),
+                      "command": command or f"riskmodel benchmark --suite {conf.name} --seed {seed}",
+                      "config": conf.to_dict(),
+                      "data": {"population": len(population), "test_women": len(test),
+                               "test_cancers_5y": int(((test["event"] == 1) & (test["time"] <= HORIZON)).sum()),
+                               "test_carriers": int((test["brca"] != "negative").sum()),
+                               "image_train_exams": len(image_train),
+                               "image_train_cases": int(((image_train["event"] == 1)
+                                                         & (image_train["time"] <= HORIZON)).sum()),
+                               "fusion_train_women": len(fusion)},
+                      "image_training": {"best_epoch": result.best_epoch, "best_val_c_index": result.best_metric,
+                                         "epochs_run": len(result.history)},
+                      "timings_seconds": {k: round(v, 1) for k, v in timings.items()}}
+        preamble = _preamble(provenance)
+        lines = _speed_lines(speed_results, recorded_results, provenance["machine"])
+        results = {"provenance": provenance, "speed": {"measured": speed_results, "recorded": {
+            k: {kk: v.get(kk) for kk in ("date", "command", "machine", "device", "results", "train", "inference",
+                                         "cpu_inference", "image_size")} for k, v in recorded_results.items()}}}
+        write_report(ev, out, title=f"riskmodel benchmark — {conf.name} suite (synthetic test bed)",
+                     preamble=preamble, extra=results, speed=lines)
+        _log(progress, f"report written to {out}/report.md ({timings['total_seconds']:.0f} s)")
+        return json.loads((Path(out) / "results.json").read_text())
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _preamble(p: dict[str, Any]) -> list[str]:
+    d, c, m = p["data"], p["config"], p["machine"]
+    return [
+        "**Synthetic test bed, not clinical performance.** Women, images and outcomes come from "
+        "`riskmodel.synthetic`; these numbers show how well each model recovers a risk structure the "
+        "generator was built with. They must not be quoted as clinical accuracy.",
+        "",
+        f"- Command: `{p['command']}` — date {p['date']}, seed {p['seed']}.",
+        f"- Machine: {m['cpus']} CPUs ({m['processor']}), GPU: {m['gpu'] or 'none'}; torch {m['torch']}, "
+        f"riskmodel {m['riskmodel']}.",
+        f"- Test set: {d['test_women']:,} unselected women never seen in training ({d['test_cancers_5y']} breast "
+        f"cancers within 5 years; {d['test_carriers']} BRCA carriers, for whom Gail is not applicable).",
+        f"- Image model: {d['image_train_exams']:,} case-enriched training exams ({d['image_train_cases']} cases) at "
+        f"{c['image_size'][0]}×{c['image_size'][1]}, {p['image_training']['epochs_run']} epochs; fusion model, "
+        f"factors-only Cox and image calibration fitted on {d['fusion_train_women']:,} unselected women.",
+        f"- Generator: latent image factor HR {c['image_hr']} per SD. Models: `gail` (BCRAT), `factors_cox` "
+        "(Cox on age, density, family history, biopsies, BRCA, PRS and Gail log-RR), `image_only`, `hybrid` "
+        "(image embedding + factors), `oracle` (the generator's true risk: the ceiling).",
+        "- Timings (s): " + ", ".join(f"{k.replace('_seconds', '')} {v}" for k, v in p["timings_seconds"].items())
+        + ".",
+    ]
+
+
+def _speed_lines(measured: dict[str, Any], recorded: dict[str, Any], machine: dict[str, Any]) -> list[str]:
+    lines = []
+    if measured:
+        g, r, cpu = measured["gail"], measured["dicom_read"], measured["cpu_encoder_inference"]
+        lines += [f"Measured during this run on {machine['cpus']} CPUs ({machine['processor']}):", "",
+                  "| what | result |", "|---|---|",
+                  f"| Gail five-year risk (`predict_risk`, {g['rows']:,} rows) | {g['five_year_rows_per_second']:,} "
+                  "rows/s |",
+                  f"| Gail lifetime risk (to age 90) | {g['lifetime_rows_per_second']:,} rows/s |",
+                  f"| DICOM read + preprocess to {r['image_size'][0]}×{r['image_size'][1]} | "
+                  f"{r['views_per_second']} images/s |"]
+        for key, v in cpu.items():
+            if isinstance(v, dict):
+                lines.append(f"| encoder inference, CPU, ResNet-18, {key}, batch 1 | {v['views_per_second']} "
+                             "images/s |")
+        lines += ["", "For comparison, R's BCRA 2.1.2 was measured at about 4,300 rows/s on a 2-vCPU machine of the "
+                      "type CI uses (`reference/ecosystem.md`; R is not installed here, so that figure is quoted, "
+                      "not re-measured)."]
+    if recorded:
+        lines += ["", "Recorded by the standalone scripts in `benchmarks/` (`benchmarks/results/`):", "",
+                  "| result | machine | date | figures |", "|---|---|---|---|"]
+        for name, rec in recorded.items():
+            mach = rec.get("device") or (rec.get("machine") or {}).get("processor", "?")
+            figs = _figures(name, rec)
+            lines.append(f"| {name} | {mach} | {str(rec.get('date', '?'))[:10]} | {figs} |")
+    if not any(k.startswith("gpu_train_cuda") for k in recorded):
+        lines += ["", "No GPU training or inference figures are recorded yet: run `python benchmarks/gpu_train.py` "
+                      "on a CUDA machine (it writes `benchmarks/results/gpu_train_cuda_<device>.json`)."]
+    return lines
+
+
+def _figures(name: str, rec: dict[str, Any]) -> str:
+    res = rec.get("results") or {}
+    if name == "gail_throughput":
+        return (f"five-year {res.get('five_year', {}).get('rows_per_second', '?'):,} rows/s, lifetime "
+                f"{res.get('lifetime', {}).get('rows_per_second', '?'):,} rows/s")
+    if name.startswith("gpu_train"):
+        size = "×".join(str(s) for s in rec.get("image_size", []))
+        return (f"{size}: train {rec.get('train', {}).get('images_per_second', '?')} images/s, inference "
+                f"{rec.get('inference', {}).get('images_per_second', '?')} images/s ({rec.get('precision', '')})")
+    if name == "imaging_throughput":
+        render = (rec.get("render") or {}).get("n_jobs=2", {})
+        read = rec.get("read_all") or {}
+        size = "×".join(str(s) for s in rec.get("image_size", []))
+        return (f"render {render.get('exams_per_second', '?')} exams/s (2 processes), read + preprocess "
+                f"{read.get('read_and_resize_images_per_second', '?')} images/s, at {size}")
+    if name == "synthetic_cohort":
+        return f"{rec.get('n', '?'):,} women in {rec.get('seconds', '?')} s"
+    return "see file"

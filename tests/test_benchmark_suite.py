@@ -1,0 +1,39 @@
+"""The benchmark suite end to end on a micro configuration (the real `quick` run is a benchmark, not a test)."""
+
+import json
+
+import pytest
+
+from riskmodel.benchmarking import SUITES, SuiteConfig, run_suite
+from riskmodel.cli import main
+
+
+@pytest.mark.slow
+def test_micro_suite_writes_a_full_report(tmp_path):
+    conf = SuiteConfig(name="micro", pool=7000, test=1500, image_train_cases=40, val_cases=15, fusion_train=2500,
+                       image_size=(64, 52), epochs=1, n_boot=5, jobs=1, speed=False)
+    results = run_suite(conf, tmp_path / "report", workdir=tmp_path / "work", progress=False)
+    models = results["models"]
+    assert set(models) == {"gail", "factors_cox", "image_only", "hybrid", "oracle"}
+    assert results["reference"] == "gail"
+    # Gail does not score carriers; the others score every test woman.
+    carriers = results["provenance"]["data"]["test_carriers"]
+    assert models["gail"]["n"] + models["gail"]["n_not_scored"] == 1500
+    assert models["oracle"]["n"] == 1500 and models["hybrid"]["n"] == 1500
+    assert models["gail"]["n_not_scored"] >= carriers
+    # The oracle is the ceiling on this synthetic population.
+    assert models["oracle"]["c_index"] > models["gail"]["c_index"]
+    # The unselected fusion sample keeps the population's incidence, so the factors model is not far off.
+    assert 0.4 < models["factors_cox"]["eo"] < 2.5
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "Synthetic test bed, not clinical performance" in text and "## Subgroups" in text
+    assert json.loads((tmp_path / "report" / "results.json").read_text())["provenance"]["suite"] == "micro"
+    for png in ("calibration.png", "auc.png", "risk_distributions.png", "subgroups.png"):
+        assert (tmp_path / "report" / png).stat().st_size > 1000
+
+
+def test_suites_and_cli_errors(capsys):
+    assert set(SUITES) == {"quick", "full"}
+    assert SUITES["full"].image_size[0] > SUITES["quick"].image_size[0]
+    assert main(["benchmark", "--suite", "huge"]) == 2
+    assert "choose one of ['full', 'quick']" in capsys.readouterr().err
