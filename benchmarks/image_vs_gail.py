@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", help="keep images and caches here (default: a temporary folder)")
     parser.add_argument("--norm", default="batch", choices=("batch", "group"), help="encoder normalisation")
+    parser.add_argument("--view-pool", default="max", choices=("max", "avg"), help="global pooling of each view")
     parser.add_argument("--augment", action="store_true", help="flips, rotations and gain during training")
     parser.add_argument("--schedule", default="constant", choices=("constant", "cosine"))
     parser.add_argument("--patience", type=int, default=4)
@@ -98,7 +99,7 @@ def main() -> None:
                                 cache_dir=str(work / "cache")) for name in frames}
 
     config = ModelConfig(widths=(16, 32, 64, 128), blocks=(1, 1, 1, 1), agg_heads=4, agg_dropout=0.1,
-                         image_size=size, norm=args.norm)
+                         image_size=size, norm=args.norm, pool=args.view_pool)
     torch.manual_seed(args.seed)
     model = ImageRiskModel(config)
     t0 = time.perf_counter()

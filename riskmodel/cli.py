@@ -197,12 +197,26 @@ def _predict(args: argparse.Namespace) -> int:
         raise UsageError("--horizon does not apply with --layout bcra: each row projects from T1 to T2")
     if args.scheduler is not None and args.engine != "dask":
         raise UsageError("--scheduler is for --engine dask")
+    policy = None
+    if args.recommend is not None:
+        from riskmodel.screening import load_policy
+
+        if args.layout == "bcra":
+            raise UsageError("--recommend reads the canonical layout; score with the default --layout, or run "
+                             "'riskmodel recommend' on the output")
+        if args.engine == "dask":
+            raise UsageError("--recommend is applied with --engine pandas (the default); or run 'riskmodel "
+                             "recommend' on the Dask output")
+        policy = load_policy(args.recommend)  # a bad policy fails before anything is read
     if args.engine == "dask":
         return _predict_dask(args, bundle, out_fmt)
     names = BCRA_COLUMNS if args.layout == "bcra" else tuple(COLUMNS)
     horizon = None if args.layout == "bcra" else _horizon(args.horizon or "5")
     model = None
-    if bundle is not None or args.input == "-":  # a hybrid model (its exams dominate) or stdin: read whole
+    # Read whole: a hybrid model (its exams dominate), stdin, or a policy whose rule compares each
+    # woman with the others scored (WISDOM's "top 2.5% for age"), which chunks would change.
+    whole = bundle is not None or args.input == "-" or (policy is not None and policy.needs_reference)
+    if whole:
         data = read_table(args.input)
         header, table = data.iloc[:0], [data]
         n = len(data)
@@ -235,7 +249,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     if model is None:
         score(header)  # a missing column is reported before any data is read
-    if bundle is None and args.input != "-":
+    if not whole:
         numeric = [c for c in header.columns if args.layout != "bcra" and c in COLUMNS
                    and COLUMNS[c].kind in NUMERIC_KINDS]
         table = ChunkedTable(args.input, fmt, args.chunk_rows, check_columns=numeric, progress=not args.quiet)
@@ -250,7 +264,12 @@ def _predict(args: argparse.Namespace) -> int:
     try:
         with interrupt_on_sigterm(), AtomicWriter(args.output, out_fmt) as writer:
             for data in table:
-                out = _output_rows(data, score(data, progress=not args.quiet and n >= 1), args)
+                result = score(data, progress=not args.quiet and n >= 1)
+                if policy is not None:
+                    from riskmodel.screening import add_recommendations
+
+                    result = add_recommendations(result, data, policy)
+                out = _output_rows(data, result, args)
                 writer.write(out)
                 for status, count in out["status"].value_counts(sort=False).items():
                     counts[status] = counts.get(status, 0) + int(count)
@@ -745,6 +764,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add model-specific columns (Gail: average_risk, rr_*; hybrid: exam_used, n_views, "
                         "imputed, fallback)")
     p.add_argument("--keep-input", action="store_true", help="copy all input columns into the output")
+    p.add_argument("--recommend", metavar="POLICY",
+                   help="also apply a screening policy (uspstf2024, wisdom, mypebs, acr2023, chemoprevention or a "
+                        "policy file): adds the columns of 'riskmodel recommend' (docs/screening.md)")
     p.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS, metavar="N",
                    help=f"read, score and write N rows at a time, so memory stays bounded whatever the file size "
                         f"(default {CHUNK_ROWS:,}; results do not depend on it). The output is written under a "

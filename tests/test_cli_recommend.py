@@ -79,3 +79,35 @@ def test_recommend_help_lists_the_options(capsys):
     text = capsys.readouterr().out
     for option in ("--policy", "--cohort", "--reference", "--fhir", "--report", "--pdf", "--date"):
         assert option in text
+
+
+def test_predict_recommend_matches_two_steps(risks, tmp_path):
+    one = tmp_path / "one.csv"
+    assert cli.main(["predict", str(EXAMPLE), "-o", str(one), "-q", "--recommend", "mypebs"]) == 0
+    two = tmp_path / "two.csv"
+    assert cli.main(["recommend", str(risks), "--cohort", str(EXAMPLE), "--policy", "mypebs", "-o", str(two),
+                     "-q"]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(one), pd.read_csv(two))
+
+
+def test_predict_recommend_wisdom_is_not_chunked(tmp_path):
+    # WISDOM compares each woman with the others scored ("top 2.5% for age"): chunking must not change it.
+    from riskmodel.synthetic import make_cohort
+
+    cohort = make_cohort(3000, seed=8).drop(columns=["time", "event"])
+    cohort.to_csv(tmp_path / "cohort.csv", index=False)
+    whole, chunked = tmp_path / "whole.csv", tmp_path / "chunked.csv"
+    assert cli.main(["predict", str(tmp_path / "cohort.csv"), "-o", str(whole), "-q", "--recommend", "wisdom"]) == 0
+    assert cli.main(["predict", str(tmp_path / "cohort.csv"), "-o", str(chunked), "-q", "--recommend", "wisdom",
+                     "--chunk-rows", "500"]) == 0
+    got = pd.read_csv(chunked)
+    pd.testing.assert_frame_equal(pd.read_csv(whole), got)
+    assert (got["category"] == "elevated").sum() > 0  # the age-percentile rule was applied
+
+
+def test_predict_recommend_errors(tmp_path, capsys):
+    out = tmp_path / "x.csv"
+    assert cli.main(["predict", str(EXAMPLE), "-o", str(out), "--recommend", str(tmp_path / "none.toml")]) == 2
+    assert "none.toml" in capsys.readouterr().err and not out.exists()
+    assert cli.main(["predict", str(EXAMPLE), "-o", str(out), "--recommend", "uspstf2024", "--layout", "bcra"]) == 2
+    assert "canonical layout" in capsys.readouterr().err and not out.exists()

@@ -228,3 +228,15 @@ def test_write_report(tmp_path, cohort):
     for p in paths:
         if p.suffix == ".png":
             assert p.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_share_of_cancers_in_top_handles_ties():
+    risk, time, event = _calibrated(n=5000, seed=8)
+    assert share_of_cancers_in_top(np.full(len(risk), 0.02), time, event, 0.2) == pytest.approx(0.2)
+    # Two risk levels: the top 20% lies inside the upper level (30% of women), so each of its
+    # cancers counts 2/3.
+    level = np.where(np.arange(len(risk)) < 1500, 0.05, 0.01)
+    event = np.zeros(len(risk), dtype=int)
+    event[:300] = 1
+    time = np.where(event == 1, 2.0, 6.0)
+    assert share_of_cancers_in_top(level, time, event, 0.2) == pytest.approx(2 / 3)

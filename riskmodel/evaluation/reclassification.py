@@ -23,9 +23,11 @@ from riskmodel.evaluation.metrics import _check
 def share_of_cancers_in_top(risk, time, event, fraction: float = 0.1, horizon: float = 5.0) -> float:
     """Share of the cancers diagnosed by ``horizon`` that fall in the top ``fraction`` of predicted risk.
 
-    The top group is the women at or above the ``1 − fraction`` quantile of risk. Counts observed
-    cancers (no censoring adjustment: women censored early contribute to the denominator of the
-    quantile only). A model with no information puts ``fraction`` of the cancers there.
+    The top group is the ``fraction · n`` women with the highest risk. Women tied at the cut
+    (common with step-function calibrators) count in proportion to the places left for them, which
+    is the expected share under random tie-breaking: a constant risk gives exactly ``fraction``.
+    Counts observed cancers (no censoring adjustment). A model with no information puts
+    ``fraction`` of the cancers there.
 
     Returns:
         The share in [0, 1]; NaN when no cancer occurs by ``horizon``.
@@ -36,8 +38,13 @@ def share_of_cancers_in_top(risk, time, event, fraction: float = 0.1, horizon: f
     case = cancer & (time_ <= horizon)
     if not case.any():
         return float("nan")
-    cut = np.quantile(risk, 1.0 - fraction)
-    return float((risk[case] >= cut).mean())
+    places = fraction * len(risk)
+    cut = np.sort(risk)[::-1][max(int(np.ceil(places)) - 1, 0)]
+    above = risk > cut
+    tied = risk == cut
+    weight = np.where(above, 1.0, 0.0)
+    weight[tied] = max(places - above.sum(), 0.0) / tied.sum()
+    return float(weight[case].sum() / case.sum())
 
 
 def _categories(risk: np.ndarray, thresholds: Sequence[float]) -> np.ndarray:
