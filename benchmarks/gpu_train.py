@@ -24,12 +24,13 @@ import datetime as dt
 import json
 import os
 import platform
-import time
 from pathlib import Path
 
 import torch
 
 import riskmodel
+from riskmodel.benchmarking.speed import cpu_peak_gflops, forward_flops
+from riskmodel.benchmarking.speed import images_per_second as measure
 from riskmodel.nn import ImageRiskModel, ModelConfig, tiny_config
 
 RESULTS = Path(__file__).parent / "results"
@@ -40,63 +41,6 @@ GPU_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0}
 def _size(text: str) -> tuple[int, int]:
     h, w = (int(v) for v in text.lower().split("x"))
     return h, w
-
-
-def forward_flops(model: ImageRiskModel, size: tuple[int, int]) -> float:
-    """FLOPs of one view through the encoder (the aggregator and heads are negligible)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    x = torch.zeros(1, model.config.in_channels, *size, device=next(model.parameters()).device)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model.encoder(x)
-    return float(counter.get_total_flops())
-
-
-def cpu_peak_gflops() -> float | None:
-    """Nominal fp32 peak of this process's CPUs: cores × GHz × 32 (None if the clock is unknown)."""
-    try:
-        mhz = [float(line.split(":")[1]) for line in open("/proc/cpuinfo") if line.startswith("cpu MHz")]
-    except OSError:
-        return None
-    if not mhz:
-        return None
-    return torch.get_num_threads() * (sum(mhz) / len(mhz) / 1000) * 32
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def measure(model: ImageRiskModel, size, batch: int, steps: int, device: torch.device, train: bool) -> float:
-    """Images (views) per second over ``steps`` timed steps after 2 warm-up steps."""
-    images = torch.rand(batch, 4, model.config.in_channels, *size, device=device)
-    mask = torch.ones(batch, 4, dtype=torch.bool, device=device)
-    labels = torch.zeros(batch, model.config.n_years, device=device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4) if train else None
-    cast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu",
-                                                                                                     enabled=False)
-    model.train(train)
-
-    def step() -> None:
-        with cast:
-            out = model(images, mask)
-        if train:
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(out["logits"].float(), labels)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
-    ctx = torch.enable_grad() if train else torch.inference_mode()
-    with ctx:
-        for _ in range(2):
-            step()
-        _sync(device)
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        _sync(device)
-    return batch * 4 * steps / (time.perf_counter() - start)
 
 
 def main() -> None:
