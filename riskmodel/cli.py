@@ -641,7 +641,7 @@ def _fit_hybrid(args: argparse.Namespace) -> int:
         head = CoxHead()
     else:
         head = XGBoostHead(seed=args.seed)
-    model = HybridModel(image, head=head)
+    model = HybridModel(image, head=head, image_features=args.image_features)
     model.fit(cohort, exams, key=args.key, exam_key=args.exam_key, batch_size=args.batch_size,
               cache_dir=args.cache_dir, num_workers=args.workers, progress=not args.quiet)
     model.save(out, overwrite=args.overwrite,
@@ -893,6 +893,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--head", default="torch", choices=HEADS,
                    help="fusion head: torch additive hazard (default), cox (lifelines, PCA of the embedding), "
                         "xgboost (survival:cox)")
+    p.add_argument("--image-features", default="embedding", choices=("embedding", "risk", "embedding+risk"),
+                   help="what the head sees of the image: the exam embedding (default), the image network's own "
+                        "five-year score (one column; needs far fewer cancers), or both")
     p.add_argument("--key", default="exam_id", help="cohort column with each woman's exam key (default exam_id)")
     p.add_argument("--exam-key", default="accession_number",
                    help="exams column holding the same keys (default accession_number)")

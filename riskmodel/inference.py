@@ -33,6 +33,8 @@ class ExamEncoding:
         message: ``(n,)`` str, ``""`` or ``"<slot>: <ErrorClass>: <message>"`` entries joined by ``"; "``.
         risk: ``(n, Y)`` image-only risk by year (calibrated when the bundle has calibrators); NaN rows
             where no view.
+        raw_risk: ``(n, Y)`` the network's own risk by year, never calibrated (a smooth score for
+            the fusion model's ``image_features="risk"``); NaN rows where no view.
         embedding: ``(n, D)`` float32 exam embedding; NaN rows where no view.
         density_proba: ``(n, 4)`` softmax of the auxiliary density head (BI-RADS a–d); NaN rows where no
             view or when the model has no density head.
@@ -44,6 +46,7 @@ class ExamEncoding:
     status: np.ndarray
     message: np.ndarray
     risk: np.ndarray
+    raw_risk: np.ndarray
     embedding: np.ndarray
     density_proba: np.ndarray
     index: pd.Index
@@ -146,16 +149,18 @@ class ImageRiskPredictor:
         emb = np.concatenate(embs) if embs else np.zeros((0, dim), dtype=np.float32)
         n = len(mask)
         proba = np.concatenate(dens).astype(np.float64) if dens else np.full((n, 4), np.nan)
+        raw = risk
         if self.calibrator is not None and n:
             risk = self.calibrator.predict(risk)
         n_views = mask.sum(axis=1)
         none = n_views == 0
         risk = np.where(none[:, None], np.nan, risk)
+        raw = np.where(none[:, None], np.nan, raw)
         emb = np.where(none[:, None], np.nan, emb).astype(np.float32)
         proba = np.where(none[:, None], np.nan, proba)
         return ExamEncoding(exam_id=exams["exam_id"].to_numpy(), n_views=n_views,
                             status=np.where(none, "no_views", "ok").astype(object),
-                            message=np.asarray(errors, dtype=object).reshape(n), risk=risk, embedding=emb,
+                            message=np.asarray(errors, dtype=object).reshape(n), risk=risk, raw_risk=raw, embedding=emb,
                             density_proba=proba, index=exams.index)
 
     def predict(self, exams: pd.DataFrame, *, batch_size: int = 4, cache_dir: str | Path | None = None,

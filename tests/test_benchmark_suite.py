@@ -10,16 +10,16 @@ from riskmodel.cli import main
 
 @pytest.mark.slow
 def test_micro_suite_writes_a_full_report(tmp_path):
-    conf = SuiteConfig(name="micro", pool=7000, test=1500, image_train_cases=40, val_cases=15, fusion_train=2500,
-                       image_size=(64, 52), epochs=1, n_boot=5, jobs=1, speed=False)
+    conf = SuiteConfig(name="micro", pool=5000, test=1000, image_train_cases=30, val_cases=10, fusion_train=2000,
+                       image_size=(64, 52), epochs=1, n_boot=5, jobs=2, speed=False)
     results = run_suite(conf, tmp_path / "report", workdir=tmp_path / "work", progress=False)
     models = results["models"]
     assert set(models) == {"gail", "factors_cox", "image_only", "hybrid", "oracle"}
     assert results["reference"] == "gail"
     # Gail does not score carriers; the others score every test woman.
     carriers = results["provenance"]["data"]["test_carriers"]
-    assert models["gail"]["n"] + models["gail"]["n_not_scored"] == 1500
-    assert models["oracle"]["n"] == 1500 and models["hybrid"]["n"] == 1500
+    assert models["gail"]["n"] + models["gail"]["n_not_scored"] == 1000
+    assert models["oracle"]["n"] == 1000 and models["hybrid"]["n"] == 1000
     assert models["gail"]["n_not_scored"] >= carriers
     # The oracle is the ceiling on this synthetic population.
     assert models["oracle"]["c_index"] > models["gail"]["c_index"]

@@ -172,7 +172,7 @@ def test_evaluate_risks_structure_and_orderings(cohort):
     gail_like.loc[cohort.index[:50], "status"] = "invalid"
     noise = np.random.default_rng(2).uniform(0.0, 0.04, len(cohort))
     ev = evaluate_risks(cohort, {"ref": gail_like, "truth": cohort[YEARS].to_numpy(), "noise": noise},
-                        reference="ref", n_boot=20, seed=1)
+                        reference="ref", n_boot=10, seed=1)
     m = ev.models
     assert m["ref"]["n"] == len(cohort) - 50 and m["ref"]["n_not_scored"] == 50
     assert m["truth"]["c_index"] > m["ref"]["c_index"] > m["noise"]["c_index"]

@@ -337,3 +337,31 @@ def test_factor_encoder_json_round_trip():
         FactorEncoder.from_dict(broken)
     with pytest.raises(ValueError, match="not a FactorEncoder state"):
         FactorEncoder.from_dict({"format": "x"})
+
+
+@pytest.mark.parametrize("features, width", [("risk", 1), ("embedding+risk", 33)])
+def test_image_features_risk_and_both(data, tmp_path, features, width):
+    model = HybridModel(data["image"], head=small_head(), image_features=features).fit(data["cohort"], data["exams"])
+    assert model.image_dim == width and model.head_.n_features_in_ == width + model.encoder_.n_features_out_
+    assert ("image_log_cumhaz_5y" in model.fit_summary_["feature_names"]) and (
+        ("emb_000" in model.fit_summary_["feature_names"]) == (features != "risk"))
+    women = canonical(data["cohort"]).head(5)
+    out = model.predict(women, data["exams"])
+    assert (out["status"] == "ok").all() and (np.diff(out[RISKS].to_numpy(), axis=1) >= 0).all()
+    # The feature is the network's own, uncalibrated score: a calibrator on the image model must not change it.
+    class Flat:
+        def predict(self, risk):
+            return np.full_like(risk, 0.5)
+
+    image = data["image"]
+    calibrated = ImageRiskPredictor(image.model, image.preprocessing, Flat(), device="cpu")
+    enc, enc_cal = image.encode(data["exams"].head(3)), calibrated.encode(data["exams"].head(3))
+    assert (enc_cal.risk == 0.5).all() and np.array_equal(enc_cal.raw_risk, enc.raw_risk)
+    r5 = np.clip(enc.raw_risk[:, -1], 1e-7, 1 - 1e-7)
+    assert np.allclose(model._image_block(enc_cal, np.arange(3))[:, -1], np.log(-np.log1p(-r5)))
+    model.save(tmp_path / "m")
+    loaded = load_hybrid(tmp_path / "m", device="cpu")
+    assert loaded.image_features == features
+    pd.testing.assert_frame_equal(loaded.predict(women, data["exams"]), out)
+    with pytest.raises(ValueError, match="image_features"):
+        HybridModel(data["image"], image_features="pixels")

@@ -20,9 +20,8 @@ Design (one seed fixes everything):
    its rows), a factors-only Cox model (lifelines, via :class:`~riskmodel.fusion.CoxHead` on the
    :class:`~riskmodel.fusion.FactorEncoder` factors), the image-only model
    (:class:`~riskmodel.nn.ImageRiskModel`, isotonic yearly calibration), the hybrid model
-   (:class:`~riskmodel.fusion.HybridModel` with a Cox head on the factors plus the first
-   ``hybrid_components`` principal components of the exam embedding: the same model as the
-   factors-only one plus the image) and the oracle (the generator's
+   (:class:`~riskmodel.fusion.HybridModel`: the default additive-hazard head on the factors plus
+   the image network's five-year score, ``image_features="risk"``) and the oracle (the generator's
    ``true_risk_1y`` … ``true_risk_5y``).
 5. :func:`~riskmodel.evaluation.evaluate_risks` on the test women, Gail as the reference, and a
    report with a speed section.
@@ -57,10 +56,11 @@ class SuiteConfig:
         epochs, batch_size, lr, augment, schedule, patience: image-model training
             (:class:`~riskmodel.training.TrainConfig`).
         image_hr: hazard ratio per SD of the latent image factor in the generator.
-        hybrid_components: principal components of the image embedding that the hybrid's Cox
-            head uses beside the factors (the quick suite's fusion sample has about 40 cancers:
-            a head on the full 128-dimensional embedding over-fits it, measured C 0.54 vs 0.66
-            with 2 components on the quick suite's data).
+        hybrid_features: what the hybrid's head sees of the image (``HybridModel(image_features=...)``).
+            ``"risk"``: the image network's own five-year score, one column. The quick suite's
+            fusion sample has about 40 cancers, and a head on the 128-dimensional embedding
+            over-fits it (on the quick suite's data: C 0.536 with the embedding, 0.697 with the
+            image score, 0.664 for the factors alone; ``docs/evaluation.md``).
         n_boot: bootstrap replicates for the intervals.
         jobs: processes rendering DICOMs.
         speed: measure the speed section (Gail, DICOM reading, CPU encoder inference).
@@ -83,7 +83,7 @@ class SuiteConfig:
     schedule: str = "cosine"
     patience: int = 0
     image_hr: float = 3.0
-    hybrid_components: int = 2
+    hybrid_features: str = "risk"
     n_boot: int = 50
     jobs: int = 2
     speed: bool = True
@@ -150,6 +150,26 @@ def image_visible_log_hazard(cohort: pd.DataFrame, image_hr: float) -> np.ndarra
     return np.log(m[group, band, k]) + np.log(image_hr) * cohort["image_factor"].to_numpy()
 
 
+def splits(conf: SuiteConfig, seed: int) -> tuple[pd.DataFrame, ...]:
+    """The suite's women: ``(population, test, fusion, image_train, image_val)`` for a config and seed.
+
+    The unselected fusion sample is drawn before the case-enriched image sets: drawn after them,
+    it would lack the cases they took, and every model fitted on it would under-predict.
+    """
+    from riskmodel.synthetic import make_cohort
+
+    rng = np.random.default_rng(seed)
+    population = make_cohort(conf.pool + conf.test, seed=seed, image_hr_per_sd=conf.image_hr)
+    pool = population.iloc[: conf.pool]
+    test = population.iloc[conf.pool:].reset_index(drop=True)
+    fusion = pool.sample(n=min(conf.fusion_train, len(pool)), random_state=seed + 7)
+    rest = pool.drop(fusion.index)
+    fusion = fusion.reset_index(drop=True)
+    image_train = enriched(rest, conf.image_train_cases, conf.controls, rng)
+    image_val = enriched(rest.drop(image_train.index), conf.val_cases, conf.controls, rng)
+    return population, test, fusion, image_train, image_val
+
+
 def _log(progress: bool, message: str) -> None:
     if progress:
         print(f"[benchmark] {message}", flush=True)
@@ -193,11 +213,10 @@ def run_suite(suite: str | SuiteConfig = "quick", out: str | Path = "benchmark-r
     from riskmodel.benchmarking import speed
     from riskmodel.calibration import YearlyCalibrator
     from riskmodel.evaluation import evaluate_risks, write_report
-    from riskmodel.fusion import CoxHead, HybridModel
+    from riskmodel.fusion import CoxHead, HybridModel, TorchHazardHead
     from riskmodel.imaging import VIEW_ORDER
     from riskmodel.inference import ImageRiskPredictor
     from riskmodel.nn import ImageRiskModel, ModelConfig
-    from riskmodel.synthetic import make_cohort
     from riskmodel.training import LabelledExams, TrainConfig, train
 
     conf = SUITES[suite] if isinstance(suite, str) else suite
@@ -205,22 +224,12 @@ def run_suite(suite: str | SuiteConfig = "quick", out: str | Path = "benchmark-r
         raise ValueError(f"unknown suite {suite!r}: choose one of {sorted(SUITES)}")
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
-    rng = np.random.default_rng(seed)
     tmp = tempfile.TemporaryDirectory(prefix="riskmodel-benchmark-") if workdir is None else None
     work = Path(workdir or tmp.name)
     size = tuple(conf.image_size)
     try:
         _log(progress, f"suite {conf.name}: simulating {conf.pool + conf.test:,} women")
-        population = make_cohort(conf.pool + conf.test, seed=seed, image_hr_per_sd=conf.image_hr)
-        pool = population.iloc[: conf.pool]
-        test = population.iloc[conf.pool:].reset_index(drop=True)
-        # The unselected fusion sample is drawn first: drawn after the case-enriched image sets, it
-        # would lack the cases they took and every model fitted on it would under-predict.
-        fusion = pool.sample(n=min(conf.fusion_train, len(pool)), random_state=seed + 7)
-        rest = pool.drop(fusion.index)
-        fusion = fusion.reset_index(drop=True)
-        image_train = enriched(rest, conf.image_train_cases, conf.controls, rng)
-        image_val = enriched(rest.drop(image_train.index), conf.val_cases, conf.controls, rng)
+        population, test, fusion, image_train, image_val = splits(conf, seed)
 
         t0 = time.perf_counter()
         _log(progress, f"rendering {len(image_train) + len(image_val) + len(fusion) + len(test):,} exams at "
@@ -256,7 +265,8 @@ def run_suite(suite: str | SuiteConfig = "quick", out: str | Path = "benchmark-r
         predictor.calibrator = YearlyCalibrator("isotonic").fit(raw[yearly].to_numpy(), fusion["time"].to_numpy(),
                                                                fusion["event"].to_numpy(), ipcw=True)
         torch.manual_seed(seed)
-        hybrid = HybridModel(predictor, head=CoxHead(n_components=conf.hybrid_components), fallback_head=CoxHead()).fit(
+        hybrid = HybridModel(predictor, head=TorchHazardHead(seed=seed), fallback_head=CoxHead(),
+                             image_features=conf.hybrid_features).fit(
             fusion, frames["fusion"], cache_dir=cache)
         timings["fusion_fit_seconds"] = time.perf_counter() - t0
 
@@ -332,7 +342,7 @@ def _preamble(p: dict[str, Any]) -> list[str]:
         f"factors-only Cox and image calibration fitted on {d['fusion_train_women']:,} unselected women.",
         f"- Generator: latent image factor HR {c['image_hr']} per SD. Models: `gail` (BCRAT), `factors_cox` "
         "(Cox on age, density, family history, biopsies, BRCA, PRS and Gail log-RR), `image_only`, `hybrid` "
-        f"(the same Cox model plus {c['hybrid_components']} principal components of the image embedding), `oracle` "
+        f"(additive-hazard head on the factors and the image (`image_features={c['hybrid_features']!r}`)), `oracle` "
         "(the generator's true risk: the ceiling).",
         "- Timings (s): " + ", ".join(f"{k.replace('_seconds', '')} {v}" for k, v in p["timings_seconds"].items())
         + ".",

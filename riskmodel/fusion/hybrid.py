@@ -151,7 +151,7 @@ class _ExamFeatures:
     usable: np.ndarray  # (n,) bool
     exam_id: np.ndarray  # (n,) object, "" where no exam matched
     n_views: np.ndarray  # (n,) int
-    embedding: np.ndarray  # (n, D) float32, NaN rows where not usable
+    embedding: np.ndarray  # (n, K) float32 image features (embedding and/or image risk), NaN rows where not usable
     density_proba: np.ndarray  # (n, 4) float64, NaN rows where not available
     note: np.ndarray  # (n,) object: why unusable, or view problems of a usable exam ("" if none)
 
@@ -211,6 +211,10 @@ def _risk_at(cum_hazard: np.ndarray, age: np.ndarray, race: np.ndarray, horizon:
 # ---------------------------------------------------------------------------- the model
 
 
+#: What the fusion head can see of the image (``HybridModel(image_features=...)``).
+IMAGE_FEATURES = ("embedding", "risk", "embedding+risk")
+
+
 class HybridModel:
     """Image embedding + risk factors → absolute breast-cancer risk at 1 … 5 years.
 
@@ -233,6 +237,10 @@ class HybridModel:
             horizons 1 … 5, or None; see also :meth:`recalibrate`.
         mortality: ``"gail"`` (competing mortality from Gail's tables, default) or ``"none"``
             (net risk ``1 − exp(−H1)``).
+        image_features: what the head sees of the image: ``"embedding"`` (the ``D``-dimensional
+            exam embedding, default), ``"risk"`` (one column: the image network's own, uncalibrated
+            five-year log cumulative hazard ``log(−log(1 − r5))``, a supervised one-number summary
+            that needs far fewer cancers to fit than an embedding), or ``"embedding+risk"``.
 
     Attributes (after :meth:`fit` or :func:`load_hybrid`):
         encoder_: the fitted :class:`~riskmodel.fusion.FactorEncoder`.
@@ -252,7 +260,7 @@ class HybridModel:
 
     def __init__(self, image_model: Any, head: Any = None, factors: Sequence[str] | None = None, *,
                  fallback_head: Any = None, recalibrator: IncidenceRecalibrator | None = None,
-                 mortality: str = "gail"):
+                 mortality: str = "gail", image_features: str = "embedding"):
         if isinstance(image_model, (str, os.PathLike)):
             from riskmodel.inference import load_image_model
 
@@ -266,12 +274,15 @@ class HybridModel:
                                 f"(TorchHazardHead, CoxHead, XGBoostHead), got {type(h).__name__}")
         if mortality not in ("gail", "none"):
             raise ValueError(f"mortality={mortality!r}: choose 'gail' or 'none'")
+        if image_features not in IMAGE_FEATURES:
+            raise ValueError(f"image_features={image_features!r}: choose one of {IMAGE_FEATURES}")
         self.image_model = image_model
         self.head = head
         self.factors = factors
         self.fallback_head = fallback_head
         self.recalibrator = recalibrator
         self.mortality = mortality
+        self.image_features = image_features
         if recalibrator is not None:
             self.recalibrator_ = _check_recalibrator(recalibrator)
 
@@ -284,6 +295,26 @@ class HybridModel:
     def embedding_dim(self) -> int:
         """``D``: the size of the image model's exam embedding."""
         return int(self.image_model.model.config.embedding_dim)
+
+    @property
+    def image_dim(self) -> int:
+        """Columns of image features the head sees (``D``, 1 or ``D + 1``; see ``image_features``)."""
+        return (self.embedding_dim if "embedding" in self.image_features else 0) + (
+            1 if "risk" in self.image_features else 0)
+
+    def _image_names(self) -> list[str]:
+        names = [f"emb_{i:03d}" for i in range(self.embedding_dim)] if "embedding" in self.image_features else []
+        return names + (["image_log_cumhaz_5y"] if "risk" in self.image_features else [])
+
+    def _image_block(self, enc: Any, j: np.ndarray) -> np.ndarray:
+        """The image feature columns for encoded exams ``j`` (see ``image_features``)."""
+        parts = []
+        if "embedding" in self.image_features:
+            parts.append(enc.embedding[j].astype(np.float64))
+        if "risk" in self.image_features:
+            r5 = np.clip(enc.raw_risk[j, -1].astype(np.float64), 1e-7, 1 - 1e-7)
+            parts.append(np.log(-np.log1p(-r5))[:, None])
+        return np.hstack(parts)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "head_"):
@@ -324,9 +355,9 @@ class HybridModel:
                 position[k] = int(i)
         matched = np.array([position.get(k, -1) if (k and wanted[r]) else -1 for r, k in enumerate(keys)])
         needed = np.unique(matched[matched >= 0])
-        dim = self.embedding_dim
+        dim = self.image_dim
         out = _ExamFeatures(usable=np.zeros(n, dtype=bool), exam_id=np.full(n, "", dtype=object),
-                            n_views=np.zeros(n, dtype=np.int64), embedding=np.full((n, dim), np.nan, np.float32),
+                            n_views=np.zeros(n, dtype=np.int64), embedding=np.full((n, dim), np.nan, np.float64),
                             density_proba=np.full((n, 4), np.nan), note=np.full(n, "", dtype=object))
         key_name = getattr(self, "key_", "exam_id")
         for r in np.flatnonzero(wanted):
@@ -345,7 +376,7 @@ class HybridModel:
         out.usable[rows] = ok
         out.exam_id[rows] = enc.exam_id[j].astype(str)
         out.n_views[rows] = enc.n_views[j]
-        out.embedding[rows] = enc.embedding[j]
+        out.embedding[rows] = self._image_block(enc, j)
         out.density_proba[rows] = enc.density_proba[j]
         for r, jj, good in zip(rows, j, ok, strict=True):
             msg = str(enc.message[jj])
@@ -419,10 +450,10 @@ class HybridModel:
         factors_x, imputed = encoder.transform(v.frame[use], density_proba=feats.density_proba[use],
                                                return_imputed=True)
         x = np.hstack([feats.embedding[use].astype(np.float64), factors_x])
-        dim = self.embedding_dim
         head = clone(self.head) if self.head is not None else TorchHazardHead()
-        if isinstance(head, CoxHead):
-            head.set_params(embedding_columns=slice(0, dim))
+        if isinstance(head, CoxHead):  # PCA on the embedding; a single image-risk column is used as it is
+            head.set_params(embedding_columns=slice(0, self.embedding_dim) if "embedding" in self.image_features
+                            else None)
         template = self.fallback_head if self.fallback_head is not None else self.head
         fallback = clone(template) if template is not None else TorchHazardHead()
         if isinstance(fallback, CoxHead):
@@ -436,14 +467,14 @@ class HybridModel:
                 raise ValueError(f"the {name} cannot predict to {YEARS[-1]} years, which the hybrid model reports: "
                                  f"{exc}") from None
         self.encoder_, self.head_, self.fallback_head_ = encoder, head, fallback
-        self.embedding_dim_ = dim
+        self.embedding_dim_ = self.embedding_dim
         self.recalibrator_ = _check_recalibrator(self.recalibrator) if self.recalibrator is not None else None
         self.fit_summary_ = {
             "n_rows": len(cohort), "n_used": int(use.sum()), "n_schema_rejected": int((~v.ok).sum()),
             "n_without_exam": int((v.ok & ~feats.usable).sum()), "n_gail_rejected": int(rejected.sum()),
             "n_events": int((event == 1).sum()), "n_other_deaths": int((event == 2).sum()),
             "n_density_from_image": int(imputed["density_from_image"].sum()),
-            "feature_names": [f"emb_{i:03d}" for i in range(dim)] + list(encoder.feature_names_),
+            "feature_names": self._image_names() + list(encoder.feature_names_),
             "head": type(head).__name__, "fallback_head": type(fallback).__name__,
         }
         return self
@@ -618,7 +649,7 @@ class HybridModel:
         return _jsonable({
             "format": _FUSION_FORMAT, "format_version": _FORMAT_VERSION,
             "key": self.key_, "exam_key": self.exam_key_, "years": list(YEARS), "mortality": self.mortality,
-            "embedding_dim": self.embedding_dim_,
+            "embedding_dim": self.embedding_dim_, "image_features": self.image_features,
             "factor_encoder": self.encoder_.to_dict(), "head": self.head_.to_dict(),
             "fallback_head": self.fallback_head_.to_dict(), "recalibrator": None if rec is None else rec.to_dict(),
             "training": self.fit_summary_,
@@ -742,7 +773,8 @@ def load_hybrid(path: str | os.PathLike[str], *, device: str = "auto") -> Hybrid
     try:
         if list(state["years"]) != list(YEARS):
             raise ValueError(f"years {state['years']!r}; this riskmodel reports {list(YEARS)}")
-        model = HybridModel(image, mortality=state["mortality"])
+        model = HybridModel(image, mortality=state["mortality"],
+                            image_features=str(state.get("image_features", "embedding")))
         model.encoder_ = FactorEncoder.from_dict(state["factor_encoder"])
         model.head_ = head_from_dict(state["head"])
         model.fallback_head_ = head_from_dict(state["fallback_head"])
@@ -759,9 +791,9 @@ def load_hybrid(path: str | os.PathLike[str], *, device: str = "auto") -> Hybrid
         if model.embedding_dim_ != model.embedding_dim:
             raise ValueError(f"embedding_dim {model.embedding_dim_} but the image model's is {model.embedding_dim}")
         n_factors = model.encoder_.n_features_out_
-        if model.head_.n_features_in_ != model.embedding_dim_ + n_factors:
-            raise ValueError(f"the head takes {model.head_.n_features_in_} columns, not embedding "
-                             f"({model.embedding_dim_}) + factors ({n_factors})")
+        if model.head_.n_features_in_ != model.image_dim + n_factors:
+            raise ValueError(f"the head takes {model.head_.n_features_in_} columns, not image features "
+                             f"({model.image_dim}, {model.image_features}) + factors ({n_factors})")
         if model.fallback_head_.n_features_in_ != n_factors:
             raise ValueError(f"the factors-only head takes {model.fallback_head_.n_features_in_} columns, not "
                              f"{n_factors}")
