@@ -69,14 +69,14 @@ class SuiteConfig:
     name: str = "quick"
     pool: int = 60_000
     test: int = 6_000
-    image_train_cases: int = 400
+    image_train_cases: int = 500
     val_cases: int = 80
     controls: int = 2
     fusion_train: int = 3_000
     image_size: tuple[int, int] = (128, 104)
     model: dict[str, Any] = field(default_factory=lambda: {"widths": (16, 32, 64, 128), "blocks": (1, 1, 1, 1),
-                                                           "agg_heads": 4, "agg_dropout": 0.1})
-    epochs: int = 6
+                                                           "agg_heads": 4, "agg_dropout": 0.1, "pool": "avg"})
+    epochs: int = 10
     batch_size: int = 16
     lr: float = 1e-3
     augment: bool = True
@@ -100,8 +100,8 @@ class SuiteConfig:
 SUITES: dict[str, SuiteConfig] = {
     "quick": SuiteConfig(),
     "full": SuiteConfig(name="full", pool=600_000, test=60_000, image_train_cases=8_000, val_cases=1_000,
-                        controls=3, fusion_train=40_000, image_size=(1024, 832), model={}, epochs=20,
-                        batch_size=16, lr=3e-4, patience=4, n_boot=1000, jobs=16),
+                        controls=3, fusion_train=40_000, image_size=(1024, 832), epochs=20,
+                        batch_size=16, lr=3e-4, patience=4, n_boot=1000, jobs=16, model={"pool": "avg"}),
 }
 
 
