@@ -58,9 +58,10 @@ class SuiteConfig:
         image_hr: hazard ratio per SD of the latent image factor in the generator.
         hybrid_features: what the hybrid's head sees of the image (``HybridModel(image_features=...)``).
             ``"risk"``: the image network's own five-year score, one column. The quick suite's
-            fusion sample has about 40 cancers, and a head on the 128-dimensional embedding
-            over-fits it (on the quick suite's data: C 0.536 with the embedding, 0.697 with the
-            image score, 0.664 for the factors alone; ``docs/evaluation.md``).
+            fusion sample has about 40 cancers, and the torch head on the 128-dimensional
+            embedding over-fits it (on the quick suite's data: C 0.637 with the embedding, 0.709
+            with the image score, 0.664 for the factors alone;
+            ``benchmarks/hybrid_image_features.py``, ``docs/evaluation.md``).
         n_boot: bootstrap replicates for the intervals.
         jobs: processes rendering DICOMs.
         speed: measure the speed section (Gail, DICOM reading, CPU encoder inference).
