@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 import riskmodel
-from riskmodel.benchmarking.speed import cpu_peak_gflops, forward_flops
+from riskmodel.benchmarking.speed import cpu_encoder_inference, cpu_peak_gflops, forward_flops
 from riskmodel.benchmarking.speed import images_per_second as measure
 from riskmodel.nn import ImageRiskModel, ModelConfig, tiny_config
 
@@ -90,18 +90,7 @@ def main() -> None:
         report[mode] = {"images_per_second": round(rate, 2), "achieved_tflops": round(achieved, 4),
                         "fraction_of_peak": None if not peak else round(achieved / peak, 4)}
     if args.cpu_inference:
-        cpu = torch.device("cpu")
-        peak_gflops = cpu_peak_gflops()
-        report["cpu_inference"] = {"threads": torch.get_num_threads(), "nominal_peak_gflops": peak_gflops}
-        for cpu_size in ((512, 416), (2048, 1664)):
-            m = ImageRiskModel(ModelConfig(image_size=cpu_size)).to(cpu)
-            f = forward_flops(m, cpu_size)
-            rate = measure(m, cpu_size, 1, 2 if cpu_size[0] > 1000 else 5, cpu, train=False)
-            gflops = rate * f / 1e9
-            report["cpu_inference"][f"{cpu_size[0]}x{cpu_size[1]}"] = {
-                "views_per_second": round(rate, 3), "gflops_per_view": round(f / 1e9, 2),
-                "achieved_gflops": round(gflops, 1),
-                "fraction_of_peak": None if not peak_gflops else round(gflops / peak_gflops, 3)}
+        report["cpu_inference"] = cpu_encoder_inference()
     print(json.dumps(report, indent=2))
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)

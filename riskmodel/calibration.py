@@ -487,14 +487,17 @@ def _status(t: np.ndarray, e: np.ndarray, year: float) -> tuple[np.ndarray, np.n
     return known, positive
 
 
-def _censoring_survival(t: np.ndarray, e: np.ndarray, w: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """Kaplan–Meier ``G(at−)`` = P(not censored before ``at``), censoring = event 0 or 2.
+def _censoring_survival(t: np.ndarray, e: np.ndarray, w: np.ndarray, at: np.ndarray,
+                        censored: np.ndarray | None = None) -> np.ndarray:
+    """Kaplan–Meier ``G(at−)`` = P(not censored before ``at``); censoring = event 0 or 2 by default.
 
     At a tie a diagnosis comes before a censoring, and a censoring at time ``s`` leaves the
-    woman at risk at ``s`` itself, so ``G(s−)`` excludes it.
+    woman at risk at ``s`` itself, so ``G(s−)`` excludes it. ``censored`` (bool, shape ``(n,)``)
+    redefines censoring, e.g. ``event == 0`` when deaths from other causes compete instead.
     """
     order = np.argsort(t, kind="stable")
-    ts, cs, ws = t[order], (e[order] != 1), w[order]
+    cens = (e != 1) if censored is None else np.asarray(censored, dtype=bool)
+    ts, cs, ws = t[order], cens[order], w[order]
     u, start = np.unique(ts, return_index=True)
     censored = np.add.reduceat(ws * cs, start)
     at_risk = np.cumsum(np.add.reduceat(ws, start)[::-1])[::-1]

@@ -99,14 +99,12 @@ def _status_by(time: np.ndarray, event: np.ndarray, horizon: float) -> tuple[np.
     or was followed past it; a woman censored earlier is unknown and represented by the others
     through the weight ``1 / G(min(T, horizon))`` (``G``: Kaplan–Meier of censoring).
     """
-    from lifelines import KaplanMeierFitter
+    from riskmodel.calibration import _censoring_survival
 
     censored = event == 0
     known = (time >= horizon) | ~censored
-    km = KaplanMeierFitter().fit(time, censored.astype(int))
-    at = np.minimum(time, horizon)
     # G just before the time (a censoring at the same time does not count against the woman).
-    g = km.survival_function_at_times(np.maximum(at - 1e-9, 0.0)).to_numpy()
+    g = _censoring_survival(time, event, np.ones_like(time), np.minimum(time, horizon), censored=censored)
     weight = np.where(known, 1.0 / np.maximum(g, 1e-6), 0.0)
     return known, weight
 

@@ -62,12 +62,11 @@ def plot_calibration(ev: Evaluation, path: str | Path) -> Path:
 
 def _roc_at(risk: np.ndarray, time: np.ndarray, event: np.ndarray, horizon: float) -> tuple[np.ndarray, np.ndarray]:
     """IPCW cumulative/dynamic ROC at ``horizon``: cases weighted 1/G(T−), controls 1/G(horizon)."""
-    from lifelines import KaplanMeierFitter
+    from riskmodel.calibration import _censoring_survival
 
-    km = KaplanMeierFitter().fit(time, (event != 1).astype(int) * (event == 0))
     case = (event == 1) & (time <= horizon)
     control = time > horizon
-    g_case = km.survival_function_at_times(np.maximum(time[case] - 1e-9, 0)).to_numpy()
+    g_case = _censoring_survival(time, event, np.ones_like(time), time[case], censored=event == 0)
     w_case = 1 / np.maximum(g_case, 1e-6)
     thresholds = np.unique(risk)[::-1]
     if len(thresholds) > 400:
