@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from _report import machine_info, utc_now
 
@@ -55,6 +56,9 @@ HORIZON = 5.0
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pool", type=int, default=120_000, help="women simulated for the training part")
+    parser.add_argument("--extra-pool", type=int, default=0,
+                        help="more training-part women, simulated with seed + 1 (keeps the test women of a "
+                             "run without them, so their rendered exams can be reused)")
     parser.add_argument("--train-cases", type=int, default=450)
     parser.add_argument("--val-cases", type=int, default=100)
     parser.add_argument("--controls", type=int, default=3, help="controls per case in training/validation")
@@ -68,7 +72,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", help="keep images and caches here (default: a temporary folder)")
     parser.add_argument("--norm", default="batch", choices=("batch", "group"), help="encoder normalisation")
-    parser.add_argument("--view-pool", default="max", choices=("max", "avg"), help="global pooling of each view")
+    parser.add_argument("--view-pool", default="max", choices=("max", "avg", "tissue"),
+                        help="global pooling of each view")
     parser.add_argument("--augment", action="store_true", help="flips, rotations and gain during training")
     parser.add_argument("--schedule", default="constant", choices=("constant", "cosine"))
     parser.add_argument("--patience", type=int, default=4)
@@ -82,6 +87,10 @@ def main() -> None:
     t_start = time.perf_counter()
 
     population = make_cohort(args.pool + args.test, seed=args.seed, image_hr_per_sd=args.image_hr)
+    if args.extra_pool:
+        extra = make_cohort(args.extra_pool, seed=args.seed + 1, image_hr_per_sd=args.image_hr)
+        extra = extra.assign(id=extra["id"].astype(str) + "X", exam_id=extra["exam_id"].astype(str) + "X")
+        population = pd.concat([extra, population], ignore_index=True)  # the test women stay last
     population = population[population["brca"] == "negative"].reset_index(drop=True)
     pool, test = population.iloc[: -args.test], population.iloc[-args.test:].reset_index(drop=True)
     train_set = enriched(pool, args.train_cases, args.controls, rng)
@@ -97,6 +106,13 @@ def main() -> None:
     labels = population.set_index(population["exam_id"].astype(str))
     data = {name: LabelledExams(frames[name], labels, key="accession_number", image_size=size,
                                 cache_dir=str(work / "cache")) for name in frames}
+
+    # Read and preprocess every DICOM into the cache before training, in --jobs processes: data
+    # preparation (as Mirai converts DICOMs to PNGs first), timed apart from training.
+    t0 = time.perf_counter()
+    for name in ("train", "val", "test"):
+        warm_cache(data[name].images, args.jobs)
+    timings["cache_seconds"] = round(time.perf_counter() - t0, 1)
 
     config = ModelConfig(widths=(16, 32, 64, 128), blocks=(1, 1, 1, 1), agg_heads=4, agg_dropout=0.1,
                          image_size=size, norm=args.norm, pool=args.view_pool)
@@ -155,6 +171,18 @@ def main() -> None:
         Path(args.results).write_text(json.dumps(report, indent=2) + "\n")
     if tmp is not None:
         tmp.cleanup()
+
+
+def warm_cache(images, jobs: int) -> None:
+    """Fill an ``ExamDataset``'s on-disk cache for every exam, in ``jobs`` processes."""
+    from joblib import Parallel, delayed
+
+    def load(rows: list[int]) -> None:
+        for i in rows:
+            images[i]
+
+    chunks = [list(c) for c in np.array_split(np.arange(len(images)), max(1, jobs) * 8) if len(c)]
+    Parallel(n_jobs=jobs)(delayed(load)(c) for c in chunks)
 
 
 if __name__ == "__main__":

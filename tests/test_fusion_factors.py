@@ -170,3 +170,55 @@ def test_bad_inputs_raise(cohort, encoder):
         encoder.transform(rows.to_numpy())
     with pytest.raises(ValueError, match="'age'"):
         FactorEncoder().fit(rows.drop(columns="age"))
+
+
+# ------------------------------------------------------------------ the "literature" group
+
+
+def test_literature_log_rr_adds_published_figures(cohort):
+    enc = FactorEncoder(factors=["literature"]).fit(cohort)
+    assert enc.feature_names_ == ["age_z", "literature_log_rr"]
+    x = enc.transform(cohort)
+    bcra = canonical_to_bcra(cohort)  # family history included this time
+    rr = bcra_relative_risk(bcra)
+    gail = np.log(np.where(cohort["age"] < 50, rr["RR_Star1"], rr["RR_Star2"]))
+    age = cohort["age"].to_numpy()
+    # BCSC v1 density relative hazards vs b (Tice 2008), < 65 and >= 65; PRS: ln 1.61 per SD, normalised.
+    rh = np.where((age < 65)[:, None], [[0.48107, 1.0, 1.5506, 2.0119]], [[0.65706, 1.0, 1.3881, 1.4499]])
+    k = cohort["density"].map({"a": 0, "b": 1, "c": 2, "d": 3}).to_numpy()
+    beta = np.log(1.61)
+    expected = gail + np.log(rh[np.arange(len(k)), k]) + beta * cohort["prs"].to_numpy() - beta**2 / 2
+    np.testing.assert_allclose(x[:, 1], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_literature_unknowns_are_marginalised_and_reported(cohort):
+    enc = FactorEncoder(factors=["literature"]).fit(cohort)
+    rows = cohort.iloc[:3].copy()
+    rows["density"] = [None, None, "b"]
+    rows["prs"] = [np.nan, 0.5, np.nan]
+    proba = np.array([[0.0, 0.0, 0.0, 1.0], [np.nan] * 4, [np.nan] * 4])
+    x, imputed = enc.transform(rows, density_proba=proba, return_imputed=True)
+    known = rows.copy()
+    known["density"] = ["d", "b", "b"]
+    known["prs"] = [0.0, 0.5, 0.0]
+    base = FactorEncoder(factors=["literature"]).fit(cohort).transform(known)[:, 1]
+    beta = np.log(1.61)
+    # Row 0: density from the image (all on d) and an unknown PRS, whose term is 0 (E[exp(bz - b^2/2)] = 1),
+    # whereas a known PRS of 0 contributes -b^2/2.
+    np.testing.assert_allclose(x[0, 1], base[0] + beta**2 / 2, atol=1e-5)
+    # Row 1: density marginal under the training frequencies: log of the expected relative hazard.
+    freq = np.array([(cohort["density"] == d).mean() for d in "abcd"])
+    rh = [0.48107, 1.0, 1.5506, 2.0119] if rows["age"].iloc[1] < 65 else [0.65706, 1.0, 1.3881, 1.4499]
+    np.testing.assert_allclose(x[1, 1], base[1] + np.log(freq @ rh), atol=1e-5)
+    assert imputed["density_from_image"].tolist() == [True, False, False]
+    assert imputed["density_marginal"].tolist() == [False, True, False]
+    assert imputed["prs"].tolist() == [True, False, True]
+
+
+def test_literature_is_only_used_when_asked_and_round_trips(cohort):
+    assert "literature_log_rr" not in FactorEncoder().fit(cohort).feature_names_
+    enc = FactorEncoder(factors=["literature", "brca"]).fit(cohort)
+    again = FactorEncoder.from_dict(enc.to_dict())
+    np.testing.assert_array_equal(again.transform(cohort.iloc[:50]), enc.transform(cohort.iloc[:50]))
+    with pytest.raises(ValueError, match=r"literature.*density"):
+        FactorEncoder(factors=["literature"]).fit(cohort.assign(density=None))

@@ -62,6 +62,11 @@ class SuiteConfig:
             embedding over-fits it (on the quick suite's data: C 0.637 with the embedding, 0.709
             with the image score, 0.664 for the factors alone;
             ``benchmarks/hybrid_image_features.py``, ``docs/evaluation.md``).
+        factors: the :class:`~riskmodel.fusion.FactorEncoder` groups of the factors-only Cox model and
+            the hybrid (``HybridModel(factors=...)``); None = every group with data. The default,
+            age + the published-relative-risk score + BRCA indicators, fits one coefficient for
+            Gail, family history, density and PRS together, which suits a fusion sample with tens
+            of cancers (``benchmarks/literature_factors.py``).
         n_boot: bootstrap replicates for the intervals.
         jobs: processes rendering DICOMs.
         speed: measure the speed section (Gail, DICOM reading, CPU encoder inference).
@@ -85,6 +90,7 @@ class SuiteConfig:
     patience: int = 0
     image_hr: float = 3.0
     hybrid_features: str = "risk"
+    factors: tuple[str, ...] | None = ("literature", "brca")
     n_boot: int = 50
     jobs: int = 2
     speed: bool = True
@@ -92,6 +98,7 @@ class SuiteConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["image_size"] = list(self.image_size)
+        d["factors"] = None if self.factors is None else list(self.factors)
         d["model"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.model.items()}
         return d
 
@@ -149,6 +156,14 @@ def image_visible_log_hazard(cohort: pd.DataFrame, image_hr: float) -> np.ndarra
     band = (cohort["age"].to_numpy() >= 65).astype(int)
     k = cohort["density"].map({"a": 0, "b": 1, "c": 2, "d": 3}).to_numpy()
     return np.log(m[group, band, k]) + np.log(image_hr) * cohort["image_factor"].to_numpy()
+
+
+def _factor_text(factors: list[str] | None) -> str:
+    """How the report names the factor groups of a suite config."""
+    if not factors:
+        return "age, density, family history, BRCA, PRS and Gail log-RR, one column each"
+    names = {"literature": "the published-relative-risk score (Gail with family history, BCSC density, PRS313)"}
+    return "age, " + ", ".join(names.get(f, f) for f in factors)
 
 
 def splits(conf: SuiteConfig, seed: int) -> tuple[pd.DataFrame, ...]:
@@ -267,6 +282,7 @@ def run_suite(suite: str | SuiteConfig = "quick", out: str | Path = "benchmark-r
                                                                fusion["event"].to_numpy(), ipcw=True)
         torch.manual_seed(seed)
         hybrid = HybridModel(predictor, head=TorchHazardHead(seed=seed), fallback_head=CoxHead(),
+                             factors=None if conf.factors is None else list(conf.factors),
                              image_features=conf.hybrid_features).fit(
             fusion, frames["fusion"], cache_dir=cache)
         timings["fusion_fit_seconds"] = time.perf_counter() - t0
@@ -342,7 +358,7 @@ def _preamble(p: dict[str, Any]) -> list[str]:
         f"{c['image_size'][0]}×{c['image_size'][1]}, {p['image_training']['epochs_run']} epochs; fusion model, "
         f"factors-only Cox and image calibration fitted on {d['fusion_train_women']:,} unselected women.",
         f"- Generator: latent image factor HR {c['image_hr']} per SD. Models: `gail` (BCRAT), `factors_cox` "
-        "(Cox on age, density, family history, biopsies, BRCA, PRS and Gail log-RR), `image_only`, `hybrid` "
+        f"(Cox on the factor groups {_factor_text(c.get('factors'))}), `image_only`, `hybrid` "
         f"(additive-hazard head on the factors and the image (`image_features={c['hybrid_features']!r}`)), `oracle` "
         "(the generator's true risk: the ceiling).",
         "- Timings (s): " + ", ".join(f"{k.replace('_seconds', '')} {v}" for k, v in p["timings_seconds"].items())

@@ -21,6 +21,17 @@ matrix. Columns, in this order (a group appears only if it was fitted, see ``fac
   AgeFst × N_Rels interaction is dropped. Unknown inputs get BCRA's unknown codes, which Gail
   scores as the reference category; rows that BCRA's own rules reject (e.g. atypical hyperplasia
   with an unknown number of biopsies) raise ValueError.
+* ``literature_log_rr`` (group ``"literature"``, only when asked for): one column adding up
+  published log relative risks, as iCARE combines literature figures (Pal Choudhury et al. 2020):
+  Gail's full log relative risk *with* family history (BCRA 2.1.2, including its
+  AgeFst × N_Rels interaction), the BCSC v1 density relative hazard versus BI-RADS b (by age
+  < 65 / ≥ 65), and the PRS term ``β z − β²/2`` with β = ln 1.61 per SD (PRS313). Figures and
+  sources: ``riskmodel/fusion/data/literature_rr.json``. Unknowns: Gail's unknown codes as
+  above; an unknown density contributes the log of its *expected* relative hazard (under
+  ``density_proba`` when given, else the training frequencies); an unknown PRS contributes 0,
+  which marginalises the PRS exactly (E[exp(βz − β²/2)] = 1). A head then fits one coefficient
+  for the whole score instead of one per factor — far steadier when a fusion sample has few
+  cancers. BRCA carriers are not in it (use the ``"brca"`` group next to it).
 
 Nothing is ever silently set to zero: every replaced value is recorded per row in the mask
 that :meth:`FactorEncoder.transform` returns with ``return_imputed=True`` (also kept as
@@ -42,7 +53,10 @@ that :meth:`FactorEncoder.transform` returns with ``return_imputed=True`` (also 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from functools import lru_cache
+from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -55,7 +69,7 @@ from riskmodel.gail.recode import REQ_NONE, recode
 from riskmodel.gail.risk import relative_risk
 from riskmodel.schema import ValidatedCohort, validate
 
-__all__ = ["FACTOR_GROUPS", "GAIL_COLUMNS", "IMPUTED_COLUMNS", "FactorEncoder"]
+__all__ = ["DEFAULT_GROUPS", "FACTOR_GROUPS", "GAIL_COLUMNS", "IMPUTED_COLUMNS", "FactorEncoder", "literature_figures"]
 
 #: Factor groups in output order, with the canonical columns each reads and the features it writes.
 FACTOR_GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -66,11 +80,18 @@ FACTOR_GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "prs": (("prs",), ("prs",  "prs_missing")),
     "gail": (("n_biopsies", "atypical_hyperplasia", "age_at_menarche", "age_at_first_birth", "nulliparous"),
              ("gail_log_rr",)),
+    "literature": (("n_biopsies", "atypical_hyperplasia", "age_at_menarche", "age_at_first_birth", "nulliparous",
+                    "first_degree_relatives", "density", "prs"), ("literature_log_rr",)),
 }
+#: Groups used when ``factors=None``: every one whose columns are present (``"literature"`` is
+#: only used when asked for, since it repeats the information of the others).
+DEFAULT_GROUPS = ("age", "density", "family_history", "brca", "prs", "gail")
 #: Canonical columns behind ``gail_log_rr``.
 GAIL_COLUMNS = FACTOR_GROUPS["gail"][0]
 #: Columns of the imputation mask (one boolean per row and kind of imputation).
 IMPUTED_COLUMNS = ("density_from_image", "density_marginal", "family_history", "brca", "prs", "gail")
+#: The published figures behind ``literature_log_rr`` (loaded once).
+_LITERATURE_FILE = "literature_rr.json"
 #: Groups that need training-set frequencies for their unknowns.
 _NEEDS_FREQUENCIES = ("density", "family_history", "brca")
 #: Tolerance on the row sums of ``density_proba``.
@@ -118,8 +139,8 @@ class FactorEncoder(TransformerMixin, BaseEstimator):
         """
         frame = _validated(cohort, "cohort")
         if self.factors is None:
-            groups = [g for g, (cols, _) in FACTOR_GROUPS.items()
-                      if g == "age" or any(c in frame and frame[c].notna().any() for c in cols)]
+            groups = [g for g in DEFAULT_GROUPS
+                      if g == "age" or any(c in frame and frame[c].notna().any() for c in FACTOR_GROUPS[g][0])]
         else:
             if isinstance(self.factors, str):
                 raise ValueError(f"factors must be a sequence of group names, got the string {self.factors!r}")
@@ -132,8 +153,11 @@ class FactorEncoder(TransformerMixin, BaseEstimator):
             if g in groups and (col not in frame or frame[col].isna().all()):
                 raise ValueError(f"factors: group {g!r} needs known values of column {col!r} in the training "
                                  "cohort (its unknowns are imputed from their frequencies)")
+        if "literature" in groups and ("density" not in frame or frame["density"].isna().all()):
+            raise ValueError("factors: group 'literature' needs known values of column 'density' in the training "
+                             "cohort (an unknown density is replaced by its expected relative hazard)")
         self.factors_ = groups
-        if "density" in groups:
+        if "density" in groups or "literature" in groups:
             d = frame["density"].dropna().to_numpy()
             self.density_freq_ = np.array([(d == k).mean() for k in (1, 2, 3, 4)])
         if "family_history" in groups:
@@ -217,6 +241,11 @@ class FactorEncoder(TransformerMixin, BaseEstimator):
             log_rr, unknown = _gail_log_rr(frame)
             blocks.append(log_rr[:, None])
             imputed["gail"] = unknown
+        if "literature" in self.factors_:
+            log_rr, unknown = _literature_log_rr(frame, proba, self.density_freq_)
+            blocks.append(log_rr[:, None])
+            for name, mask in unknown.items():
+                imputed[name] |= mask
         x = np.hstack(blocks).astype(np.float32)
         self.imputed_ = imputed
         return (x, imputed) if return_imputed else x
@@ -246,7 +275,7 @@ class FactorEncoder(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "feature_names_")
         frame = _validated(cohort, "cohort")
-        if "gail" not in self.factors_ or len(frame) == 0:
+        if not {"gail", "literature"} & set(self.factors_) or len(frame) == 0:
             return np.zeros(len(frame), dtype=bool)
         return _gail_rr(frame)[1]
 
@@ -291,7 +320,7 @@ class FactorEncoder(TransformerMixin, BaseEstimator):
                              f"groups {groups!r}")
         enc.factors_ = [g for g in FACTOR_GROUPS if g in groups]
         for group, name in zip(_NEEDS_FREQUENCIES, _FREQUENCIES, strict=True):
-            if group in groups:
+            if group in groups or (group == "density" and "literature" in groups):
                 values = np.asarray(d.get(name.rstrip("_"), []), dtype=np.float64)
                 size = 4 if group == "density" else 2
                 if values.shape != (size,) or not np.isfinite(values).all() or (values < 0).any():
@@ -337,13 +366,16 @@ def _check_proba(density_proba: np.ndarray | None, n: int) -> np.ndarray:
     return p
 
 
-def _gail_rr(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], ValidatedCohort]:
-    """Gail relative risk (without family history) per row, the rows Gail's rules reject, BCRA codes."""
+def _gail_rr(frame: pd.DataFrame, family_history: bool = False
+             ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], ValidatedCohort]:
+    """Gail relative risk per row (without family history unless ``family_history``), the rows
+    Gail's rules reject, and the BCRA codes."""
     n = len(frame)
     cohort = ValidatedCohort(frame=frame, status=np.full(n, "ok", dtype=object), message=np.full(n, "", dtype=object))
     age = cohort.column("age")
     codes = bcra_codes(cohort, age + 5.0)
-    codes["N_Rels"] = np.full(n, 99.0)  # family history has its own columns
+    if not family_history:
+        codes["N_Rels"] = np.full(n, 99.0)  # family history has its own columns
     rec = recode(codes["T1"], codes["T2"], codes["N_Biop"], codes["HypPlas"], codes["AgeMen"], codes["Age1st"],
                  codes["N_Rels"], codes["Race"])
     rr1, rr2, _ = relative_risk(rec)
@@ -352,13 +384,14 @@ def _gail_rr(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, dict[str, np.
     return rr, bad, codes, cohort
 
 
-def _gail_log_rr(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Gail log relative risk without the family-history terms, and which rows had unknowns.
+def _gail_log_rr(frame: pd.DataFrame, family_history: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Gail log relative risk (without the family-history terms unless ``family_history``), and
+    which rows had unknown Gail inputs (family history not counted).
 
     Returns:
         ``(log_rr, unknown)``, shape ``(n,)`` each.
     """
-    rr, bad, codes, cohort = _gail_rr(frame)
+    rr, bad, codes, cohort = _gail_rr(frame, family_history)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(f"cohort: {int(bad.sum())} row(s) are rejected by the Gail model's rules (first: row "
@@ -373,3 +406,45 @@ def _gail_log_rr(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         | (np.isnan(cohort.column("age_at_first_birth")) & (cohort.column("nulliparous") != 1))
     )
     return np.log(rr), unknown
+
+
+@lru_cache(maxsize=1)
+def literature_figures() -> dict[str, Any]:
+    """The published figures behind ``literature_log_rr`` (``riskmodel/fusion/data/literature_rr.json``):
+    ``density_rh`` (2, 4) array (rows: age < 65, ≥ 65; columns: density a–d vs b) and ``prs_beta``."""
+    d = json.loads(resources.files("riskmodel.fusion").joinpath("data", _LITERATURE_FILE).read_text())
+    rh = d["density_relative_hazard"]["value"]
+    return {"density_rh": np.array([rh["below_65"], rh["from_65"]], dtype=np.float64),
+            "prs_beta": float(d["prs_log_rr_per_sd"]["value"])}
+
+
+def _literature_log_rr(frame: pd.DataFrame, proba: np.ndarray, density_freq: np.ndarray
+                       ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Sum of published log relative risks per row (see the module docstring) and its imputations.
+
+    Returns:
+        ``(log_rr, imputed)``: ``(n,)`` floats, and boolean masks keyed by :data:`IMPUTED_COLUMNS` names.
+    """
+    figures = literature_figures()
+    n = len(frame)
+
+    def col(name: str) -> np.ndarray:
+        return frame[name].to_numpy(dtype=np.float64, na_value=np.nan) if name in frame else np.full(n, np.nan)
+
+    gail, gail_unknown = _gail_log_rr(frame, family_history=True)
+    age = col("age")
+    rh = figures["density_rh"][(age >= 65).astype(int)]  # (n, 4): her age group's a–d relative hazards
+    d = col("density")
+    unknown_d = np.isnan(d)
+    from_image = unknown_d & ~np.isnan(proba).any(axis=1)
+    weights = np.where(from_image[:, None], np.nan_to_num(proba), density_freq[None, :])
+    expected = (weights * rh).sum(axis=1)
+    known = rh[np.arange(n), np.where(unknown_d, 1, np.nan_to_num(d, nan=2.0).astype(int) - 1)]
+    log_density = np.log(np.where(unknown_d, expected, known))
+    z = col("prs")
+    beta = figures["prs_beta"]
+    prs_term = np.where(np.isnan(z), 0.0, beta * np.nan_to_num(z) - beta**2 / 2)
+    imputed = {"gail": gail_unknown, "family_history": np.isnan(col("first_degree_relatives")),
+               "density_from_image": from_image, "density_marginal": unknown_d & ~from_image,
+               "prs": np.isnan(z)}
+    return gail + log_density + prs_term, imputed

@@ -16,7 +16,7 @@ from typing import Any
 __all__ = ["ModelConfig", "tiny_config"]
 
 _NORMS = ("group", "batch")
-_POOLS = ("max", "avg")
+_POOLS = ("max", "avg", "tissue")
 
 
 def _is_int(value: Any) -> bool:
@@ -38,7 +38,13 @@ class ModelConfig:
             texture-amplitude information that breast density and parenchymal patterns are made of; on the
             synthetic benchmark it learned the image factor markedly slower (``benchmarks/image_vs_gail.py
             --norm group``). Under DDP on GPUs, BatchNorm is converted to SyncBatchNorm by the trainer.
-        pool: global pooling of the last feature map, ``"max"`` (as Mirai) or ``"avg"``.
+        pool: global pooling of the last feature map: ``"max"`` (as Mirai), ``"avg"``, or ``"tissue"``
+            (the average over the breast only: each feature-map cell is weighted by the fraction of its
+            input pixels above ``tissue_threshold``, so that the pooled features do not depend on how
+            much of the image is background — with ``"avg"`` a texture measure is diluted by the breast's
+            share of the image, which varies with breast size, view and positioning).
+        tissue_threshold: input value (display range [0, 1]) above which a pixel counts as tissue for
+            ``pool="tissue"``; air behind a windowed mammogram is near 0.
         embed_dim: width D of per-view and exam embeddings; None = ``widths[-1]``. When it differs from
             ``widths[-1]`` the encoder ends with a ``Linear(widths[-1] → D)``.
         agg_layers: transformer layers in the view aggregator (Mirai: 1).
@@ -59,6 +65,7 @@ class ModelConfig:
     stem_stride: int = 2
     norm: str = "batch"
     pool: str = "max"
+    tissue_threshold: float = 0.05
     embed_dim: int | None = None
     agg_layers: int = 1
     agg_heads: int = 8
@@ -93,6 +100,8 @@ class ModelConfig:
             errors.append(f"stem_stride must be 1 or 2, got {self.stem_stride!r}")
         if self.norm not in _NORMS:
             errors.append(f"norm must be one of {_NORMS}, got {self.norm!r}")
+        if not (isinstance(self.tissue_threshold, (int, float)) and 0.0 <= self.tissue_threshold < 1.0):
+            errors.append(f"tissue_threshold must be in [0, 1), got {self.tissue_threshold!r}")
         if self.pool not in _POOLS:
             errors.append(f"pool must be one of {_POOLS}, got {self.pool!r}")
         if self.embed_dim is not None and (not _is_int(self.embed_dim) or self.embed_dim < 1):

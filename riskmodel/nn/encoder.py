@@ -4,10 +4,14 @@ Layout (ResNet-18 with the defaults, as Mirai's ``custom_resnet``)::
 
     x (N, C, H, W) ─► conv 7×7/stem_stride ─► norm ─► ReLU ─► max-pool 3×3/2
                    ─► stage 1 … stage S (BasicBlocks; stride 1 in stage 1, 2 after)
-                   ─► global max (or avg) pool ─► [Linear(widths[-1] → D) if D ≠ widths[-1]] ─► (N, D)
+                   ─► global max / avg / tissue pool ─► [Linear(widths[-1] → D) if D ≠ widths[-1]] ─► (N, D)
 
 With stem stride 2 the total stride is 32, so a 512 × 416 view gives a 16 × 13 map and Mirai's
 2048 × 1664 a 64 × 52 one. Any H, W ≥ 32 runs (smaller inputs run too but pool a 1 × 1 map).
+
+``pool="tissue"`` averages the last map over the breast only: the input's tissue mask (pixels above
+``config.tissue_threshold``) is area-averaged down to the map's grid, and each cell is weighted by its
+tissue fraction (plus 1e-4, so that an all-background image pools to the plain average).
 
 Initialisation: Kaiming-normal (fan-out, ReLU) convolutions; norm weight 1 and bias 0, except the
 last norm of each residual block, whose weight starts at 0 so that every block starts as the
@@ -22,7 +26,7 @@ from torch.utils.checkpoint import checkpoint
 
 from riskmodel.nn.config import ModelConfig
 
-__all__ = ["BasicBlock", "ImageEncoder", "make_norm"]
+__all__ = ["BasicBlock", "ImageEncoder", "make_norm", "tissue_pool"]
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:
@@ -84,7 +88,7 @@ class ImageEncoder(nn.Module):
             stages.append(nn.Sequential(*blocks))
             in_channels = width
         self.stages = nn.ModuleList(stages)
-        self.pool = nn.AdaptiveMaxPool2d(1) if config.pool == "max" else nn.AdaptiveAvgPool2d(1)
+        self.pool = nn.AdaptiveMaxPool2d(1) if config.pool == "max" else nn.AdaptiveAvgPool2d(1)  # unused for "tissue"
         dim = config.embedding_dim
         self.proj: nn.Module = nn.Identity() if dim == widths[-1] else nn.Linear(widths[-1], dim)
         self.out_dim = dim
@@ -108,10 +112,30 @@ class ImageEncoder(nn.Module):
         """(N, C, H, W) float → (N, D) per-view embeddings."""
         if x.dim() != 4 or x.shape[1] != self.config.in_channels:
             raise ValueError(f"expected (N, {self.config.in_channels}, H, W) images, got {tuple(x.shape)}")
+        tissue = None
+        if self.config.pool == "tissue":  # (N, 1, H, W) share of channels above the threshold
+            tissue = (x > self.config.tissue_threshold).float().mean(dim=1, keepdim=True)
         if self.config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         x = self.stem(x)
         use_checkpoint = self.config.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for stage in self.stages:
             x = checkpoint(stage, x, use_reentrant=False) if use_checkpoint else stage(x)
+        if tissue is not None:
+            return self.proj(tissue_pool(x, tissue))
         return self.proj(self.pool(x).flatten(1))
+
+
+def tissue_pool(features: torch.Tensor, tissue: torch.Tensor, floor: float = 1e-4) -> torch.Tensor:
+    """Average ``features`` (N, C, h, w) over the tissue, given the input-resolution tissue mask
+    ``tissue`` (N, 1, H, W) in [0, 1]; returns (N, C).
+
+    The mask is area-averaged to (h, w); each cell's weight is its tissue fraction plus ``floor``.
+
+    >>> f = torch.zeros(1, 1, 2, 2); f[0, 0, 0, 0] = 4.0
+    >>> m = torch.zeros(1, 1, 4, 4); m[0, 0, :2, :2] = 1.0   # tissue only in the top-left cell
+    >>> round(float(tissue_pool(f, m)), 2), float(f.mean())
+    (4.0, 1.0)
+    """
+    w = nn.functional.adaptive_avg_pool2d(tissue.to(features.dtype), features.shape[-2:]) + floor
+    return (features * w).sum(dim=(2, 3)) / w.sum(dim=(2, 3))
