@@ -128,7 +128,9 @@ def predict_risk(
             model projects at most 5 years (longer horizons: status ``out_of_range``).
         exams: hybrid models only, and required for them: the exams, as a DataFrame from
             :func:`riskmodel.imaging.assemble_exams`, a folder of DICOM files (scanned and
-            assembled here), or an exams table file (``riskmodel scan --exams``). Each woman's
+            assembled here), an exams table file (``riskmodel scan --exams``), or an
+            :class:`~riskmodel.inference.EncodedExams` made by the model's own image predictor
+            (the network is then not run again). Each woman's
             exam is found through the model's key columns (default: ``data["exam_id"]`` =
             ``exams["accession_number"]``).
         fallback: hybrid models only: ``"none"`` (default; a woman without a usable exam gets

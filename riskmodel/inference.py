@@ -51,6 +51,48 @@ class ExamEncoding:
     density_proba: np.ndarray
     index: pd.Index
 
+    def __len__(self) -> int:
+        return len(self.exam_id)
+
+    def take(self, rows: Any) -> ExamEncoding:
+        """The encoding of the exams at positions ``rows`` (integer positions, in that order)."""
+        j = np.asarray(rows, dtype=np.intp)
+        return ExamEncoding(exam_id=self.exam_id[j], n_views=self.n_views[j], status=self.status[j],
+                            message=self.message[j], risk=self.risk[j], raw_risk=self.raw_risk[j],
+                            embedding=self.embedding[j], density_proba=self.density_proba[j], index=self.index[j])
+
+
+@dataclass(frozen=True)
+class EncodedExams:
+    """An exams table with its encoding by one image model, computed once and reused.
+
+    :meth:`ImageRiskPredictor.encode_exams` makes one. A :class:`~riskmodel.fusion.HybridModel`
+    built on the same predictor accepts it wherever it takes ``exams`` (``fit``, ``predict``,
+    ``recalibrate``, :func:`riskmodel.predict_risk`) and then reads the embeddings, raw risks and
+    density probabilities from it instead of running the network again. The hybrid model refuses
+    an encoding made by another predictor object.
+
+    Attributes:
+        exams: the exams table (one row per exam, as from :func:`riskmodel.imaging.assemble_exams`).
+        encoding: ``predictor.encode(exams)``: one entry per row of ``exams``, same order.
+        predictor: the :class:`ImageRiskPredictor` that made ``encoding``.
+    """
+
+    exams: pd.DataFrame
+    encoding: ExamEncoding
+    predictor: Any
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.exams, pd.DataFrame) or "exam_id" not in self.exams.columns:
+            raise ValueError("EncodedExams.exams must be an exams table with an exam_id column")
+        if len(self.encoding) != len(self.exams) or not np.array_equal(
+                self.encoding.exam_id.astype(str), self.exams["exam_id"].astype(str).to_numpy()):
+            raise ValueError(f"EncodedExams: the encoding ({len(self.encoding)} exams) does not match the exams table "
+                             f"({len(self.exams)} rows) row for row")
+
+    def __len__(self) -> int:
+        return len(self.exams)
+
 
 class _SafeExams:
     """Wraps an :class:`~riskmodel.imaging.ExamDataset` so that an unexpected error while reading
@@ -163,6 +205,22 @@ class ImageRiskPredictor:
                             message=np.asarray(errors, dtype=object).reshape(n), risk=risk, raw_risk=raw, embedding=emb,
                             density_proba=proba, index=exams.index)
 
+    def encode_exams(self, exams: pd.DataFrame, *, batch_size: int = 4, cache_dir: str | Path | None = None,
+                     progress: bool = False, num_workers: int = 0) -> EncodedExams:
+        """:meth:`encode` kept with its exams table (:class:`EncodedExams`), so that a hybrid model on
+        this predictor can fit or score the same exams without running the network again."""
+        enc = self.encode(exams, batch_size=batch_size, cache_dir=cache_dir, progress=progress,
+                          num_workers=num_workers)
+        return EncodedExams(exams, enc, self)
+
+    def risk_frame(self, enc: ExamEncoding) -> pd.DataFrame:
+        """The table :meth:`predict` returns (without embeddings), from an encoding already made."""
+        out = pd.DataFrame({"exam_id": enc.exam_id, "n_views": enc.n_views, "status": enc.status.astype(str),
+                            "message": list(enc.message)}, index=enc.index)
+        for k in range(self.n_years):
+            out[f"risk_{k + 1}y"] = enc.risk[:, k]
+        return out
+
     def predict(self, exams: pd.DataFrame, *, batch_size: int = 4, cache_dir: str | Path | None = None,
                 embeddings: bool = False, progress: bool = False, num_workers: int = 0) -> pd.DataFrame:
         """Risk for each exam: one output row per input row, same index and order.
@@ -184,10 +242,7 @@ class ImageRiskPredictor:
         """
         enc = self.encode(exams, batch_size=batch_size, cache_dir=cache_dir, progress=progress,
                           num_workers=num_workers)
-        out = pd.DataFrame({"exam_id": enc.exam_id, "n_views": enc.n_views, "status": enc.status.astype(str),
-                            "message": list(enc.message)}, index=exams.index)
-        for k in range(self.n_years):
-            out[f"risk_{k + 1}y"] = enc.risk[:, k]
+        out = self.risk_frame(enc)
         if embeddings and len(exams):
             out = pd.concat([out, pd.DataFrame(enc.embedding, index=exams.index,
                                                columns=[f"emb_{i:03d}" for i in range(enc.embedding.shape[1])])],

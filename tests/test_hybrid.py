@@ -365,3 +365,27 @@ def test_image_features_risk_and_both(data, tmp_path, features, width):
     pd.testing.assert_frame_equal(loaded.predict(women, data["exams"]), out)
     with pytest.raises(ValueError, match="image_features"):
         HybridModel(data["image"], image_features="pixels")
+
+
+def test_encoded_exams_give_the_same_fit_and_predictions_without_rerunning(data, monkeypatch):
+    image = data["image"]
+    encoded = image.encode_exams(data["exams"])
+    np.testing.assert_array_equal(image.risk_frame(encoded.encoding)[RISKS].to_numpy(),
+                                  image.predict(data["exams"])[RISKS].to_numpy())
+    women = canonical(data["cohort"])
+    expected = data["model"].predict(women, data["exams"])
+    calls = []
+    monkeypatch.setattr(image, "encode", lambda *a, **k: calls.append(1))
+    got = data["model"].predict(women, encoded)
+    pd.testing.assert_frame_equal(got, expected)
+    torch.manual_seed(0)
+    refit = HybridModel(image, head=small_head()).fit(data["cohort"], encoded)
+    np.testing.assert_allclose(refit.predict(women, encoded)[RISKS].to_numpy(), expected[RISKS].to_numpy(),
+                               rtol=1e-6)
+    assert calls == []  # the network never ran again
+    # The encoding must come from this model's own predictor and match the table row for row.
+    other = ImageRiskPredictor(image.model, image.preprocessing, device="cpu")
+    with pytest.raises(ValueError, match="another image model"):
+        data["model"].predict(women, riskmodel.inference.EncodedExams(encoded.exams, encoded.encoding, other))
+    with pytest.raises(ValueError, match="row for row"):
+        riskmodel.inference.EncodedExams(encoded.exams.iloc[::-1], encoded.encoding, image)

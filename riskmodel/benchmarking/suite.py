@@ -276,24 +276,25 @@ def run_suite(suite: str | SuiteConfig = "quick", out: str | Path = "benchmark-r
         # Yearly calibration of the image model and the fusion models, on unselected women.
         t0 = time.perf_counter()
         _log(progress, f"fitting calibration, factors-only Cox and hybrid on {len(fusion):,} unselected women")
-        raw = predictor.predict(frames["fusion"], cache_dir=cache, batch_size=32)
-        yearly = [f"risk_{k}y" for k in range(1, 6)]
-        predictor.calibrator = YearlyCalibrator("isotonic").fit(raw[yearly].to_numpy(), fusion["time"].to_numpy(),
-                                                               fusion["event"].to_numpy(), ipcw=True)
+        # The network runs once per exam: the encodings are reused by the calibration, the hybrid's fit
+        # and (for the test women) both the image-only risks and the hybrid's predictions.
+        fusion_exams = predictor.encode_exams(frames["fusion"], cache_dir=cache, batch_size=32)
+        predictor.calibrator = YearlyCalibrator("isotonic").fit(
+            fusion_exams.encoding.raw_risk, fusion["time"].to_numpy(), fusion["event"].to_numpy(), ipcw=True)
         torch.manual_seed(seed)
         hybrid = HybridModel(predictor, head=TorchHazardHead(seed=seed), fallback_head=CoxHead(),
                              factors=None if conf.factors is None else list(conf.factors),
-                             image_features=conf.hybrid_features).fit(
-            fusion, frames["fusion"], cache_dir=cache)
+                             image_features=conf.hybrid_features).fit(fusion, fusion_exams)
         timings["fusion_fit_seconds"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         _log(progress, f"scoring {len(test):,} test women")
+        test_exams = predictor.encode_exams(frames["test"], cache_dir=cache, batch_size=32)  # calibrated risks
         risks = {
             "gail": gail_yearly(test),
             "factors_cox": hybrid.predict(test, frames["test"].iloc[0:0], horizon=HORIZON, fallback="factors"),
-            "image_only": predictor.predict(frames["test"], cache_dir=cache, batch_size=32).set_index(test.index),
-            "hybrid": hybrid.predict(test, frames["test"], horizon=HORIZON, cache_dir=cache),
+            "image_only": predictor.risk_frame(test_exams.encoding).set_index(test.index),
+            "hybrid": hybrid.predict(test, test_exams, horizon=HORIZON),
             "oracle": test[[f"true_risk_{k}y" for k in range(1, 6)]].to_numpy(),
         }
         timings["test_scoring_seconds"] = time.perf_counter() - t0

@@ -83,7 +83,8 @@ def read_exams(source: pd.DataFrame | str | os.PathLike[str]) -> pd.DataFrame:
     """An exams table (one row per exam, a path column per view) from what a caller has.
 
     Args:
-        source: a DataFrame from :func:`riskmodel.imaging.assemble_exams`; a folder of DICOM files
+        source: a DataFrame from :func:`riskmodel.imaging.assemble_exams`; an
+            :class:`~riskmodel.inference.EncodedExams` (returned as it is); a folder of DICOM files
             (scanned with :func:`~riskmodel.imaging.scan_dicoms`, then assembled); or a ``.csv``,
             ``.tsv`` or ``.parquet`` file written by ``riskmodel scan --exams`` (identifier
             columns are read as text, so accession numbers keep their leading zeros).
@@ -92,6 +93,11 @@ def read_exams(source: pd.DataFrame | str | os.PathLike[str]) -> pd.DataFrame:
         FileNotFoundError: the path does not exist.
         ValueError: an unknown file type, or a table without ``exam_id`` and the view columns.
     """
+    from riskmodel.inference import EncodedExams
+
+    if isinstance(source, EncodedExams):  # already encoded by an image model: checked, kept as it is
+        read_exams(source.exams)
+        return source
     if isinstance(source, pd.DataFrame):
         exams = source
     elif isinstance(source, (str, os.PathLike)):
@@ -337,7 +343,16 @@ class HybridModel:
 
     def _exam_features(self, keys: np.ndarray, wanted: np.ndarray, exams: pd.DataFrame, exam_key: str, *,
                        batch_size: int, cache_dir: Any, num_workers: int, progress: bool) -> _ExamFeatures:
-        """Match rows to exams and run the image model on the exams of the ``wanted`` rows only."""
+        """Match rows to exams and run the image model on the exams of the ``wanted`` rows only (or read
+        them from ``exams`` when it is an :class:`~riskmodel.inference.EncodedExams`)."""
+        from riskmodel.inference import EncodedExams
+
+        pre = None
+        if isinstance(exams, EncodedExams):
+            if exams.predictor is not self.image_model:
+                raise ValueError("exams were encoded by another image model than this hybrid model's; encode them "
+                                 "with hybrid.image_model.encode_exams(...) or pass the exams table")
+            pre, exams = exams.encoding, exams.exams
         n = len(keys)
         if exam_key not in exams.columns:
             raise ValueError(f"exams has no column {exam_key!r} to match the cohort's exam keys; give exam_key= "
@@ -367,8 +382,8 @@ class HybridModel:
                 out.note[r] = f"{key_name}={keys[r]!r}: no exam with that {exam_key} in the exams table"
         if needed.size == 0:
             return out
-        enc = self.image_model.encode(exams.iloc[needed], batch_size=batch_size, cache_dir=cache_dir,
-                                      progress=progress, num_workers=num_workers)
+        enc = pre.take(needed) if pre is not None else self.image_model.encode(
+            exams.iloc[needed], batch_size=batch_size, cache_dir=cache_dir, progress=progress, num_workers=num_workers)
         where = {int(p): j for j, p in enumerate(needed)}
         rows = np.flatnonzero(matched >= 0)
         j = np.array([where[int(matched[r])] for r in rows], dtype=np.intp)
