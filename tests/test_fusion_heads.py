@@ -412,3 +412,16 @@ def test_recalibration_moves_mean_risk_to_a_sites_incidence(data, fitted):
     after = absolute_risk(recal.transform(h, site["age"]), site["age"], site["race"])[:, -1].mean() / observed
     assert before > 1.2, before  # measured 1.81
     assert abs(after - 1.0) < 0.1, (before, after)  # measured 1.001
+
+
+def test_cox_head_recovers_from_a_newton_overshoot():
+    # On this cohort lifelines' default Newton step stops far from the optimum with only a
+    # ConvergenceWarning (carrier coefficients near -60); CoxHead refits with smaller steps.
+    from riskmodel.benchmarking.suite import SuiteConfig, splits
+    from riskmodel.fusion import FactorEncoder
+
+    _, _, fusion, _, _ = splits(SuiteConfig(pool=60_000, test=6_000, fusion_train=6_000), 0)
+    x = FactorEncoder(factors=["literature", "brca"]).fit(fusion).transform(fusion)
+    head = CoxHead(n_components=0).fit(x, fusion["time"].to_numpy(), (fusion["event"] == 1).to_numpy().astype(int))
+    assert np.abs(head.coef_).max() < 5
+    assert head.coef_[-1] > 0.3  # the literature score's coefficient

