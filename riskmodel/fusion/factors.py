@@ -30,8 +30,9 @@ matrix. Columns, in this order (a group appears only if it was fitted, see ``fac
   above; an unknown density contributes the log of its *expected* relative hazard (under
   ``density_proba`` when given, else the training frequencies); an unknown PRS contributes 0,
   which marginalises the PRS exactly (E[exp(βz − β²/2)] = 1). A head then fits one coefficient
-  for the whole score instead of one per factor — far steadier when a fusion sample has few
-  cancers. BRCA carriers are not in it (use the ``"brca"`` group next to it).
+  for the whole score instead of one per factor: steadier with a few dozen cancers, overtaken by
+  the separate columns with around a hundred (``benchmarks/literature_factors.py``,
+  ``docs/fusion.md``). BRCA carriers are not in it (use the ``"brca"`` group next to it).
 
 Nothing is ever silently set to zero: every replaced value is recorded per row in the mask
 that :meth:`FactorEncoder.transform` returns with ``return_imputed=True`` (also kept as

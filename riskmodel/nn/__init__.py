@@ -3,7 +3,8 @@
 One module per part, composed by :class:`ImageRiskModel`::
 
     config.py      ModelConfig (frozen, JSON via to_dict/from_dict), tiny_config() for tests
-    encoder.py     ImageEncoder: ResNet-18 (BatchNorm by default, GroupNorm optional), global max pool → (N, D)
+    encoder.py     ImageEncoder: ResNet-18 (BatchNorm by default, GroupNorm optional), global max / avg /
+                   breast-only ("tissue") pool → (N, D)
     aggregator.py  ViewAggregator: CC/MLO + L/R slot embeddings, post-norm transformer, masked mean → (B, D)
     hazard.py      AdditiveHazardHead: base + cumulative ReLU hazards → (B, Y) monotone logits
     model.py       ImageRiskModel: encode_views (present views only), forward, embed, parameter_groups
