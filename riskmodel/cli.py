@@ -641,7 +641,15 @@ def _fit_hybrid(args: argparse.Namespace) -> int:
         head = CoxHead()
     else:
         head = XGBoostHead(seed=args.seed)
-    model = HybridModel(image, head=head, image_features=args.image_features)
+    factors = None
+    if args.factors:
+        from riskmodel.fusion import FACTOR_GROUPS
+
+        factors = [f.strip() for f in args.factors.split(",") if f.strip()]
+        unknown = sorted(set(factors) - set(FACTOR_GROUPS))
+        if unknown:
+            raise UsageError(f"--factors: unknown group(s) {unknown}; choose from {', '.join(FACTOR_GROUPS)}")
+    model = HybridModel(image, head=head, factors=factors, image_features=args.image_features)
     model.fit(cohort, exams, key=args.key, exam_key=args.exam_key, batch_size=args.batch_size,
               cache_dir=args.cache_dir, num_workers=args.workers, progress=not args.quiet)
     model.save(out, overwrite=args.overwrite,
@@ -896,6 +904,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-features", default="embedding", choices=("embedding", "risk", "embedding+risk"),
                    help="what the head sees of the image: the exam embedding (default), the image network's own "
                         "five-year score (one column; needs far fewer cancers), or both")
+    p.add_argument("--factors", help="comma-separated factor groups (age, density, family_history, brca, prs, gail, "
+                                     "literature; default: every group with data except literature), e.g. "
+                                     "'literature,brca' for one published-relative-risk score plus BRCA indicators")
     p.add_argument("--key", default="exam_id", help="cohort column with each woman's exam key (default exam_id)")
     p.add_argument("--exam-key", default="accession_number",
                    help="exams column holding the same keys (default accession_number)")

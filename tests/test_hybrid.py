@@ -286,6 +286,16 @@ def test_cli_fit_hybrid_then_predict(data, tmp_path, capsys):
     assert cli.main(["fit-hybrid", "--cohort", str(root / "cohort.csv"), "--exams", str(root / "exams.csv"),
                      "--image-bundle", str(root / "image_bundle"), "--out", str(out), "-q"]) == 2
     assert "--overwrite" in capsys.readouterr().err
+    lit = tmp_path / "literature"
+    assert cli.main(["fit-hybrid", "--cohort", str(root / "cohort.csv"), "--exams", str(root / "exams.csv"),
+                     "--image-bundle", str(root / "image_bundle"), "--out", str(lit), "--head", "cox",
+                     "--image-features", "risk", "--factors", "literature, brca", "--device", "cpu", "-q"]) == 0
+    assert load_hybrid(lit, device="cpu").encoder_.feature_names_ == ["age_z", "brca1", "brca2", "brca_missing",
+                                                                       "literature_log_rr"]
+    assert cli.main(["fit-hybrid", "--cohort", str(root / "cohort.csv"), "--exams", str(root / "exams.csv"),
+                     "--image-bundle", str(root / "image_bundle"), "--out", str(tmp_path / "x"),
+                     "--factors", "literature,bmi", "-q"]) == 2
+    assert "unknown group(s) ['bmi']" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("head", [CoxHead(n_components=4), XGBoostHead(n_estimators=20, n_jobs=1)])
