@@ -62,7 +62,7 @@ class ExamEncoding:
                             embedding=self.embedding[j], density_proba=self.density_proba[j], index=self.index[j])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: its fields are tables and a model
 class EncodedExams:
     """An exams table with its encoding by one image model, computed once and reused.
 
