@@ -43,7 +43,7 @@ import torch
 from _report import machine_info, utc_now
 
 import riskmodel
-from riskmodel.benchmarking.suite import enriched, image_visible_log_hazard, render
+from riskmodel.benchmarking.suite import enriched, image_visible_log_hazard, log_density_multiplier, render
 from riskmodel.evaluation import uno_c_index
 from riskmodel.nn import ImageRiskModel, ModelConfig
 from riskmodel.synthetic import make_cohort
@@ -199,13 +199,9 @@ def score_diagnostics(risk5: np.ndarray, test: pd.DataFrame, exams: pd.DataFrame
     density multiplier (coefficients and R²)."""
     import pydicom
 
-    from riskmodel.synthetic.cohort import _density_group, density_multipliers
-
     score = np.log(-np.log1p(-np.clip(risk5.astype(np.float64), 1e-9, 1 - 1e-9)))
     u = test["image_factor"].to_numpy()
-    age = test["age"].to_numpy()
-    k = test["density"].map({"a": 0, "b": 1, "c": 2, "d": 3}).to_numpy()
-    log_d = np.log(density_multipliers()[_density_group(age), (age >= 65).astype(int), k])
+    log_d = log_density_multiplier(test)
     design = np.column_stack([np.ones_like(u), u, log_d])
     coef, *_ = np.linalg.lstsq(design, score, rcond=None)
     resid = score - design @ coef

@@ -150,15 +150,20 @@ def render(cohort: pd.DataFrame, folder: Path, size: tuple[int, int], seed: int,
     return exams.set_index("accession_number").loc[ids].reset_index()
 
 
-def image_visible_log_hazard(cohort: pd.DataFrame, image_hr: float) -> np.ndarray:
-    """The generator's log relative hazard from what the pixels show: density and the image factor."""
+def log_density_multiplier(cohort: pd.DataFrame) -> np.ndarray:
+    """The generator's log density relative hazard of each woman (her age group, age band and density)."""
     from riskmodel.synthetic.cohort import _density_group, density_multipliers
 
     m = density_multipliers()
     group = _density_group(cohort["age"].to_numpy())
     band = (cohort["age"].to_numpy() >= 65).astype(int)
     k = cohort["density"].map({"a": 0, "b": 1, "c": 2, "d": 3}).to_numpy()
-    return np.log(m[group, band, k]) + np.log(image_hr) * cohort["image_factor"].to_numpy()
+    return np.log(m[group, band, k])
+
+
+def image_visible_log_hazard(cohort: pd.DataFrame, image_hr: float) -> np.ndarray:
+    """The generator's log relative hazard from what the pixels show: density and the image factor."""
+    return log_density_multiplier(cohort) + np.log(image_hr) * cohort["image_factor"].to_numpy()
 
 
 def _head_text(head: str) -> str:

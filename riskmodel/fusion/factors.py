@@ -440,7 +440,7 @@ def _literature_log_rr(frame: pd.DataFrame, proba: np.ndarray, density_freq: np.
     from_image = unknown_d & ~np.isnan(proba).any(axis=1)
     weights = np.where(from_image[:, None], np.nan_to_num(proba), density_freq[None, :])
     expected = (weights * rh).sum(axis=1)
-    known = rh[np.arange(n), np.where(unknown_d, 1, np.nan_to_num(d, nan=2.0).astype(int) - 1)]
+    known = rh[np.arange(n), np.nan_to_num(d, nan=2.0).astype(int) - 1]  # unknown: b, replaced below
     log_density = np.log(np.where(unknown_d, expected, known))
     z = col("prs")
     beta = figures["prs_beta"]

@@ -100,7 +100,8 @@ class ModelConfig:
             errors.append(f"stem_stride must be 1 or 2, got {self.stem_stride!r}")
         if self.norm not in _NORMS:
             errors.append(f"norm must be one of {_NORMS}, got {self.norm!r}")
-        if not (isinstance(self.tissue_threshold, (int, float)) and 0.0 <= self.tissue_threshold < 1.0):
+        if (not isinstance(self.tissue_threshold, (int, float)) or isinstance(self.tissue_threshold, bool)
+                or not 0.0 <= self.tissue_threshold < 1.0):
             errors.append(f"tissue_threshold must be in [0, 1), got {self.tissue_threshold!r}")
         if self.pool not in _POOLS:
             errors.append(f"pool must be one of {_POOLS}, got {self.pool!r}")

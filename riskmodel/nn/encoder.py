@@ -88,7 +88,8 @@ class ImageEncoder(nn.Module):
             stages.append(nn.Sequential(*blocks))
             in_channels = width
         self.stages = nn.ModuleList(stages)
-        self.pool = nn.AdaptiveMaxPool2d(1) if config.pool == "max" else nn.AdaptiveAvgPool2d(1)  # unused for "tissue"
+        # "tissue" pools in forward (it needs the input's tissue mask); no module for it.
+        self.pool: nn.Module | None = {"max": nn.AdaptiveMaxPool2d(1), "avg": nn.AdaptiveAvgPool2d(1)}.get(config.pool)
         dim = config.embedding_dim
         self.proj: nn.Module = nn.Identity() if dim == widths[-1] else nn.Linear(widths[-1], dim)
         self.out_dim = dim
@@ -121,9 +122,8 @@ class ImageEncoder(nn.Module):
         use_checkpoint = self.config.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for stage in self.stages:
             x = checkpoint(stage, x, use_reentrant=False) if use_checkpoint else stage(x)
-        if tissue is not None:
-            return self.proj(tissue_pool(x, tissue))
-        return self.proj(self.pool(x).flatten(1))
+        pooled = tissue_pool(x, tissue) if self.pool is None else self.pool(x).flatten(1)
+        return self.proj(pooled)
 
 
 def tissue_pool(features: torch.Tensor, tissue: torch.Tensor, floor: float = 1e-4) -> torch.Tensor:
