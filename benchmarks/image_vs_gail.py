@@ -74,6 +74,9 @@ def main() -> None:
     parser.add_argument("--norm", default="batch", choices=("batch", "group"), help="encoder normalisation")
     parser.add_argument("--view-pool", default="max", choices=("max", "avg", "tissue"),
                         help="global pooling of each view")
+    parser.add_argument("--voi", default="auto", choices=("auto", "linear"),
+                        help="VOI step of the DICOM reader: as written, or linear over the same range "
+                             "(GE-style sigmoid LUTs dropped); see riskmodel.imaging.read_mammogram")
     parser.add_argument("--augment", action="store_true", help="flips, rotations and gain during training")
     parser.add_argument("--schedule", default="constant", choices=("constant", "cosine"))
     parser.add_argument("--patience", type=int, default=4)
@@ -108,7 +111,7 @@ def main() -> None:
     timings["render_and_scan_seconds"] = round(time.perf_counter() - t0, 1)
     labels = population.set_index(population["exam_id"].astype(str))
     data = {name: LabelledExams(frames[name], labels, key="accession_number", image_size=size,
-                                cache_dir=str(work / "cache")) for name in frames}
+                                cache_dir=str(work / "cache"), voi=args.voi) for name in frames}
 
     # Read and preprocess every DICOM into the cache before training, in --jobs processes: data
     # preparation (as Mirai converts DICOMs to PNGs first), timed apart from training.
@@ -163,7 +166,7 @@ def main() -> None:
             f"--{k.replace('_', '-')} {v}" if not isinstance(v, bool) else f"--{k.replace('_', '-')}"
             for k, v in vars(args).items() if v not in (None, False) and k not in ("no_write", "results")),
         "machine": machine_info(),
-        "data": {"image_hr_per_sd": args.image_hr, "image_size": list(size),
+        "data": {"image_hr_per_sd": args.image_hr, "image_size": list(size), "voi": args.voi,
                  "train_exams": len(train_set),
                  "train_cases": int(((train_set.event == 1) & (train_set.time <= HORIZON)).sum()),
                  "val_exams": len(val_set), "test_women": len(test),

@@ -473,7 +473,7 @@ def _train(args: argparse.Namespace) -> int:
     woman = exams["patient_id"] if "patient_id" in exams else exams[args.key]
     split = _split(woman.astype(str), (args.val_fraction, args.calib_fraction), args.seed)
     data = {part: LabelledExams(exams[split == part].reset_index(drop=True), labels, key=args.key,
-                                image_size=size, cache_dir=args.cache_dir, n_years=config.n_years)
+                                image_size=size, cache_dir=args.cache_dir, n_years=config.n_years, voi=args.voi)
             for part in ("train", "val", "calib")}
     torch_seed(args.seed)
     model = ImageRiskModel(config)
@@ -506,8 +506,8 @@ def _train(args: argparse.Namespace) -> int:
         "cohort": str(args.cohort), "exams": str(args.exams), "n_train": len(data["train"]),
                          "n_val": len(data["val"]), "n_calib": len(data["calib"]), "best_epoch": result.best_epoch,
                          "best_val_metric": result.best_metric, "config": tconf.to_dict()}}
-    predictor = ImageRiskPredictor(model, {"image_size": list(size), "view_order": ["L-CC", "L-MLO", "R-CC", "R-MLO"]},
-                                   calibrator, meta, device="cpu")
+    predictor = ImageRiskPredictor(model, {"image_size": list(size), "view_order": ["L-CC", "L-MLO", "R-CC", "R-MLO"],
+                                           "voi": args.voi}, calibrator, meta, device="cpu")
     predictor.save(out / "bundle", overwrite=True)
     if not args.quiet:
         print(f"riskmodel: trained {result.best_epoch} epoch(s) best; bundle -> {out / 'bundle'}", file=sys.stderr)
@@ -839,6 +839,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exams column matching the cohort (default accession_number)")
     p.add_argument("--label-key", default="exam_id", help="cohort column matching --key (default exam_id)")
     p.add_argument("--image-size", default="512x416", help="ROWSxCOLUMNS (default 512x416)")
+    p.add_argument("--voi", default="auto", choices=("auto", "linear"),
+                   help="apply each file's VOI LUT or window as written (auto), or linearly over the same range "
+                        "(linear: vendors' contrast curves dropped); stored in the bundle (default auto)")
     p.add_argument("--tiny", action="store_true", help="a tiny network (smoke tests, CPU)")
     p.add_argument("--model-config", help="JSON object of ModelConfig overrides, e.g. '{\"agg_layers\": 2}'")
     p.add_argument("--epochs", type=int, default=10)

@@ -125,7 +125,9 @@ class ImageRiskPredictor:
 
     Attributes:
         model: the torch module (eval mode).
-        preprocessing: dict with ``image_size`` and ``view_order``.
+        preprocessing: dict with ``image_size``, ``view_order`` and optionally ``voi`` (one of
+            :data:`riskmodel.imaging.dicom.VOI_MODES`; absent = ``"auto"``), the settings the
+            model was trained with.
         calibrator: a :class:`riskmodel.calibration.YearlyCalibrator` or None.
         metadata: the bundle's user metadata (training description, metrics).
     """
@@ -167,7 +169,8 @@ class ImageRiskPredictor:
 
         from riskmodel.imaging import ExamDataset
 
-        data = _SafeExams(ExamDataset(exams, image_size=tuple(self.preprocessing["image_size"]), cache_dir=cache_dir))
+        data = _SafeExams(ExamDataset(exams, image_size=tuple(self.preprocessing["image_size"]), cache_dir=cache_dir,
+                                      voi=self.preprocessing.get("voi", "auto")))
         loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
         if progress:
             from tqdm import tqdm
@@ -289,5 +292,9 @@ def load_image_model(path: str | Path, device: str = "auto") -> ImageRiskPredict
     if prep.get("preprocessing_version") != PREPROCESSING:
         raise BundleFormatError(f"{path}: preprocessing {prep.get('preprocessing_version')!r} is not supported "
                                 f"by this version of riskmodel (expects {PREPROCESSING!r})")
+    from riskmodel.imaging.dicom import VOI_MODES
+
+    if prep.get("voi", "auto") not in VOI_MODES:
+        raise BundleFormatError(f"{path}: preprocessing.json: voi {prep.get('voi')!r} is not one of {VOI_MODES}")
     calibrator = YearlyCalibrator.from_dict(bundle.calibration) if bundle.calibration else None
     return ImageRiskPredictor(model, prep, calibrator, bundle.metadata.get("user", {}), device=device)

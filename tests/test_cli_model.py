@@ -19,7 +19,7 @@ def trained(tmp_path_factory):
                      str(root / "exams.csv"), "-q"]) == 0
     assert cli.main(["train", "--cohort", str(root / "syn" / "cohort.csv"), "--exams", str(root / "exams.csv"),
                      "--out", str(root / "run"), "--tiny", "--image-size", "64x52", "--epochs", "2",
-                     "--stage2-epochs", "2", "--batch-size", "4", "--device", "cpu", "-q"]) == 0
+                     "--stage2-epochs", "2", "--batch-size", "4", "--device", "cpu", "--voi", "linear", "-q"]) == 0
     return root
 
 
@@ -32,6 +32,26 @@ def test_training_writes_a_verified_bundle_and_logs(trained):
     assert list(pd.read_csv(trained / "run" / "training_stage2" / "metrics.csv")["epoch"]) == [1, 2]
     model = riskmodel.load_image_model(bundle, device="cpu")
     assert model.preprocessing["image_size"] == [64, 52] and model.n_years == 5
+    assert model.preprocessing["voi"] == "linear"
+
+
+def test_the_bundle_voi_mode_is_applied_and_checked(trained, tmp_path):
+    from riskmodel.bundle import BundleFormatError
+    from riskmodel.inference import ImageRiskPredictor, save_image_model
+
+    exams = pd.read_csv(trained / "exams.csv")
+    manifest = pd.read_csv(trained / "manifest.csv")
+    lut_files = set(manifest.loc[manifest["manufacturer"].fillna("").str.startswith("GE"), "path"])
+    has_lut = exams[["L-CC", "L-MLO", "R-CC", "R-MLO"]].isin(lut_files).any(axis=1).to_numpy()
+    assert 0 < has_lut.sum() < len(exams)
+    linear = riskmodel.load_image_model(trained / "run" / "bundle", device="cpu")
+    auto = ImageRiskPredictor(linear.model, {**linear.preprocessing, "voi": "auto"}, device="cpu")
+    a, b = linear.predict(exams)["risk_5y"].to_numpy(), auto.predict(exams)["risk_5y"].to_numpy()
+    np.testing.assert_allclose(a[~has_lut], b[~has_lut], rtol=1e-5)  # window files: same either way
+    assert np.abs(a[has_lut] - b[has_lut]).max() > 0  # LUT files: read linearly only by the bundle's mode
+    save_image_model(tmp_path / "bad", linear.model, preprocessing={**linear.preprocessing, "voi": "sigmoid"})
+    with pytest.raises(BundleFormatError, match="voi 'sigmoid'"):
+        riskmodel.load_image_model(tmp_path / "bad", device="cpu")
 
 
 def test_embed_one_row_per_exam(trained, capsys):

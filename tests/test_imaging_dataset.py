@@ -27,9 +27,9 @@ def counted(monkeypatch):
     calls = []
     real = dicom_module.read_mammogram
 
-    def spy(path):
+    def spy(path, **kw):
         calls.append(str(path))
-        return real(path)
+        return real(path, **kw)
 
     monkeypatch.setattr(dicom_module, "read_mammogram", spy)
     return calls
@@ -136,6 +136,21 @@ def test_cache_key_follows_file_and_size(exams, tmp_path, counted):
     assert item["mask"][2]
     ExamDataset(table, image_size=(16, 16), cache_dir=cache)[1]
     assert len(counted) == 7  # another image size: another key
+    ExamDataset(table, image_size=(16, 16), cache_dir=cache, voi="linear")[1]
+    assert len(counted) == 10  # another VOI mode: another key
+
+
+def test_linear_voi_mode_reaches_the_reader(tmp_path):
+    x = np.linspace(-3, 3, 2048)
+    table_lut = np.rint(4095 * (np.tanh(x) + 1) / 2).astype(int).tolist()
+    path, _ = write_mg(tmp_path / "lut.dcm", voi_lut=(1000, table_lut, 12))
+    table = pd.DataFrame({"exam_id": ["E1"], "L-CC": [str(path)], "L-MLO": [None], "R-CC": [None], "R-MLO": [None]})
+    curved = ExamDataset(table, image_size=SIZE)[0]["images"][0, 0].numpy()
+    linear = ExamDataset(table, image_size=SIZE, voi="linear")[0]["images"][0, 0].numpy()
+    np.testing.assert_allclose(linear, fit_to_size(read_mammogram(path, voi="linear").pixels, SIZE))
+    assert np.abs(curved - linear).max() > 0.05
+    with pytest.raises(ValueError, match="voi must be one of"):
+        ExamDataset(table, voi="LINEAR")
 
 
 def test_damaged_cache_entry_is_recomputed(exams, tmp_path, counted):

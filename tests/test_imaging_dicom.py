@@ -119,6 +119,39 @@ def test_voi_lut_sequence_wins_over_window_and_is_scaled_by_its_own_range(tmp_pa
     np.testing.assert_allclose(m.pixels, (STORED // 2) / 2047, atol=1e-6)
 
 
+def test_linear_voi_mode_draws_a_straight_line_over_the_lut_input_range(tmp_path):
+    # a sigmoid-like table over stored values 1000..3047 (GE style): "linear" keeps the range, not the curve
+    x = np.linspace(-3, 3, 2048)
+    table = np.rint(4095 * (np.tanh(x) + 1) / 2).astype(int)
+    path, _ = write_mg(tmp_path / "lutlin.dcm", voi_lut=(1000, table.tolist(), 12))
+    curved, linear = read_mammogram(path), read_mammogram(path, voi="linear")
+    assert (curved.voi, linear.voi) == ("voi_lut", "voi_lut_range")
+    expected = np.clip(STORED.astype(np.float64) - 1000, 0, 2047) / 2047
+    np.testing.assert_allclose(linear.pixels, expected, atol=1e-6)
+    assert np.abs(curved.pixels - linear.pixels).max() > 0.05  # the curve was really dropped
+    # a falling table inverts, and so does its straight line
+    path, _ = write_mg(tmp_path / "lutfall.dcm", voi_lut=(1000, table[::-1].tolist(), 12))
+    falling = read_mammogram(path, voi="linear")
+    unmirrored = falling.pixels[:, ::-1] if falling.flipped else falling.pixels  # bright background: mirrored
+    np.testing.assert_allclose(unmirrored, 1 - expected, atol=1e-6)
+
+
+def test_linear_voi_mode_applies_a_sigmoid_window_linearly(tmp_path):
+    path, _ = write_mg(tmp_path / "ws.dcm", window=(1500, 1200), voi_function="SIGMOID")
+    m = read_mammogram(path, voi="linear")
+    plain, _ = write_mg(tmp_path / "wl.dcm", window=(1500, 1200), voi_function="LINEAR")
+    assert m.voi == "window:LINEAR"
+    np.testing.assert_array_equal(m.pixels, read_mammogram(plain).pixels)
+    assert read_mammogram(path).voi == "window:SIGMOID"  # the file itself is not changed by the read
+
+
+def test_linear_voi_mode_leaves_min_max_images_alone_and_rejects_unknown_modes(tmp_path):
+    path, _ = write_mg(tmp_path / "mm.dcm")
+    np.testing.assert_array_equal(read_mammogram(path, voi="linear").pixels, read_mammogram(path).pixels)
+    with pytest.raises(ValueError, match="voi must be one of"):
+        read_mammogram(path, voi="sigmoid")
+
+
 def test_voi_lut_with_first_mapped_value(tmp_path):
     # entries map stored values 1000..3047; below clamps to the first entry, above to the last
     table = np.linspace(0, 4095, 2048).round().astype(int)

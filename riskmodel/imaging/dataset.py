@@ -15,12 +15,12 @@ from the chest wall.
 
 **Cache**: with ``cache_dir``, each view's resized array is stored as
 ``<cache_dir>/<k[:2]>/<k>.npy`` (float32, shape (H, W)), where ``k`` is the SHA-256 of the
-absolute path, file size, mtime (ns), slot, image size and :data:`PREPROCESSING_VERSION`.
+absolute path, file size, mtime (ns), slot, image size, VOI mode and :data:`PREPROCESSING_VERSION`.
 Files are written to a temporary name and renamed (atomic on POSIX), loaded with
 ``np.load(allow_pickle=False)``, and a :class:`~riskmodel.imaging.errors.DicomError` is cached
 as ``<k>.err`` (text), so a later epoch neither decodes DICOM nor retries a known-bad file (an
-OSError, possibly transient, is not cached). Changing the file (size or mtime) or the
-image size gives a new key; an unreadable cache entry is recomputed.
+OSError, possibly transient, is not cached). Changing the file (size or mtime), the
+image size or the VOI mode gives a new key; an unreadable cache entry is recomputed.
 """
 
 from __future__ import annotations
@@ -88,6 +88,8 @@ class ExamDataset(Dataset):
             (NaN/None/"" = missing view).
         image_size: ``(H, W)`` of every view, in pixels. The default is Mirai's 2048 × 1664.
         cache_dir: folder for the preprocessed-array cache, created if needed; None = no cache.
+        voi: how each file's VOI LUT or window is applied, one of
+            :data:`~riskmodel.imaging.dicom.VOI_MODES` (see :func:`~riskmodel.imaging.read_mammogram`).
 
     A view that cannot be read (any :class:`~riskmodel.imaging.errors.DicomError` or OSError), or
     whose file says another side or view family than its slot, comes back as zeros with
@@ -95,12 +97,15 @@ class ExamDataset(Dataset):
     """
 
     def __init__(self, exams: pd.DataFrame, image_size: tuple[int, int] = (2048, 1664),
-                 cache_dir: str | os.PathLike[str] | None = None):
+                 cache_dir: str | os.PathLike[str] | None = None, voi: str = "auto"):
         missing = [c for c in ("exam_id", *VIEW_ORDER) if c not in exams]
         if missing:
             raise ValueError(f"exams lacks column(s) {missing}; build it with assemble_exams()")
         if len(image_size) != 2 or min(image_size) < 1:
             raise ValueError(f"image_size must be (H, W) with positive sizes, got {image_size!r}")
+        if voi not in dicom.VOI_MODES:
+            raise ValueError(f"voi must be one of {dicom.VOI_MODES}, got {voi!r}")
+        self.voi = voi
         self.exams = exams.reset_index(drop=True)
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
@@ -140,7 +145,7 @@ class ExamDataset(Dataset):
             if cached is not None:
                 return cached
         try:
-            m = dicom.read_mammogram(path)
+            m = dicom.read_mammogram(path, voi=self.voi)
             side, family = slot.split("-")
             if (m.laterality, m.view_family) != (side, family):
                 raise MetadataError(path, f"the file is a {m.laterality}-{m.view} image, not a {slot} view")
@@ -162,6 +167,8 @@ class ExamDataset(Dataset):
             return None  # reported by the read itself; nothing worth caching
         ident = [os.path.abspath(path), st.st_size, st.st_mtime_ns, slot, list(self.image_size),
                  PREPROCESSING_VERSION]
+        if self.voi != "auto":  # "auto" keys are those written before the option existed
+            ident.append(self.voi)
         return hashlib.sha256(json.dumps(ident).encode()).hexdigest()
 
     def _cache_paths(self, key: str) -> tuple[Path, Path]:

@@ -24,7 +24,14 @@ first one that fails:
    [0, 1] by the range of that transform (the LUT's own min…max, the window's output range).
    An unusable LUT or window (e.g. width 0) falls back to the next option; ``Mammogram.voi``
    records which one was applied. An image whose values are all equal is an
-   ``UnsupportedImageError``.
+   ``UnsupportedImageError``. That is ``voi="auto"``, the default. ``voi="linear"`` keeps the
+   vendor's range of interest but drops its contrast curve: a VOI LUT Sequence becomes a
+   straight line over the LUT's input range (``first`` … ``first + entries - 1``; reversed if the
+   table falls), and a window is applied LINEAR whatever VOI LUT Function says. Display LUTs
+   differ by vendor (GE writes sigmoid-like tables; Mirai's reference conversion, DCMTK's
+   ``--min-max-window``, ignores them), and a non-linear curve changes the contrast of fine
+   texture with the brightness around it; ``"linear"`` gives images whose contrast means the
+   same on every vendor's files.
 6. **MONOCHROME1** is inverted (``1 - x``) after the VOI step (PS3.3 C.7.6.3), so higher always
    means denser tissue and the background is near 0.
 7. **Orientation** (:func:`chest_wall_side`): the image is mirrored left–right, if needed, so that
@@ -38,6 +45,7 @@ FOR PROCESSING images are read like any other; ``presentation_intent`` says whic
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import struct
@@ -63,6 +71,7 @@ from riskmodel.imaging.errors import (
 __all__ = [
     "LATERALITIES",
     "VIEW_FAMILY",
+    "VOI_MODES",
     "Mammogram",
     "chest_wall_side",
     "inspect_header",
@@ -167,6 +176,9 @@ _DECODER_PACKAGES: dict[str, str] = {
 #: orientation (see :func:`chest_wall_side`).
 ORIENTATION_MIN_CONTRAST = 0.10
 
+#: How :func:`read_mammogram` applies the VOI step: as written (``"auto"``) or linearised.
+VOI_MODES = ("auto", "linear")
+
 
 @dataclass(frozen=True, eq=False)
 class Mammogram:
@@ -185,7 +197,8 @@ class Mammogram:
         pixel_spacing: (row, column) spacing in mm: PixelSpacing, else ImagerPixelSpacing (at the
             detector); None if neither is present.
         voi: the VOI step applied: ``"voi_lut"``, ``"window:LINEAR"``, ``"window:LINEAR_EXACT"``,
-            ``"window:SIGMOID"`` or ``"minmax"``.
+            ``"window:SIGMOID"`` or ``"minmax"``; with ``voi="linear"``, ``"voi_lut_range"`` (a
+            straight line over the LUT's input range) or ``"window:LINEAR"``.
         orientation_source: ``"pixels"``, or the fallback used when the pixels were ambiguous:
             ``"PatientOrientation"`` or ``"laterality"``.
         laterality_source, view_source: the tag each was read from.
@@ -838,8 +851,9 @@ def _decode(ds: Any, path: Path) -> np.ndarray:
     return arr
 
 
-def _to_unit_range(arr: np.ndarray, ds: Any, path: Path) -> tuple[np.ndarray, str]:
-    """Steps 4–6: modality LUT, VOI, scaling to [0, 1], MONOCHROME1 inversion. float64 out."""
+def _to_unit_range(arr: np.ndarray, ds: Any, path: Path, voi_mode: str = "auto") -> tuple[np.ndarray, str]:
+    """Steps 4–6: modality LUT, VOI (``voi_mode``: see the module docstring), scaling to [0, 1],
+    MONOCHROME1 inversion. float64 out."""
     from pydicom.pixels import apply_modality_lut, apply_voi, apply_windowing
 
     x = np.asarray(apply_modality_lut(arr, ds), dtype=np.float64)
@@ -858,7 +872,12 @@ def _to_unit_range(arr: np.ndarray, ds: Any, path: Path) -> tuple[np.ndarray, st
             # The LUT's own output range: GE writes 16 in LUTDescriptor[2] for 12-bit tables.
             table = np.asarray(apply_voi(np.arange(first, first + entries, dtype=np.int64), ds, 0), np.float64)
             t_lo, t_hi = float(table.min()), float(table.max())
-            if t_hi > t_lo:
+            if t_hi > t_lo and voi_mode == "linear":
+                y = (np.clip(x, first, first + entries - 1) - first) / max(entries - 1, 1)
+                if table[-1] < table[0]:  # a falling table inverts: so does its straight line
+                    y = 1.0 - y
+                voi = "voi_lut_range"
+            elif t_hi > t_lo:
                 # LUT input is an integer index: round the modality output to it, and clip it to the
                 # table first (pydicom casts to uint16 before clipping, so 70000 would wrap around).
                 lut_in = np.clip(np.rint(x), first, first + entries - 1).astype(np.int64)
@@ -868,12 +887,16 @@ def _to_unit_range(arr: np.ndarray, ds: Any, path: Path) -> tuple[np.ndarray, st
             y = None
     if y is None and "WindowCenter" in ds and "WindowWidth" in ds:
         function = (_text(ds, "VOILUTFunction").upper() or "LINEAR")
+        window_ds = ds
+        if voi_mode == "linear" and function != "LINEAR":
+            window_ds = copy.copy(ds)  # shallow: the pixel data is not copied
+            window_ds.VOILUTFunction = function = "LINEAR"
         try:
             # The output range of pydicom's windowing depends on BitsStored, the rescale and the
             # function; probe it with -inf/+inf stand-ins rather than re-deriving it.
             with np.errstate(over="ignore"):
-                ends = apply_windowing(np.array([-1e300, 1e300]), ds, 0)
-                w = apply_windowing(x.copy(), ds, 0)
+                ends = apply_windowing(np.array([-1e300, 1e300]), window_ds, 0)
+                w = apply_windowing(x.copy(), window_ds, 0)
             w_lo, w_hi = float(ends[0]), float(ends[1])
             if w_hi != w_lo and np.isfinite(w_lo) and np.isfinite(w_hi):
                 y = (np.asarray(w, dtype=np.float64) - w_lo) / (w_hi - w_lo)
@@ -941,10 +964,17 @@ def _orient(y: np.ndarray, ds: Any, laterality: str) -> tuple[np.ndarray, bool, 
     return np.ascontiguousarray(y, dtype=np.float32), flipped, source
 
 
-def read_mammogram(path: str | os.PathLike[str]) -> Mammogram:
+def read_mammogram(path: str | os.PathLike[str], voi: str = "auto") -> Mammogram:
     """Read one MG DICOM file into a :class:`Mammogram` (steps in the module docstring).
 
+    Args:
+        path: the DICOM file.
+        voi: one of :data:`VOI_MODES`: ``"auto"`` applies the file's VOI LUT or window as
+            written; ``"linear"`` maps the same range of interest linearly (module docstring,
+            step 5).
+
     Raises:
+        ValueError: ``voi`` is not one of :data:`VOI_MODES`.
         DicomError: one of its subclasses, whose message names the file and the rule broken.
             A file that passes every check but whose pixels pydicom cannot decode raises
             :class:`~riskmodel.imaging.errors.DicomReadError`.
@@ -953,6 +983,8 @@ def read_mammogram(path: str | os.PathLike[str]) -> Mammogram:
     Known blind spot: JPEG 2000 has no checksum, and openjpeg decodes some corrupted
     codestreams without an error; such damage cannot be detected here.
     """
+    if voi not in VOI_MODES:
+        raise ValueError(f"voi must be one of {VOI_MODES}, got {voi!r}")
     path = Path(path)
     ds, _, problem = _read_dataset(path, header_only=False)
     if problem is not None:
@@ -963,7 +995,7 @@ def read_mammogram(path: str | os.PathLike[str]) -> Mammogram:
             fields = _header_fields(ds, path)
             laterality, lat_source, view, view_source = _check_object(ds, path, None, header_only=False)
         arr = _decode(ds, path)
-        y, voi = _to_unit_range(arr, ds, path)
+        y, applied = _to_unit_range(arr, ds, path, voi)
         pixels, flipped, orientation_source = _orient(y, ds, laterality)
     except DicomError:
         raise
@@ -973,5 +1005,5 @@ def read_mammogram(path: str | os.PathLike[str]) -> Mammogram:
     fields.pop("columns")
     return Mammogram(
         pixels=pixels, laterality=laterality, view=view, view_family=VIEW_FAMILY[view], flipped=flipped,
-        path=str(path), voi=voi, orientation_source=orientation_source, laterality_source=lat_source,
+        path=str(path), voi=applied, orientation_source=orientation_source, laterality_source=lat_source,
         view_source=view_source, **fields)

@@ -68,16 +68,17 @@ class LabelledExams(Dataset):
             path columns and ``exam_id``).
         labels: see :class:`SurvivalLabels`, indexed by the values of ``exams[key]``.
         key: the exams column that matches the labels' index (e.g. ``accession_number``).
-        image_size, cache_dir: passed to :class:`~riskmodel.imaging.ExamDataset`.
+        image_size, cache_dir, voi: passed to :class:`~riskmodel.imaging.ExamDataset`.
     """
 
     def __init__(self, exams: pd.DataFrame, labels: pd.DataFrame, key: str = "exam_id",
-                 image_size: tuple[int, int] = (512, 416), cache_dir: str | None = None, n_years: int = 5):
+                 image_size: tuple[int, int] = (512, 416), cache_dir: str | None = None, n_years: int = 5,
+                 voi: str = "auto"):
         from riskmodel.imaging import ExamDataset
 
         if key not in exams.columns:
             raise ValueError(f"exams has no column {key!r} to match the labels")
-        self.images = ExamDataset(exams, image_size=image_size, cache_dir=cache_dir)
+        self.images = ExamDataset(exams, image_size=image_size, cache_dir=cache_dir, voi=voi)
         self.keys = exams[key].astype(str).tolist()
         self.labels = SurvivalLabels(labels.set_axis(labels.index.astype(str)), self.keys, n_years)
 
