@@ -53,8 +53,8 @@ def main() -> None:
     test_frame = render(test, work / "test", size, args.seed + 3, conf.jobs, reuse=True)
     model = ImageRiskModel(ModelConfig(image_size=size, **conf.model))
     model.load_state_dict(load_file(str(work / "run" / "best.safetensors")))
-    predictor = ImageRiskPredictor(model, {"image_size": list(size), "view_order": list(VIEW_ORDER)}, None,
-                                   device="cpu")
+    predictor = ImageRiskPredictor(model, {"image_size": list(size), "view_order": list(VIEW_ORDER), "voi": conf.voi},
+                                   None, device="cpu")
     cache = str(work / "cache")
     fusion_exams = predictor.encode_exams(fusion_frame, cache_dir=cache, batch_size=32)  # the network runs once
     test_exams = predictor.encode_exams(test_frame, cache_dir=cache, batch_size=32)

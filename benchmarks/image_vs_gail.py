@@ -53,7 +53,8 @@ RESULTS = Path(__file__).parent / "results" / "image_vs_gail.json"
 HORIZON = 5.0
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (also used by ``hybrid_vs_truth.py`` to re-read a run's ``command``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pool", type=int, default=120_000, help="women simulated for the training part")
     parser.add_argument("--extra-pool", type=int, default=0,
@@ -87,11 +88,16 @@ def main() -> None:
                              "same settings left in WORKDIR/run (best.safetensors, metrics.jsonl)")
     parser.add_argument("--results", default=str(RESULTS), help=f"results JSON (default {RESULTS})")
     parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args()
-    size = tuple(int(v) for v in args.size.split("x"))
-    rng = np.random.default_rng(args.seed)
-    t_start = time.perf_counter()
+    return parser
 
+
+def image_size(args: argparse.Namespace) -> tuple[int, int]:
+    return tuple(int(v) for v in args.size.split("x"))  # type: ignore[return-value]
+
+
+def women(args: argparse.Namespace) -> tuple[pd.DataFrame, ...]:
+    """``(population, test, train_set, val_set)`` of a run: BRCA carriers left out, the test women last."""
+    rng = np.random.default_rng(args.seed)
     population = make_cohort(args.pool + args.test, seed=args.seed, image_hr_per_sd=args.image_hr)
     if args.extra_pool:
         extra = make_cohort(args.extra_pool, seed=args.seed + 1, image_hr_per_sd=args.image_hr)
@@ -101,6 +107,20 @@ def main() -> None:
     pool, test = population.iloc[: -args.test], population.iloc[-args.test:].reset_index(drop=True)
     train_set = enriched(pool, args.train_cases, args.controls, rng)
     val_set = enriched(pool.drop(train_set.index), args.val_cases, args.controls, rng)
+    return population, test, train_set, val_set
+
+
+def model_config(args: argparse.Namespace) -> ModelConfig:
+    return ModelConfig(widths=(16, 32, 64, 128), blocks=(1, 1, 1, 1), agg_heads=4, agg_dropout=0.1,
+                       image_size=image_size(args), norm=args.norm, pool=args.view_pool)
+
+
+def main() -> None:
+    parser = build_parser()
+    args = parser.parse_args()
+    size = image_size(args)
+    t_start = time.perf_counter()
+    population, test, train_set, val_set = women(args)
 
     tmp = tempfile.TemporaryDirectory() if args.workdir is None else None
     work = Path(args.workdir or tmp.name)
@@ -120,10 +140,8 @@ def main() -> None:
         warm_cache(data[name].images, args.jobs)
     timings["cache_seconds"] = round(time.perf_counter() - t0, 1)
 
-    config = ModelConfig(widths=(16, 32, 64, 128), blocks=(1, 1, 1, 1), agg_heads=4, agg_dropout=0.1,
-                         image_size=size, norm=args.norm, pool=args.view_pool)
     torch.manual_seed(args.seed)
-    model = ImageRiskModel(config)
+    model = ImageRiskModel(model_config(args))
     if args.evaluate_only:
         from safetensors.torch import load_file
 
@@ -198,8 +216,10 @@ def score_diagnostics(risk5: np.ndarray, test: pd.DataFrame, exams: pd.DataFrame
 
     The score is ``log(-log(1 - risk_5y))``. Reported: its Pearson correlation with the latent
     ``image_factor`` overall, by BI-RADS density and by vendor style (the Manufacturer tag of each
-    exam's first view), and the least-squares fit of the score on the latent factor and the log
-    density multiplier (coefficients and R²)."""
+    exam's first view), the least-squares fit of the score on the latent factor and the log
+    density multiplier (coefficients and R²), and, by vendor style, the mean error of the latent
+    factor that fit implies where the factor is above 1.5 SD (where most cancers are: a negative
+    value means the score saturates there)."""
     import pydicom
 
     score = np.log(-np.log1p(-np.clip(risk5.astype(np.float64), 1e-9, 1 - 1e-9)))
@@ -215,12 +235,20 @@ def score_diagnostics(risk5: np.ndarray, test: pd.DataFrame, exams: pd.DataFrame
         return {"n": int(mask.sum()), "corr": round(float(np.corrcoef(score[mask], u[mask])[0, 1]), 3),
                 "residual_sd": round(float(resid[mask].std()), 3)}
 
+    implied_error = (score - coef[0] - coef[2] * log_d) / coef[1] - u
+    high = u > 1.5
+
+    def high_error(v: str) -> dict:
+        m = high & (vendor == v)
+        return {"n": int(m.sum()), "mean_error": round(float(implied_error[m].mean()), 3)}
+
     return {"corr_with_image_factor": round(float(np.corrcoef(score, u)[0, 1]), 3),
             "fit": {"intercept": round(float(coef[0]), 3), "image_factor": round(float(coef[1]), 3),
                     "log_density_multiplier": round(float(coef[2]), 3),
                     "r2": round(float(1 - resid.var() / score.var()), 3)},
             "by_density": {d: corr(test["density"].to_numpy() == d) for d in "abcd"},
-            "by_vendor": {v: corr(vendor == v) for v in sorted(set(vendor))}}
+            "by_vendor": {v: corr(vendor == v) for v in sorted(set(vendor))},
+            "high_factor_error_by_vendor": {v: high_error(v) for v in sorted(set(vendor))}}
 
 
 def warm_cache(images, jobs: int) -> None:

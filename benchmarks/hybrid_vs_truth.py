@@ -1,0 +1,193 @@
+"""Synthetic benchmark: the fusion model on an ``image_vs_gail.py`` image model, against the truth.
+
+A test bed, not clinical evidence: cohort and images come from ``riskmodel.synthetic``.
+
+Design
+------
+* ``--from`` names an ``image_vs_gail.py`` results file. Its ``command`` is parsed again to rebuild
+  that run's women and network: the same unselected test women (BRCA carriers left out) and the
+  model the run left in ``--workdir/run/best.safetensors``. The image model's raw five-year
+  C-index on the test women must equal the one the run reported, or the script stops (the workdir
+  holds another model).
+* Fusion sample: ``--fusion`` unselected women from an independent population (seed + 2; carriers
+  left out, like the test women), rendered at the run's image size. Not the run's own pool: its
+  case-enriched training and validation sets took nearly every cancer in it, so an unselected
+  sample of the rest would have too few cancers and every model fitted on it would under-predict;
+  and the training women cannot be reused, since the network has learned their outcomes.
+* On the fusion sample: the image model's yearly isotonic calibration (IPCW), a factors-only Cox
+  model and the hybrid (Cox head on the factors and the image score, ``image_features="risk"``),
+  as in the benchmark suite.
+* On the test women: :func:`riskmodel.evaluation.evaluate_risks` (Uno's C, E/O with intervals,
+  calibration slope, subgroups) for Gail, factors-only, image-only, hybrid and the generator's
+  true risk; and, possible only on synthetic data, each model's expected count of cancers
+  against the count the true risks expect (Σ predicted / Σ ``true_risk_5y``), overall and by
+  density: calibration without the noise of the observed events.
+
+Usage::
+
+    python benchmarks/hybrid_vs_truth.py --from benchmarks/results/image_vs_gail_256x208_linear_voi.json \\
+        --workdir /tmp/ivg256 [--fusion 10000]
+
+Writes ``benchmarks/results/hybrid_vs_truth/`` (``report.md``, ``results.json``, figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from _report import machine_info, utc_now
+from image_vs_gail import build_parser, image_size, model_config, women
+
+from riskmodel.benchmarking.suite import HORIZON, gail_yearly, render
+from riskmodel.calibration import YearlyCalibrator
+from riskmodel.evaluation import evaluate_risks, uno_c_index, write_report
+from riskmodel.fusion import CoxHead, HybridModel
+from riskmodel.imaging import VIEW_ORDER
+from riskmodel.inference import ImageRiskPredictor
+from riskmodel.nn import ImageRiskModel
+from riskmodel.synthetic import make_cohort
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def five_year(risk) -> np.ndarray:
+    """Five-year risk from a predict_risk-style frame (``risk_5y``) or an ``(n, Y)`` array."""
+    if isinstance(risk, pd.DataFrame):
+        return risk["risk_5y"].to_numpy(dtype=np.float64)
+    return np.asarray(risk, dtype=np.float64)[:, 4]
+
+
+def expected_vs_truth(risks: dict, test: pd.DataFrame) -> dict:
+    """Σ predicted / Σ true five-year risk, overall and by density (women with a prediction)."""
+    truth = test["true_risk_5y"].to_numpy(dtype=np.float64)
+    groups = {"all": np.ones(len(test), bool)} | {d: (test["density"] == d).to_numpy() for d in "abcd"}
+    out = {}
+    for name, risk in risks.items():
+        r = five_year(risk)
+        out[name] = {g: round(float(np.nansum(r[m]) / truth[m & np.isfinite(r)].sum()), 3) for g, m in groups.items()}
+    out["true_expected_cancers"] = {g: round(float(truth[m].sum()), 1) for g, m in groups.items()}
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--from", dest="source", default=str(RESULTS / "image_vs_gail_256x208_linear_voi.json"),
+                   help="results JSON of the image_vs_gail.py run whose model is used")
+    p.add_argument("--workdir", required=True, help="that run's --workdir (its images, cache and model)")
+    p.add_argument("--fusion", type=int, default=10_000, help="unselected women for the fusion fits")
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--n-boot", type=int, default=200)
+    p.add_argument("--out", default=str(RESULTS / "hybrid_vs_truth"))
+    p.add_argument("--no-write", action="store_true")
+    args = p.parse_args()
+    t_start = time.perf_counter()
+    source = json.loads(Path(args.source).read_text())
+    run = build_parser().parse_args(shlex.split(source["command"])[2:])
+    size, work = image_size(run), Path(args.workdir)
+    timings = {}
+
+    _, test, _, _ = women(run)
+    fusion = make_cohort(args.fusion, seed=run.seed + 2, image_hr_per_sd=run.image_hr)
+    fusion = fusion.assign(id=fusion["id"].astype(str) + "F", exam_id=fusion["exam_id"].astype(str) + "F")
+    fusion = fusion[fusion["brca"] == "negative"].reset_index(drop=True)
+    t0 = time.perf_counter()
+    frames = {"fusion": render(fusion, work / "fusion", size, run.seed + 20, args.jobs, reuse=True),
+              "test": render(test, work / "test", size, run.seed + 2, args.jobs, reuse=True)}  # as image_vs_gail
+    timings["render_seconds"] = round(time.perf_counter() - t0, 1)
+
+    weights = work / "run" / "best.safetensors"
+    from safetensors.torch import load_file
+
+    model = ImageRiskModel(model_config(run))
+    model.load_state_dict(load_file(str(weights)))
+    predictor = ImageRiskPredictor(model, {"image_size": list(size), "view_order": list(VIEW_ORDER), "voi": run.voi},
+                                   None, device="cpu")
+    cache = str(work / "cache")
+    t0 = time.perf_counter()
+    fusion_exams = predictor.encode_exams(frames["fusion"], cache_dir=cache, batch_size=32)
+    predictor.calibrator = YearlyCalibrator("isotonic").fit(
+        fusion_exams.encoding.raw_risk, fusion["time"].to_numpy(), fusion["event"].to_numpy(), ipcw=True)
+    test_exams = predictor.encode_exams(frames["test"], cache_dir=cache, batch_size=32)  # calibrated risks
+    timings["encode_seconds"] = round(time.perf_counter() - t0, 1)
+    t, e = test["time"].to_numpy(), test["event"].to_numpy()
+    raw_c = uno_c_index(t, e, t, e, test_exams.encoding.raw_risk[:, 4], tau=HORIZON)
+    if abs(raw_c - source["uno_c_index_5y"]["image_model"]) > 1e-3:
+        sys.exit(f"{weights}: image-only C {raw_c:.4f} on the test women, but {args.source} reports "
+                 f"{source['uno_c_index_5y']['image_model']}: the workdir holds another model")
+
+    t0 = time.perf_counter()
+    hybrid = HybridModel(predictor, head=CoxHead(), fallback_head=CoxHead(), image_features="risk").fit(
+        fusion, fusion_exams)
+    timings["fit_seconds"] = round(time.perf_counter() - t0, 1)
+    risks = {
+        "gail": gail_yearly(test),
+        "factors_cox": hybrid.predict(test, frames["test"].iloc[0:0], horizon=HORIZON, fallback="factors"),
+        "image_only": predictor.risk_frame(test_exams.encoding).set_index(test.index),
+        "hybrid": hybrid.predict(test, test_exams, horizon=HORIZON),
+        "oracle": test[[f"true_risk_{k}y" for k in range(1, 6)]].to_numpy(),
+    }
+    t0 = time.perf_counter()
+    ev = evaluate_risks(test, risks, horizon=HORIZON, reference="gail", n_boot=args.n_boot, seed=run.seed)
+    timings["evaluation_seconds"] = round(time.perf_counter() - t0, 1)
+    truth_ratio = expected_vs_truth(risks, test)
+    c = {name: round(m["c_index"], 4) for name, m in ev.models.items()}
+    cancers = lambda d: int(((d["event"] == 1) & (d["time"] <= HORIZON)).sum())  # noqa: E731
+    timings["total_seconds"] = round(time.perf_counter() - t_start, 1)
+    provenance = {
+        "benchmark": "hybrid_vs_truth (synthetic test bed; not clinical performance)",
+        "date": utc_now(), "machine": machine_info(),
+        "command": "python benchmarks/hybrid_vs_truth.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "image_model": {"from": args.source, "command": source["command"], "image_size": list(size),
+                        "voi": run.voi, "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+                        "raw_uno_c_index_5y": round(raw_c, 4)},
+        "data": {"fusion_women": len(fusion), "fusion_cancers_5y": cancers(fusion), "test_women": len(test),
+                 "test_cancers_5y": cancers(test)},
+        "timings_seconds": timings,
+    }
+    targets = {"hybrid_minus_factors": round(c["hybrid"] - c["factors_cox"], 4),
+               "hybrid_minus_image": round(c["hybrid"] - c["image_only"], 4),
+               "truth_minus_hybrid": round(c["oracle"] - c["hybrid"], 4),
+               "hybrid_eo": round(ev.models["hybrid"]["eo"], 3),
+               "hybrid_eo_ci": [round(v, 3) for v in ev.models["hybrid"]["eo_ci"]],
+               "hybrid_slope": round(ev.models["hybrid"]["calibration_slope"], 3),
+               "hybrid_eo_by_density": {g["level"]: [round(g["eo"], 3), g["cancers"]]
+                                        for g in ev.models["hybrid"]["subgroups"] if g["variable"] == "density"},
+               "hybrid_expected_vs_truth": truth_ratio["hybrid"]}
+    summary = {"uno_c_index_5y": c, "targets": targets, "expected_vs_truth": truth_ratio}
+    print(json.dumps({**summary, "data": provenance["data"], "timings": timings}, indent=2))
+    if args.no_write:
+        return
+    d = provenance["data"]
+    ratio_rows = ["| model | all | a | b | c | d |", "|---|---|---|---|---|---|"] + [
+        f"| {name} | " + " | ".join(f"{v[g]:.3f}" for g in ("all", *"abcd")) + " |"
+        for name, v in truth_ratio.items() if name != "true_expected_cancers"]
+    preamble = [
+        "**Synthetic test bed, not clinical performance.** Women, images and outcomes come from "
+        "`riskmodel.synthetic`.", "",
+        f"- Command: `{provenance['command']}` — {provenance['date']}.",
+        f"- Image model: the `image_vs_gail.py` run `{source['command']}` ({size[0]}×{size[1]}, VOI {run.voi}); "
+        f"raw five-year Uno C on these test women {raw_c:.4f}.",
+        f"- Fusion sample: {d['fusion_women']:,} unselected women of an independent population "
+        f"({d['fusion_cancers_5y']} cancers within 5 years); image calibration, factors-only Cox and hybrid "
+        "(Cox head on the factors and the image score) fitted there.",
+        f"- Test set: {d['test_women']:,} unselected women ({d['test_cancers_5y']} cancers within 5 years), "
+        "BRCA carriers left out as in `image_vs_gail.py`.",
+        "- Timings (s): " + ", ".join(f"{k.replace('_seconds', '')} {v}" for k, v in timings.items()) + ".", "",
+        "Expected cancers against the true risks' expectation (Σ predicted / Σ true five-year risk), "
+        "overall and by BI-RADS density — calibration without the noise of observed events, possible only "
+        "on synthetic data:", "", *ratio_rows,
+    ]
+    write_report(ev, args.out, title="riskmodel benchmark — hybrid vs truth (synthetic test bed)",
+                 preamble=preamble, extra={"provenance": provenance, **summary})
+
+
+if __name__ == "__main__":
+    main()
