@@ -46,7 +46,7 @@ import pandas as pd
 from _report import machine_info, utc_now
 from image_vs_gail import build_parser, image_size, model_config, women
 
-from riskmodel.benchmarking.suite import HORIZON, gail_yearly, render
+from riskmodel.benchmarking.suite import HORIZON, compared_risks, render
 from riskmodel.calibration import YearlyCalibrator
 from riskmodel.evaluation import evaluate_risks, uno_c_index, write_report
 from riskmodel.fusion import CoxHead, HybridModel
@@ -127,13 +127,7 @@ def main() -> None:
     hybrid = HybridModel(predictor, head=CoxHead(), fallback_head=CoxHead(), image_features="risk").fit(
         fusion, fusion_exams)
     timings["fit_seconds"] = round(time.perf_counter() - t0, 1)
-    risks = {
-        "gail": gail_yearly(test),
-        "factors_cox": hybrid.predict(test, frames["test"].iloc[0:0], horizon=HORIZON, fallback="factors"),
-        "image_only": predictor.risk_frame(test_exams.encoding).set_index(test.index),
-        "hybrid": hybrid.predict(test, test_exams, horizon=HORIZON),
-        "oracle": test[[f"true_risk_{k}y" for k in range(1, 6)]].to_numpy(),
-    }
+    risks = compared_risks(test, test_exams, predictor, hybrid)
     t0 = time.perf_counter()
     ev = evaluate_risks(test, risks, horizon=HORIZON, reference="gail", n_boot=args.n_boot, seed=run.seed)
     timings["evaluation_seconds"] = round(time.perf_counter() - t0, 1)

@@ -221,6 +221,21 @@ def gail_yearly(cohort: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def compared_risks(test: pd.DataFrame, test_exams: Any, predictor: Any, hybrid: Any) -> dict[str, Any]:
+    """The suite's five models' risks for the test women, aligned with ``test``: ``gail``,
+    ``factors_cox`` (the hybrid's factors-only fallback head), ``image_only`` (the predictor's
+    calibrated risks), ``hybrid`` and ``oracle`` (the generator's true risks, years 1–5).
+
+    ``test_exams`` is the :class:`~riskmodel.inference.EncodedExams` of the test women's exams."""
+    return {
+        "gail": gail_yearly(test),
+        "factors_cox": hybrid.predict(test, test_exams.exams.iloc[0:0], horizon=HORIZON, fallback="factors"),
+        "image_only": predictor.risk_frame(test_exams.encoding).set_index(test.index),
+        "hybrid": hybrid.predict(test, test_exams, horizon=HORIZON),
+        "oracle": test[[f"true_risk_{k}y" for k in range(1, 6)]].to_numpy(),
+    }
+
+
 def run_suite(suite: str | SuiteConfig = "quick", out: str | Path = "benchmark-report", *, seed: int = 0,
               workdir: str | Path | None = None, device: str = "auto", progress: bool = True,
               recorded: str | Path | None = None, command: str | None = None) -> dict[str, Any]:
@@ -310,13 +325,7 @@ def run_suite(suite: str | SuiteConfig = "quick", out: str | Path = "benchmark-r
         t0 = time.perf_counter()
         _log(progress, f"scoring {len(test):,} test women")
         test_exams = predictor.encode_exams(frames["test"], cache_dir=cache, batch_size=32)  # calibrated risks
-        risks = {
-            "gail": gail_yearly(test),
-            "factors_cox": hybrid.predict(test, frames["test"].iloc[0:0], horizon=HORIZON, fallback="factors"),
-            "image_only": predictor.risk_frame(test_exams.encoding).set_index(test.index),
-            "hybrid": hybrid.predict(test, test_exams, horizon=HORIZON),
-            "oracle": test[[f"true_risk_{k}y" for k in range(1, 6)]].to_numpy(),
-        }
+        risks = compared_risks(test, test_exams, predictor, hybrid)
         timings["test_scoring_seconds"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
