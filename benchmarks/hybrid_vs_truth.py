@@ -25,8 +25,8 @@ Design
 
 Usage::
 
-    python benchmarks/hybrid_vs_truth.py --from benchmarks/results/image_vs_gail_256x208_linear_voi.json \\
-        --workdir /tmp/ivg256 [--fusion 10000]
+    python benchmarks/image_vs_gail.py --workdir W --results W/ivg.json [...]   # trains the image model
+    python benchmarks/hybrid_vs_truth.py --from W/ivg.json --workdir W [--fusion 10000]
 
 Writes ``benchmarks/results/hybrid_vs_truth/`` (``report.md``, ``results.json``, figures).
 """
@@ -79,7 +79,7 @@ def expected_vs_truth(risks: dict, test: pd.DataFrame) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--from", dest="source", default=str(RESULTS / "image_vs_gail_256x208_linear_voi.json"),
+    p.add_argument("--from", dest="source", required=True,
                    help="results JSON of the image_vs_gail.py run whose model is used")
     p.add_argument("--workdir", required=True, help="that run's --workdir (its images, cache and model)")
     p.add_argument("--fusion", type=int, default=10_000, help="unselected women for the fusion fits")
