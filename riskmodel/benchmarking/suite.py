@@ -67,9 +67,10 @@ class SuiteConfig:
             embedding over-fits it (``benchmarks/hybrid_image_features.py``, ``docs/evaluation.md``).
         hybrid_head: ``"cox"`` (:class:`~riskmodel.fusion.CoxHead`, a linear predictor) or ``"torch"``
             (:class:`~riskmodel.fusion.TorchHazardHead`, the library's default head). With the quick
-            suite's fusion sample (6,000 women, about 90 cancers) the Cox head on the factors and the
-            image score ranked the test women best (``benchmarks/hybrid_image_features.py``; a choice
-            made on the suite's own test women, so slightly optimistic).
+            suite's fusion sample (6,000 women, about 90 cancers) Cox heads on the factors and the
+            image score (or eight embedding components, 0.003 apart) ranked the test women best
+            (``benchmarks/hybrid_image_features.py``; a choice made on the suite's own test women,
+            so slightly optimistic).
         factors: the :class:`~riskmodel.fusion.FactorEncoder` groups of the factors-only Cox model and
             the hybrid (``HybridModel(factors=...)``); None = every group with data (one column per
             factor). ``("literature", "brca")`` fits one coefficient for the published relative risks
