@@ -45,6 +45,7 @@ from _report import machine_info, utc_now
 import riskmodel
 from riskmodel.benchmarking.suite import enriched, image_visible_log_hazard, log_density_multiplier, render
 from riskmodel.evaluation import uno_c_index
+from riskmodel.imaging.dicom import VOI_MODES
 from riskmodel.nn import ImageRiskModel, ModelConfig
 from riskmodel.synthetic import make_cohort
 from riskmodel.training import LabelledExams, TrainConfig, TrainResult, predict, train
@@ -75,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--norm", default="batch", choices=("batch", "group"), help="encoder normalisation")
     parser.add_argument("--view-pool", default="max", choices=("max", "avg", "tissue"),
                         help="global pooling of each view")
-    parser.add_argument("--voi", default="auto", choices=("auto", "linear"),
+    parser.add_argument("--voi", default="auto", choices=VOI_MODES,
                         help="VOI step of the DICOM reader: as written, or linear over the same range "
                              "(GE-style sigmoid LUTs dropped); see riskmodel.imaging.read_mammogram")
     parser.add_argument("--augment", action="store_true", help="flips, rotations and gain during training")

@@ -18,6 +18,7 @@ import pandas as pd
 
 from riskmodel import __version__
 from riskmodel.api import MODELS, predict_risk
+from riskmodel.imaging.dicom import VOI_MODES
 
 #: Rows per chunk when reading, scoring and writing (``predict --chunk-rows``'s default); memory grows with it.
 CHUNK_ROWS = 250_000
@@ -839,7 +840,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exams column matching the cohort (default accession_number)")
     p.add_argument("--label-key", default="exam_id", help="cohort column matching --key (default exam_id)")
     p.add_argument("--image-size", default="512x416", help="ROWSxCOLUMNS (default 512x416)")
-    p.add_argument("--voi", default="auto", choices=("auto", "linear"),
+    p.add_argument("--voi", default="auto", choices=VOI_MODES,
                    help="apply each file's VOI LUT or window as written (auto), or linearly over the same range "
                         "(linear: vendors' contrast curves dropped); stored in the bundle (default auto)")
     p.add_argument("--tiny", action="store_true", help="a tiny network (smoke tests, CPU)")
