@@ -32,8 +32,7 @@ from riskmodel.benchmarking.suite import HORIZON, SUITES, render, splits
 from riskmodel.calibration import YearlyCalibrator
 from riskmodel.evaluation import expected_observed, uno_c_index
 from riskmodel.fusion import CoxHead, HybridModel, TorchHazardHead
-from riskmodel.imaging import VIEW_ORDER
-from riskmodel.inference import ImageRiskPredictor
+from riskmodel.inference import ImageRiskPredictor, image_preprocessing
 from riskmodel.nn import ImageRiskModel, ModelConfig
 
 RESULTS = Path(__file__).parent / "results" / "hybrid_image_features.json"
@@ -53,8 +52,7 @@ def main() -> None:
     test_frame = render(test, work / "test", size, args.seed + 3, conf.jobs, reuse=True)
     model = ImageRiskModel(ModelConfig(image_size=size, **conf.model))
     model.load_state_dict(load_file(str(work / "run" / "best.safetensors")))
-    predictor = ImageRiskPredictor(model, {"image_size": list(size), "view_order": list(VIEW_ORDER), "voi": conf.voi},
-                                   None, device="cpu")
+    predictor = ImageRiskPredictor(model, image_preprocessing(size, conf.voi), None, device="cpu")
     cache = str(work / "cache")
     fusion_exams = predictor.encode_exams(fusion_frame, cache_dir=cache, batch_size=32)  # the network runs once
     test_exams = predictor.encode_exams(test_frame, cache_dir=cache, batch_size=32)

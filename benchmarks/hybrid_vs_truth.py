@@ -50,8 +50,7 @@ from riskmodel.benchmarking.suite import HORIZON, compared_risks, render
 from riskmodel.calibration import YearlyCalibrator
 from riskmodel.evaluation import evaluate_risks, uno_c_index, write_report
 from riskmodel.fusion import CoxHead, HybridModel
-from riskmodel.imaging import VIEW_ORDER
-from riskmodel.inference import ImageRiskPredictor
+from riskmodel.inference import ImageRiskPredictor, image_preprocessing
 from riskmodel.nn import ImageRiskModel
 from riskmodel.synthetic import make_cohort
 
@@ -108,8 +107,7 @@ def main() -> None:
 
     model = ImageRiskModel(model_config(run))
     model.load_state_dict(load_file(str(weights)))
-    predictor = ImageRiskPredictor(model, {"image_size": list(size), "view_order": list(VIEW_ORDER), "voi": run.voi},
-                                   None, device="cpu")
+    predictor = ImageRiskPredictor(model, image_preprocessing(size, run.voi), None, device="cpu")
     cache = str(work / "cache")
     t0 = time.perf_counter()
     fusion_exams = predictor.encode_exams(frames["fusion"], cache_dir=cache, batch_size=32)

@@ -34,8 +34,8 @@ import torch
 
 import riskmodel
 from riskmodel.fusion import HybridModel, TorchHazardHead
-from riskmodel.imaging import VIEW_ORDER, assemble_exams, scan_dicoms
-from riskmodel.inference import ImageRiskPredictor
+from riskmodel.imaging import assemble_exams, scan_dicoms
+from riskmodel.inference import ImageRiskPredictor, image_preprocessing
 from riskmodel.nn import ImageRiskModel, tiny_config
 from riskmodel.synthetic import make_cohort, write_exams
 from riskmodel.training import LabelledExams, TrainConfig, train
@@ -70,8 +70,7 @@ def run(out: Path) -> pd.DataFrame:
     torch.manual_seed(SEED)
     network = ImageRiskModel(tiny_config(image_size=IMAGE_SIZE))
     train(network, data, None, TrainConfig(epochs=EPOCHS, batch_size=8, device="cpu", seed=SEED, progress=False))
-    image = ImageRiskPredictor(network, {"image_size": list(IMAGE_SIZE), "view_order": list(VIEW_ORDER)},
-                               device="cpu")
+    image = ImageRiskPredictor(network, image_preprocessing(IMAGE_SIZE), device="cpu")
     image.save(out / "image_bundle", metadata={"note": "synthetic quickstart, not for clinical use"})
     print(f"2/4 image model: {EPOCHS} epoch(s) on {len(data)} exams -> {out / 'image_bundle'}")
 

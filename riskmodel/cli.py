@@ -449,7 +449,7 @@ def _train(args: argparse.Namespace) -> int:
     import json
 
     from riskmodel.calibration import YearlyCalibrator
-    from riskmodel.inference import ImageRiskPredictor
+    from riskmodel.inference import ImageRiskPredictor, image_preprocessing
     from riskmodel.nn import ImageRiskModel, ModelConfig, tiny_config
     from riskmodel.training import LabelledExams, TrainConfig, predict, train
 
@@ -507,8 +507,7 @@ def _train(args: argparse.Namespace) -> int:
         "cohort": str(args.cohort), "exams": str(args.exams), "n_train": len(data["train"]),
                          "n_val": len(data["val"]), "n_calib": len(data["calib"]), "best_epoch": result.best_epoch,
                          "best_val_metric": result.best_metric, "config": tconf.to_dict()}}
-    predictor = ImageRiskPredictor(model, {"image_size": list(size), "view_order": ["L-CC", "L-MLO", "R-CC", "R-MLO"],
-                                           "voi": args.voi}, calibrator, meta, device="cpu")
+    predictor = ImageRiskPredictor(model, image_preprocessing(size, args.voi), calibrator, meta, device="cpu")
     predictor.save(out / "bundle", overwrite=True)
     if not args.quiet:
         print(f"riskmodel: trained {result.best_epoch} epoch(s) best; bundle -> {out / 'bundle'}", file=sys.stderr)

@@ -22,6 +22,37 @@ import pandas as pd
 PREPROCESSING = "riskmodel.imaging/1"
 
 
+def image_preprocessing(image_size: tuple[int, int] | list[int], voi: str = "auto") -> dict[str, Any]:
+    """The ``preprocessing`` dict of an :class:`ImageRiskPredictor` (and of its bundle's
+    ``preprocessing.json``): how exams must be read for a model trained on them.
+
+    Args:
+        image_size: ``(height, width)`` in pixels that each view is resized to (as in the model's
+            :class:`~riskmodel.nn.ModelConfig`).
+        voi: the DICOM reader's VOI step the model was trained with, one of
+            :data:`riskmodel.imaging.dicom.VOI_MODES`.
+
+    Returns:
+        ``{"image_size": [height, width], "view_order": [...], "voi": voi}`` with the view order of
+        :data:`riskmodel.imaging.exams.VIEW_ORDER`.
+
+    Raises:
+        ValueError: ``image_size`` is not two positive integers, or ``voi`` is not a known mode.
+
+    >>> image_preprocessing((256, 208), voi="linear")
+    {'image_size': [256, 208], 'view_order': ['L-CC', 'L-MLO', 'R-CC', 'R-MLO'], 'voi': 'linear'}
+    """
+    from riskmodel.imaging.dicom import VOI_MODES
+    from riskmodel.imaging.exams import VIEW_ORDER
+
+    size = list(image_size)
+    if len(size) != 2 or not all(isinstance(v, (int, np.integer)) and v > 0 for v in size):
+        raise ValueError(f"image_size must be (height, width) in positive whole pixels, got {image_size!r}")
+    if voi not in VOI_MODES:
+        raise ValueError(f"voi must be one of {VOI_MODES}, got {voi!r}")
+    return {"image_size": [int(v) for v in size], "view_order": list(VIEW_ORDER), "voi": voi}
+
+
 @dataclass
 class ExamEncoding:
     """What the image model says about each exam (:meth:`ImageRiskPredictor.encode`); ``n`` exams.

@@ -54,6 +54,20 @@ def test_the_bundle_voi_mode_is_applied_and_checked(trained, tmp_path):
         riskmodel.load_image_model(tmp_path / "bad", device="cpu")
 
 
+def test_image_preprocessing_is_what_training_writes_and_rejects_bad_settings(trained):
+    from riskmodel.inference import image_preprocessing
+
+    model = riskmodel.load_image_model(trained / "run" / "bundle", device="cpu")
+    written = {k: v for k, v in model.preprocessing.items() if k != "preprocessing_version"}
+    assert written == image_preprocessing((64, 52), voi="linear")
+    assert image_preprocessing([64, 52])["voi"] == "auto"
+    with pytest.raises(ValueError, match="voi must be one of"):
+        image_preprocessing((64, 52), voi="sigmoid")
+    for size in ((64,), (64, 0), (64.5, 52)):
+        with pytest.raises(ValueError, match="image_size must be"):
+            image_preprocessing(size)
+
+
 def test_embed_one_row_per_exam(trained, capsys):
     out = trained / "emb.parquet"
     assert cli.main(["embed", "--bundle", str(trained / "run" / "bundle"), "--manifest", str(trained / "exams.csv"),

@@ -264,8 +264,7 @@ def run_suite(suite: str | SuiteConfig = "quick", out: str | Path = "benchmark-r
     from riskmodel.calibration import YearlyCalibrator
     from riskmodel.evaluation import evaluate_risks, write_report
     from riskmodel.fusion import CoxHead, HybridModel, TorchHazardHead
-    from riskmodel.imaging import VIEW_ORDER
-    from riskmodel.inference import ImageRiskPredictor
+    from riskmodel.inference import ImageRiskPredictor, image_preprocessing
     from riskmodel.nn import ImageRiskModel, ModelConfig
     from riskmodel.training import LabelledExams, TrainConfig, train
 
@@ -305,8 +304,7 @@ def run_suite(suite: str | SuiteConfig = "quick", out: str | Path = "benchmark-r
                                    schedule=conf.schedule),
                        out_dir=work / "run")
         timings["image_train_seconds"] = time.perf_counter() - t0
-        predictor = ImageRiskPredictor(model, {"image_size": list(size), "view_order": list(VIEW_ORDER),
-                                               "voi": conf.voi}, None, device=device)
+        predictor = ImageRiskPredictor(model, image_preprocessing(size, conf.voi), None, device=device)
 
         # Yearly calibration of the image model and the fusion models, on unselected women.
         t0 = time.perf_counter()
