@@ -26,6 +26,7 @@ from riskmodel.fusion import (
     breslow_baseline,
     head_from_dict,
     implied_incidence,
+    observed_incidence,
 )
 from riskmodel.gail import bcra_absolute_risk, load_tables
 from riskmodel.synthetic import make_cohort
@@ -389,14 +390,33 @@ def test_recalibrator_reaches_the_site_rates(data, fitted):
 
 def _observed_rates(cohort: pd.DataFrame, horizon: float = 5.0) -> pd.DataFrame:
     """Cases of invasive breast cancer per 100,000 woman-years by attained-age band over the horizon."""
-    age, time, event = (cohort[c].to_numpy() for c in ("age", "time", "event"))
-    end = age + np.minimum(time, horizon)
-    case_age = np.where((event == 1) & (time <= horizon), end, np.nan)
-    rows = []
-    for lo, hi in BANDS:
-        years = np.clip(np.minimum(end, hi) - np.maximum(age, lo), 0, None).sum()
-        rows.append((lo, hi, 1e5 * np.sum((case_age >= lo) & (case_age < hi)) / years))
-    return pd.DataFrame(rows, columns=["age_lo", "age_hi", "rate_per_100k"])
+    time, event = cohort["time"].to_numpy(), cohort["event"].to_numpy()
+    return observed_incidence(cohort["age"], np.minimum(time, horizon), np.where(time <= horizon, event, 0),
+                              edges=[lo for lo, _ in BANDS] + [BANDS[-1][1]])
+
+
+def test_observed_incidence_counts_woman_years_and_cases_by_attained_age():
+    # Two women by hand: 40 + 7 years (censored at 47), 44 + 2 years (case at 46), 52 + 1 (other death).
+    out = observed_incidence([40.0, 44.0, 52.0], [7.0, 2.0, 1.0], [0, 1, 2], edges=(40, 45, 50, 55))
+    assert out["woman_years"].tolist() == [6.0, 3.0, 1.0]
+    assert out["cases"].tolist() == [0, 1, 0]
+    np.testing.assert_allclose(out["rate_per_100k"], [0.0, 1e5 / 3, 0.0])
+    assert np.isnan(observed_incidence([40.0], [1.0], [1], edges=(60, 65))["rate_per_100k"][0])
+    # Constant hazards: 300 per 100,000 woman-years of cancer, 1,000 of other deaths, censoring at 10 y.
+    rng = np.random.default_rng(0)
+    n = 200_000
+    t1, t2 = rng.exponential(1 / 0.003, n), rng.exponential(1 / 0.01, n)
+    time = np.minimum.reduce([t1, t2, np.full(n, 10.0)])
+    event = np.select([time == t1, time == t2], [1, 2], 0)
+    rates = observed_incidence(rng.uniform(40, 70, n), time, event, edges=(40, 50, 60, 70, 80))
+    se = 1e5 * np.sqrt(rates["cases"]) / rates["woman_years"]
+    assert (np.abs(rates["rate_per_100k"] - 300) < 4 * se).all(), rates
+    with pytest.raises(ValueError, match="same length"):
+        observed_incidence([40.0], [1.0, 2.0], [0])
+    with pytest.raises(ValueError, match="time: row 1"):
+        observed_incidence([40.0, 41.0], [1.0, -2.0], [0, 0])
+    with pytest.raises(ValueError, match="strictly increasing"):
+        observed_incidence([40.0], [1.0], [0], edges=(50, 45))
 
 
 def test_recalibration_moves_mean_risk_to_a_sites_incidence(data, fitted):

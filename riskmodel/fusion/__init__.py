@@ -10,13 +10,13 @@ The data flow::
                    ─► IncidenceRecalibrator                 optional: the site's own incidence
 
 Modules: ``factors.py`` (:class:`FactorEncoder`), ``heads.py`` (the three heads, Breslow),
-``absolute.py`` (:func:`absolute_risk`, :class:`IncidenceRecalibrator`), ``hybrid.py``
+``absolute.py`` (:func:`absolute_risk`, :class:`IncidenceRecalibrator`, :func:`observed_incidence`), ``hybrid.py``
 (:class:`HybridModel`: all of it behind a trained image model, end to end from DICOMs;
 :func:`load_hybrid`).
 Heads store their state as JSON-safe dicts (``to_dict`` / ``from_dict``), never as pickles.
 """
 
-from riskmodel.fusion.absolute import IncidenceRecalibrator, absolute_risk, implied_incidence
+from riskmodel.fusion.absolute import IncidenceRecalibrator, absolute_risk, implied_incidence, observed_incidence
 from riskmodel.fusion.factors import FACTOR_GROUPS, IMPUTED_COLUMNS, FactorEncoder
 from riskmodel.fusion.heads import CoxHead, TorchHazardHead, XGBoostHead, breslow_baseline, head_from_dict
 from riskmodel.fusion.hybrid import HybridModel, load_hybrid, read_exams
@@ -35,5 +35,6 @@ __all__ = [
     "head_from_dict",
     "implied_incidence",
     "load_hybrid",
+    "observed_incidence",
     "read_exams",
 ]

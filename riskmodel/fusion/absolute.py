@@ -44,7 +44,7 @@ from sklearn.utils.validation import check_is_fitted
 from riskmodel.gail.tables import FIRST_AGE, LAST_AGE, N_BANDS, load_tables
 from riskmodel.schema import RACE_NAMES
 
-__all__ = ["IncidenceRecalibrator", "absolute_risk", "implied_incidence"]
+__all__ = ["IncidenceRecalibrator", "absolute_risk", "implied_incidence", "observed_incidence"]
 
 #: Gail's race code used where race is unknown (BCRAT's "other or unknown").
 UNKNOWN_RACE = 4
@@ -265,6 +265,64 @@ def implied_incidence(cum_hazard: Any, age: Any, site_incidence: Any, years: Seq
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = np.where(years_in > 0, mass / years_in, np.nan) * 1e5
     return pd.DataFrame({"age_lo": lo, "age_hi": hi, "woman_years": years_in, "cases": mass, "rate_per_100k": rate})
+
+
+def observed_incidence(age: Any, time: Any, event: Any, edges: Sequence[float] = tuple(range(40, 95, 5)), *,
+                       event_code: int = 1) -> pd.DataFrame:
+    """A cohort's (or registry's) observed incidence by attained-age band: what a site brings to
+    :class:`IncidenceRecalibrator`.
+
+    Each woman spends the years from ``age`` to ``age + time`` at risk; they are split across
+    the bands she passes through (woman-years), and her event, if it is ``event_code``, is
+    counted in the band of ``age + time``. Deaths from other causes and censoring end her time
+    at risk without a case, so the rates are the cause-specific incidence among women alive and
+    free of the disease, the quantity a cancer registry publishes and the heads' ``H1`` models.
+    Time outside the bands is ignored.
+
+    Args:
+        age: ``(n,)`` age at entry, years.
+        time: ``(n,)`` years of follow-up from entry (>= 0).
+        event: ``(n,)`` integer codes at the end of follow-up (``event_code`` = breast cancer;
+            anything else = no case, e.g. 0 censored, 2 other death as in
+            :mod:`riskmodel.synthetic`).
+        edges: increasing band edges in years of attained age (default 40, 45, … 90).
+        event_code: the code that counts as a case.
+
+    Returns:
+        DataFrame with one row per band: ``age_lo``, ``age_hi``, ``woman_years``, ``cases`` and
+        ``rate_per_100k`` (cases per 100,000 woman-years; NaN where no woman-years). Bands with
+        no case give a rate of 0, which :class:`IncidenceRecalibrator` refuses: merge them first.
+
+    Raises:
+        ValueError: arrays of different lengths, non-finite or negative values, or edges that
+            do not increase.
+
+    >>> observed_incidence([40.0, 42.0], [4.0, 5.0], [0, 1], edges=(40, 45, 50))
+       age_lo  age_hi  woman_years  cases  rate_per_100k
+    0    40.0    45.0          7.0      0            0.0
+    1    45.0    50.0          2.0      1        50000.0
+    """
+    a = np.asarray(age, dtype=np.float64).ravel()
+    t = np.asarray(time, dtype=np.float64).ravel()
+    ev = np.asarray(event).ravel()
+    if not (a.shape == t.shape == ev.shape):
+        raise ValueError(f"age, time and event must have the same length, got {a.size}, {t.size}, {ev.size}")
+    for name, v in (("age", a), ("time", t)):
+        if not np.isfinite(v).all() or (v < 0).any():
+            i = int(np.flatnonzero(~np.isfinite(v) | (v < 0))[0])
+            raise ValueError(f"{name}: row {i} is {v[i]!r}; it must be finite and >= 0 (years)")
+    e = np.asarray(edges, dtype=np.float64)
+    if e.ndim != 1 or e.size < 2 or not np.isfinite(e).all() or (np.diff(e) <= 0).any():
+        raise ValueError(f"edges must be at least two finite, strictly increasing ages, got {list(edges)}")
+    lo, hi = e[:-1], e[1:]
+    end = a + t
+    bands = list(zip(lo, hi, strict=True))
+    years = np.array([np.maximum(np.minimum(end, h) - np.maximum(a, b), 0.0).sum() for b, h in bands])
+    case = ev == event_code
+    cases = np.array([int((case & (end >= b) & (end < h)).sum()) for b, h in bands])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(years > 0, cases / years, np.nan) * 1e5
+    return pd.DataFrame({"age_lo": lo, "age_hi": hi, "woman_years": years, "cases": cases, "rate_per_100k": rate})
 
 
 class IncidenceRecalibrator(BaseEstimator):
