@@ -230,6 +230,26 @@ def test_cox_breslow_matches_lifelines(data, fitted):
     assert head.feature_names_[-1] == "pc7" and len(head.coef_) == head.kept_.sum()
 
 
+def test_cox_penalty_is_per_event_so_rare_outcomes_are_not_shrunk():
+    # 2% events, one standardized covariate with log hazard ratio ln 3: lifelines' own scaling
+    # (penalty × n) would shrink it heavily; per event the default costs about 1%.
+    rng = np.random.default_rng(3)
+    n = 10_000
+    x = rng.standard_normal((n, 1))
+    t_event = rng.exponential(1 / (0.004 * np.exp(np.log(3.0) * x[:, 0] - np.log(3.0) ** 2 / 2)))
+    time = np.minimum(t_event, 5.0)
+    event = (t_event <= 5.0).astype(int)
+    head = CoxHead().fit(x, time, event)
+    mle = CoxHead(penalizer=0.0).fit(x, time, event).coef_[0]
+    assert head.lifelines_penalizer_ == pytest.approx(0.01 * event.sum() / n)
+    assert abs(head.coef_[0] / mle - 1) < 0.02, (head.coef_, mle)  # measured 1.1%
+    assert abs(mle - np.log(3.0)) < 0.15
+    state = json.loads(json.dumps(head.to_dict()))
+    assert CoxHead.from_dict(state).lifelines_penalizer_ == head.lifelines_penalizer_
+    with pytest.raises(ValueError, match="no breast-cancer event"):
+        CoxHead().fit(x, time, np.zeros(n, dtype=int))
+
+
 def test_breslow_with_ties_by_hand():
     # times 1, 2, 2, 3 with events at 1 and both 2s; risks 1, 2, 3, 4
     times, h0 = breslow_baseline(np.array([1.0, 2.0, 2.0, 3.0]), np.array([1, 1, 1, 0]), np.array([1.0, 2, 3, 4]))
