@@ -199,7 +199,8 @@ def main() -> None:
         "image_model": {"from": args.source, "command": source["command"], "image_size": list(size),
                         "voi": run.voi, "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
                         "raw_uno_c_index_5y": round(raw_c, 4)},
-        "data": {"fusion_women": len(fusion), "fusion_cancers_5y": cancers(fusion), "test_women": len(test),
+        "data": {"fusion_women": len(fusion), "fusion_cancers_5y": cancers(fusion),
+                 "fusion_true_expected_5y": round(float(fusion["true_risk_5y"].sum()), 1), "test_women": len(test),
                  "test_cancers_5y": cancers(test), "registry_women": args.registry, "registry_cases": registry_cases},
         "registry_rates_per_100k": {f"{lo:g}-{hi:g}": round(r, 1) for lo, hi, r in
                                     site[["age_lo", "age_hi", "rate_per_100k"]].itertuples(index=False)},
