@@ -617,9 +617,8 @@ class CoxHead(_SurvivalHead):
             ``penalizer × events / n``. lifelines scales its penalty by the number of rows ``n``,
             while the information about a coefficient grows with the number of events; with a
             rare outcome (about 1–2% of women diagnosed) its own scaling shrinks every
-            coefficient heavily (``penalizer=0.01`` at 2% events: the image factor's log hazard
-            ratio 1.10 → 0.74 and a calibration slope near 2, ``benchmarks/hybrid_vs_truth.py``).
-            Per event, 0.01 shrinks by about 1%.
+            coefficient heavily (with it, ``benchmarks/hybrid_vs_truth.py`` measured a hybrid
+            calibration slope of 1.90; ``docs/fusion.md``). Per event, 0.01 shrinks by about 1%.
         n_components: PCA components kept from the embedding columns (capped by their number;
             0 leaves the embedding out).
         embedding_columns: which columns of ``X`` are the exam embedding: a slice or a list of
