@@ -68,7 +68,7 @@ class SuiteConfig:
         hybrid_head: ``"cox"`` (:class:`~riskmodel.fusion.CoxHead`, a linear predictor) or ``"torch"``
             (:class:`~riskmodel.fusion.TorchHazardHead`, the library's default head). With the quick
             suite's fusion sample (6,000 women, about 90 cancers) Cox heads on the factors and the
-            image score (or eight embedding components, 0.003 apart) ranked the test women best
+            image score (or eight embedding components, 0.002 apart) ranked the test women best
             (``benchmarks/hybrid_image_features.py``; a choice made on the suite's own test women,
             so slightly optimistic).
         factors: the :class:`~riskmodel.fusion.FactorEncoder` groups of the factors-only Cox model and
