@@ -11,6 +11,7 @@ before anything is read. No pickle is involved anywhere.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,30 @@ class ExamEncoding:
         return ExamEncoding(exam_id=self.exam_id[j], n_views=self.n_views[j], status=self.status[j],
                             message=self.message[j], risk=self.risk[j], raw_risk=self.raw_risk[j],
                             embedding=self.embedding[j], density_proba=self.density_proba[j], index=self.index[j])
+
+    @classmethod
+    def concat(cls, parts: Sequence[ExamEncoding], index: pd.Index | None = None) -> ExamEncoding:
+        """The encodings ``parts`` one after the other (e.g. chunks of a large exam table encoded
+        separately), with ``index`` as the result's index (default: the parts' indexes joined).
+
+        Raises:
+            ValueError: no parts, parts with different year counts or embedding sizes, or an
+                ``index`` of the wrong length.
+        """
+        parts = list(parts)
+        if not parts:
+            raise ValueError("ExamEncoding.concat: no encodings to join")
+        for name in ("risk", "embedding", "density_proba"):
+            widths = {getattr(p, name).shape[1] for p in parts}
+            if len(widths) > 1:
+                raise ValueError(f"ExamEncoding.concat: the parts' {name} have different widths {sorted(widths)}")
+        n = sum(len(p) for p in parts)
+        if index is None:
+            index = parts[0].index.append([p.index for p in parts[1:]])
+        elif len(index) != n:
+            raise ValueError(f"ExamEncoding.concat: index has {len(index)} entries for {n} exams")
+        fields = ("exam_id", "n_views", "status", "message", "risk", "raw_risk", "embedding", "density_proba")
+        return cls(**{f: np.concatenate([getattr(p, f) for p in parts]) for f in fields}, index=pd.Index(index))
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: its fields are tables and a model
@@ -323,9 +348,9 @@ def load_image_model(path: str | Path, device: str = "auto") -> ImageRiskPredict
     if prep.get("preprocessing_version") != PREPROCESSING:
         raise BundleFormatError(f"{path}: preprocessing {prep.get('preprocessing_version')!r} is not supported "
                                 f"by this version of riskmodel (expects {PREPROCESSING!r})")
-    from riskmodel.imaging.dicom import VOI_MODES
-
-    if prep.get("voi", "auto") not in VOI_MODES:
-        raise BundleFormatError(f"{path}: preprocessing.json: voi {prep.get('voi')!r} is not one of {VOI_MODES}")
+    try:  # the same rules as for a new model's preprocessing
+        image_preprocessing(prep.get("image_size", ()), prep.get("voi", "auto"))
+    except (ValueError, TypeError) as exc:
+        raise BundleFormatError(f"{path}: preprocessing.json: {exc}") from exc
     calibrator = YearlyCalibrator.from_dict(bundle.calibration) if bundle.calibration else None
     return ImageRiskPredictor(model, prep, calibrator, bundle.metadata.get("user", {}), device=device)

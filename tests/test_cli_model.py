@@ -50,8 +50,11 @@ def test_the_bundle_voi_mode_is_applied_and_checked(trained, tmp_path):
     np.testing.assert_allclose(a[~has_lut], b[~has_lut], rtol=1e-5)  # window files: same either way
     assert np.abs(a[has_lut] - b[has_lut]).max() > 0  # LUT files: read linearly only by the bundle's mode
     save_image_model(tmp_path / "bad", linear.model, preprocessing={**linear.preprocessing, "voi": "sigmoid"})
-    with pytest.raises(BundleFormatError, match="voi 'sigmoid'"):
+    with pytest.raises(BundleFormatError, match="preprocessing.json: voi must be one of .*'sigmoid'"):
         riskmodel.load_image_model(tmp_path / "bad", device="cpu")
+    save_image_model(tmp_path / "bad2", linear.model, preprocessing={**linear.preprocessing, "image_size": [64]})
+    with pytest.raises(BundleFormatError, match="preprocessing.json: image_size must be"):
+        riskmodel.load_image_model(tmp_path / "bad2", device="cpu")
 
 
 def test_image_preprocessing_is_what_training_writes_and_rejects_bad_settings(trained):

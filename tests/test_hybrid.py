@@ -399,3 +399,25 @@ def test_encoded_exams_give_the_same_fit_and_predictions_without_rerunning(data,
         data["model"].predict(women, riskmodel.inference.EncodedExams(encoded.exams, encoded.encoding, other))
     with pytest.raises(ValueError, match="row for row"):
         riskmodel.inference.EncodedExams(encoded.exams.iloc[::-1], encoded.encoding, image)
+
+
+def test_encodings_of_chunks_concatenate_to_the_whole(data):
+    image = data["image"]
+    whole = image.encode(data["exams"])
+    n = len(whole)
+    parts = [image.encode(data["exams"].iloc[:2]), image.encode(data["exams"].iloc[2:])]
+    joined = riskmodel.inference.ExamEncoding.concat(parts)
+    for field in ("exam_id", "n_views", "status", "message"):
+        np.testing.assert_array_equal(getattr(joined, field), getattr(whole, field))
+    for field in ("risk", "raw_risk", "embedding", "density_proba"):
+        np.testing.assert_allclose(getattr(joined, field), getattr(whole, field), rtol=1e-5, atol=1e-6)
+    assert joined.index.equals(whole.index)
+    relabelled = riskmodel.inference.ExamEncoding.concat(parts, index=pd.RangeIndex(10, 10 + n))
+    assert list(relabelled.index) == list(range(10, 10 + n))
+    with pytest.raises(ValueError, match="no encodings"):
+        riskmodel.inference.ExamEncoding.concat([])
+    with pytest.raises(ValueError, match=f"index has 1 entries for {n} exams"):
+        riskmodel.inference.ExamEncoding.concat(parts, index=pd.Index([0]))
+    narrow = riskmodel.inference.ExamEncoding(**{**parts[1].__dict__, "embedding": parts[1].embedding[:, :3]})
+    with pytest.raises(ValueError, match="embedding have different widths"):
+        riskmodel.inference.ExamEncoding.concat([parts[0], narrow])
