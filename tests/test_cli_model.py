@@ -50,10 +50,10 @@ def test_the_bundle_voi_mode_is_applied_and_checked(trained, tmp_path):
     np.testing.assert_allclose(a[~has_lut], b[~has_lut], rtol=1e-5)  # window files: same either way
     assert np.abs(a[has_lut] - b[has_lut]).max() > 0  # LUT files: read linearly only by the bundle's mode
     save_image_model(tmp_path / "bad", linear.model, preprocessing={**linear.preprocessing, "voi": "sigmoid"})
-    with pytest.raises(BundleFormatError, match="preprocessing.json: voi must be one of .*'sigmoid'"):
+    with pytest.raises(BundleFormatError, match=r"preprocessing\.json: voi must be one of .*'sigmoid'"):
         riskmodel.load_image_model(tmp_path / "bad", device="cpu")
     save_image_model(tmp_path / "bad2", linear.model, preprocessing={**linear.preprocessing, "image_size": [64]})
-    with pytest.raises(BundleFormatError, match="preprocessing.json: image_size must be"):
+    with pytest.raises(BundleFormatError, match=r"preprocessing\.json: image_size must be"):
         riskmodel.load_image_model(tmp_path / "bad2", device="cpu")
 
 
