@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from riskmodel.schema import is_blank, validate
+from riskmodel.schema import COLUMNS, _not_real, is_blank, match_columns, validate
 
 if TYPE_CHECKING:  # pragma: no cover
     import dask.dataframe as dd
@@ -57,32 +57,83 @@ def _load_model(model: str | os.PathLike[str] | Any, device: str = "auto") -> An
 def _per_row_years(values: pd.Series, age: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Numbers of years, or the word "lifetime" (to age 90), one per row.
 
-    Blank cells give NaN (missing); text that is neither a number nor "lifetime" gives −inf,
-    which the caller reports as an invalid horizon.
+    Blank cells give NaN (missing); text that is neither a number nor "lifetime", a boolean or a
+    complex number gives −inf, which the caller reports as an invalid horizon.
     """
+    not_real = _not_real(values)
     lifetime = values.astype(str).str.strip().str.lower().to_numpy() == "lifetime"
-    years = pd.to_numeric(values.where(~lifetime), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    years[np.isnan(years) & ~lifetime & ~is_blank(values)] = -np.inf
+    usable = ~lifetime & ~not_real
+    years = pd.to_numeric(values.astype(object).where(usable), errors="coerce").to_numpy(dtype=np.float64,
+                                                                                         na_value=np.nan)
+    years[(np.isnan(years) & ~lifetime & ~is_blank(values)) | not_real] = -np.inf
     return np.where(lifetime, LIFETIME_AGE - age, years), lifetime, values.to_numpy(dtype=object)
+
+
+def _aligned(horizon: pd.Series, index: pd.Index) -> pd.Series:
+    """A per-row horizon Series on the cohort's index (by label, not by position).
+
+    Raises:
+        ValueError: its labels are not the cohort's (naming some that are missing or extra), or
+            either index has duplicate labels and the two differ.
+    """
+    if horizon.index.equals(index):
+        return horizon
+    missing = index.difference(horizon.index, sort=False)
+    extra = horizon.index.difference(index, sort=False)
+    if len(missing) or len(extra):
+        parts = [f"{len(missing)} of the cohort's labels are missing from it (first: {list(missing[:5])})"
+                 if len(missing) else "", f"{len(extra)} labels are not in the cohort (first: {list(extra[:5])})"
+                 if len(extra) else ""]
+        raise ValueError("horizon: a Series is matched to the cohort by its index, but "
+                         + "; ".join(p for p in parts if p))
+    if not index.is_unique or not horizon.index.is_unique:
+        raise ValueError("horizon: a Series is matched to the cohort by its index, but an index has duplicate "
+                         "labels in a different order; give a list or array (by position) instead")
+    return horizon.reindex(index)
+
+
+def _scalar_years(horizon: object) -> float | None:
+    """A scalar horizon as a number of years, None for "lifetime"; text is read case- and space-insensitively.
+
+    Raises:
+        ValueError: a boolean, a complex number, text that is neither a number nor "lifetime", or a
+            number that is not positive and finite.
+    """
+    if isinstance(horizon, bool | np.bool_ | complex | np.complexfloating):
+        raise ValueError(f"horizon={horizon!r}: not a number of years (a "
+                         f"{'boolean' if isinstance(horizon, bool | np.bool_) else 'complex number'})")
+    if isinstance(horizon, str):
+        if horizon.strip().lower() == "lifetime":
+            return None
+        try:
+            value = float(horizon.strip())
+        except ValueError:
+            raise ValueError(f"horizon={horizon!r}: give a number of years, 'lifetime', or the name of a column"
+                             ) from None
+    else:
+        try:
+            value = float(horizon)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise ValueError(f"horizon={horizon!r}: not a number of years") from None
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"horizon={horizon!r}: must be a positive number of years")
+    return value
 
 
 def _horizon_years(data: pd.DataFrame, horizon: Horizon, age: np.ndarray) -> tuple[np.ndarray, ...]:
     """Per-row horizon in years, which rows asked for "lifetime" (to age 90), and the values as given."""
     n = len(data)
-    if isinstance(horizon, str):
-        if horizon == "lifetime":
-            return LIFETIME_AGE - age, np.ones(n, dtype=bool), np.full(n, horizon, dtype=object)
-        if horizon in data.columns:
-            return _per_row_years(data[horizon], age)
-        raise ValueError(f"horizon={horizon!r}: give a number of years, 'lifetime', or the name of a column")
-    if np.isscalar(horizon):
-        try:
-            value = float(horizon)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise ValueError(f"horizon={horizon!r}: not a number of years") from None
-        if not np.isfinite(value) or value <= 0:
-            raise ValueError(f"horizon={horizon!r}: must be a positive number of years")
+    if isinstance(horizon, str) and horizon != "lifetime" and horizon in data.columns:
+        return _per_row_years(data[horizon], age)
+    if isinstance(horizon, str) or np.isscalar(horizon):
+        value = _scalar_years(horizon)
+        if value is None:
+            return LIFETIME_AGE - age, np.ones(n, dtype=bool), np.full(n, "lifetime", dtype=object)
         return np.full(n, value), np.zeros(n, dtype=bool), np.full(n, value, dtype=object)
+    if isinstance(horizon, pd.Series):
+        if len(horizon) != n:
+            raise ValueError(f"horizon has {len(horizon)} values for {n} rows; give one per row")
+        return _per_row_years(_aligned(horizon, data.index).reset_index(drop=True), age)
     values = pd.Series(np.asarray(horizon, dtype=object))
     if values.shape != (n,):
         raise ValueError(f"horizon has {values.shape[0]} values for {n} rows; give one per row")
@@ -108,6 +159,8 @@ def predict_risk(
     cache_dir: str | os.PathLike[str] | None = None,
     num_workers: int = 0,
     device: str = "auto",
+    columns: Mapping[Any, str] | None = None,
+    na_values: Iterable[str] | None = None,
 ) -> pd.DataFrame | dd.DataFrame:
     """Absolute risk of invasive breast cancer for each woman in ``data``.
 
@@ -145,6 +198,13 @@ def predict_risk(
         batch_size, cache_dir, num_workers: hybrid models only: exams per forward pass, cache
             of preprocessed views, DataLoader worker processes reading the DICOMs.
         device: where a hybrid model loaded from a folder runs (``"auto"``: the GPU if any).
+        columns: renames ``{"their_name": "canonical_name"}``. Without it, a column whose name
+            is a canonical one once case, spaces and separators are ignored (``"Race"``,
+            ``"N_Biopsies"``, ``" AGE "``) is read as that column; an unused column that looks like
+            a canonical one gives a :class:`riskmodel.ColumnWarning` (see
+            :func:`riskmodel.schema.match_columns`).
+        na_values: text meaning unknown in any column, case-insensitive; replaces
+            :data:`riskmodel.schema.DEFAULT_NA_VALUES` (``unknown``, ``NA``, ``not tested``, …).
 
     Returns:
         A DataFrame with the index and row order of ``data`` and the columns ``risk``
@@ -152,7 +212,10 @@ def predict_risk(
         :data:`riskmodel.schema.STATUS_CODES`), ``message`` (for Gail empty when ok; else the
         column and rule broken; a hybrid model may also explain an ``ok`` row: fallback used,
         views that could not be read), ``model`` and ``horizon`` (years used for that row).
-        A hybrid model always adds ``risk_1y`` … ``risk_5y``.
+        A hybrid model always adds ``risk_1y`` … ``risk_5y``. ``out.attrs["columns_used"]`` is
+        ``{input column: canonical column}`` for the columns read, ``out.attrs["columns_ignored"]``
+        the list of input columns not read. A bad value in a column the model does not read
+        (for Gail: ``density``, ``prs``) leaves the status as it is and is reported in ``message``.
 
     Raises:
         riskmodel.SchemaError: a required column is missing or unusable as a whole.
@@ -174,7 +237,14 @@ def predict_risk(
         if progress:
             raise ValueError("progress=True is for pandas input; a Dask result is lazy: follow its computation on "
                              "the Dask dashboard or with dask.distributed.progress")
+        if na_values is not None:
+            raise ValueError("na_values= is for pandas input; a Dask DataFrame is read with the default unknown "
+                             "tokens (riskmodel.schema.DEFAULT_NA_VALUES)")
+        data = match_columns(data, columns).apply(data)
         return predict_risk_dask(data, model, horizon, details=details, chunk_size=chunk_size, exams=exams)
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    match = match_columns(data, columns)
     impl = _load_model(model, device=device)
     needs_exams = bool(getattr(impl, "needs_exams", False))
     score_options: dict[str, Any] = {}
@@ -185,14 +255,16 @@ def predict_risk(
             raise ValueError(f"model {getattr(impl, 'name', 'hybrid')!r} reads mammograms: pass exams= (a DataFrame "
                              "from riskmodel.imaging.assemble_exams, a folder of DICOM files, or an exams table)")
         _check_fallback(fallback)
-        if not isinstance(data, pd.DataFrame):
-            raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
         score_options = {"exams": read_exams(exams), "fallback": fallback, "batch_size": batch_size,
                          "cache_dir": cache_dir, "num_workers": num_workers, "progress": progress}
     elif exams is not None:
         raise ValueError(f"exams= is for models that read mammograms (a hybrid model); model "
                          f"{getattr(impl, 'name', type(impl).__name__)!r} does not use them")
-    cohort = validate(data, required=impl.required_columns)
+    read = getattr(impl, "input_columns", None)
+    notes_only = () if read is None else [c for c, col in COLUMNS.items() if col.kind != "id" and c not in read]
+    cohort = validate(data, required=impl.required_columns, columns=match, na_values=na_values,
+                      notes_only=notes_only)
+    data = match.apply(data)  # canonical names for the horizon column and the exam keys
     if needs_exams:
         keys = impl.exam_keys(data)
     age = cohort.column("age")
@@ -239,4 +311,6 @@ def predict_risk(
         for name, values in result.items():
             if name != "risk" and name not in always:
                 out[name] = values
+    out.attrs["columns_used"] = dict(cohort.columns_used)
+    out.attrs["columns_ignored"] = list(cohort.columns_ignored)
     return out

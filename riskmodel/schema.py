@@ -15,7 +15,10 @@ model's business, not the schema's.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+import re
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,14 +27,19 @@ import pandas as pd
 __all__ = [
     "BRCA_CODES",
     "COLUMNS",
+    "DEFAULT_NA_VALUES",
     "DENSITY_CODES",
+    "DENSITY_NAMES",
     "MAX_COUNT",
     "RACE_NAMES",
     "STATUS_CODES",
     "Column",
+    "ColumnMatch",
+    "ColumnWarning",
     "SchemaError",
     "ValidatedCohort",
     "is_blank",
+    "match_columns",
     "validate",
 ]
 
@@ -43,6 +51,10 @@ class SchemaError(ValueError):
         self.column = column
         self.rule = rule
         super().__init__(f"column {column!r}: {rule}")
+
+
+class ColumnWarning(UserWarning):
+    """An input column looks like a canonical one (case, separators, close spelling) but is not used."""
 
 
 #: Largest plausible number of biopsies or affected first-degree relatives.
@@ -81,6 +93,15 @@ RACE_NAMES: dict[str, int] = {
 }
 #: BI-RADS density categories (5th edition): a (almost entirely fatty) … d (extremely dense).
 DENSITY_CODES = {"a": 1, "b": 2, "c": 3, "d": 4}
+#: BI-RADS density descriptors (5th edition) accepted for the letters; case-insensitive, spaces as underscores.
+DENSITY_NAMES = {
+    "almost_entirely_fatty": 1,
+    "scattered_fibroglandular": 2,
+    "scattered_areas_of_fibroglandular_density": 2,
+    "scattered_fibroglandular_density": 2,
+    "heterogeneously_dense": 3,
+    "extremely_dense": 4,
+}
 #: Germline status.
 BRCA_CODES = {"negative": 0, "brca1": 1, "brca2": 2}
 
@@ -123,16 +144,54 @@ _AMBIGUOUS = {
     "asian": "use chinese (6), japanese (7), filipino (8) or other_asian (11)",
     "pacific_islander": "use hawaiian (9) or other_pacific_islander (10)",
 }
-#: Text that means "unknown" in a cell, as CSV exports write it.
-_BLANK = ["", "nan", "NaN", "NA", "N/A", "None", "none", "null"]
+#: Text that means "unknown" in a cell, as exports write it. Compared case-insensitively,
+#: surrounding spaces ignored; an empty cell is always unknown. ``predict_risk(na_values=...)``
+#: and ``validate(na_values=...)`` replace this set.
+DEFAULT_NA_VALUES: tuple[str, ...] = (
+    "nan", "na", "n/a", "n.a.", "none", "null", "unknown", "unk", "not known", "not tested", "not done",
+    "missing", "?", ".", "-",
+)
 
 
-def is_blank(s: pd.Series) -> np.ndarray:
-    """Cells that are NaN/None or text meaning unknown, shape ``(n,)``."""
+def _na_set(na_values: Iterable[str] | None) -> frozenset[str]:
+    """The unknown tokens as a lower-case set ("" always included)."""
+    if na_values is None:
+        return _DEFAULT_NA
+    if isinstance(na_values, str):
+        na_values = [na_values]
+    tokens = list(na_values)
+    if not all(isinstance(t, str) for t in tokens):
+        raise TypeError(f"na_values must be strings (text meaning unknown), got {tokens!r}")
+    return frozenset({""} | {t.strip().lower() for t in tokens})
+
+
+_DEFAULT_NA = frozenset({""} | set(DEFAULT_NA_VALUES))
+
+
+def is_blank(s: pd.Series, na_values: Iterable[str] | None = None) -> np.ndarray:
+    """Cells that are NaN/None or text meaning unknown, shape ``(n,)``.
+
+    Args:
+        s: a column.
+        na_values: text meaning unknown (case-insensitive); default :data:`DEFAULT_NA_VALUES`.
+    """
     missing = s.isna().to_numpy()
     if s.dtype != object and not pd.api.types.is_string_dtype(s.dtype):
         return missing
-    return missing | s.astype(str).str.strip().isin(_BLANK).to_numpy()
+    tokens = _na_set(na_values)
+    return missing | s.astype(str).str.strip().str.lower().isin(tokens).to_numpy()
+
+
+def _not_real(s: pd.Series) -> np.ndarray:
+    """Cells holding a boolean or a complex number, shape ``(n,)``: neither is a real number here."""
+    if pd.api.types.is_bool_dtype(s.dtype):
+        return s.notna().to_numpy(dtype=bool)
+    if pd.api.types.is_complex_dtype(s.dtype):
+        return np.ones(len(s), dtype=bool)
+    if s.dtype != object:
+        return np.zeros(len(s), dtype=bool)
+    kinds = (bool, np.bool_, complex, np.complexfloating)
+    return np.fromiter((isinstance(v, kinds) for v in s.to_numpy(dtype=object)), dtype=bool, count=len(s))
 
 
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
@@ -156,6 +215,9 @@ class ValidatedCohort:
     status: np.ndarray
     message: np.ndarray
     columns_present: tuple[str, ...] = field(default=())
+    #: Input column -> canonical column it was read as; input columns not read (see :func:`match_columns`).
+    columns_used: dict[str, str] = field(default_factory=dict)
+    columns_ignored: tuple[str, ...] = field(default=())
 
     @property
     def ok(self) -> np.ndarray:
@@ -169,7 +231,7 @@ class ValidatedCohort:
         """Rows ``start:stop`` as a cohort whose status and message arrays are views of this one's,
         so that flags set on the part show on the whole (used to score in chunks)."""
         return ValidatedCohort(self.frame.iloc[start:stop], self.status[start:stop], self.message[start:stop],
-                               self.columns_present)
+                               self.columns_present, self.columns_used, self.columns_ignored)
 
     def column(self, name: str) -> np.ndarray:
         """A canonical column as float64, all-NaN if the input did not have it."""
@@ -196,11 +258,28 @@ class ValidatedCohort:
             msg = message.format(**{k: _fmt(cells[k][i]) for k in cells})
             old = self.status[row]
             if old == "ok":
-                self.status[row], self.message[row] = code, msg
+                # A note already on an ok row (see :meth:`note`) stays, after the problem.
+                note = self.message[row]
+                self.status[row], self.message[row] = code, msg + "; " + note if note else msg
             else:
                 if _RANK[old] > _RANK[code]:
                     self.status[row] = code
                 self.message[row] = self.message[row] + "; " + msg
+
+
+    def note(self, mask: np.ndarray, message: str, **values: np.ndarray) -> None:
+        """Add ``message`` to the rows in ``mask`` without changing their status (a caveat, not a problem).
+
+        ``message`` and ``values`` are as for :meth:`flag`.
+        """
+        rows = np.flatnonzero(np.asarray(mask, dtype=bool))
+        cells = {k: np.asarray(v, dtype=object)[rows] for k, v in values.items()}
+        self._append(rows, [message.format(**{k: _fmt(cells[k][i]) for k in cells}) for i in range(rows.size)])
+
+    def _append(self, rows: np.ndarray, texts: Sequence[str]) -> None:
+        """Append ``texts[i]`` to the message of row ``rows[i]``, status unchanged."""
+        for row, msg in zip(rows, texts, strict=True):
+            self.message[row] = self.message[row] + "; " + msg if self.message[row] else msg
 
 
 def _fmt(v: object) -> str:
@@ -213,43 +292,81 @@ def _fmt(v: object) -> str:
     return repr(v) if isinstance(v, str) else str(v)
 
 
-def _numeric(name: str, s: pd.Series, cohort: ValidatedCohort) -> np.ndarray:
-    """Coerce a column to float64; cells that are not numbers flag their rows ``invalid``."""
-    if pd.api.types.is_bool_dtype(s.dtype):
-        return s.astype("float64").to_numpy()
-    if pd.api.types.is_numeric_dtype(s.dtype):
+def _flag_not_real(name: str, s: pd.Series, cohort: ValidatedCohort, what: str) -> np.ndarray:
+    """Flag cells holding a boolean or complex number ``invalid``; returns their mask, shape ``(n,)``."""
+    bad = _not_real(s)
+    if bad.any():
+        values = s.to_numpy(dtype=object)
+        cplx = np.fromiter((isinstance(v, complex | np.complexfloating) for v in values), dtype=bool, count=len(s))
+        cplx |= pd.api.types.is_complex_dtype(s.dtype)
+        cohort.flag(bad & ~cplx, "invalid", name + "={v}: a true/false value is not " + what, v=values)
+        cohort.flag(bad & cplx, "invalid", name + "={v}: a complex number is not " + what, v=values)
+    return bad
+
+
+def _numeric(name: str, s: pd.Series, cohort: ValidatedCohort, na: frozenset[str]) -> np.ndarray:
+    """Coerce a column to float64; cells that are not numbers flag their rows ``invalid``.
+
+    Booleans and complex numbers are not numbers here (``age=True`` is not age 1).
+    """
+    not_real = _flag_not_real(name, s, cohort, "a number")
+    if not_real.any():
+        s = s.astype(object).where(~not_real, None)
+    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
         return s.to_numpy(dtype=np.float64, na_value=np.nan)
     if pd.api.types.is_datetime64_any_dtype(s.dtype) or isinstance(s.dtype, pd.PeriodDtype):
         raise SchemaError(name, f"has dtype {s.dtype}; expected numbers")
     coerced = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = np.isnan(coerced) & ~is_blank(s)
+    bad = np.isnan(coerced) & ~is_blank(s, na) & ~not_real
     if bad.any() and bad.sum() == s.notna().sum() and len(s) > 0:
         raise SchemaError(name, f"has dtype {s.dtype} and no numeric values (first: {s[bad].iloc[0]!r})")
     cohort.flag(bad, "invalid", name + "={v}: not a number", v=s.to_numpy(dtype=object))
     return coerced
 
 
+def _binary(name: str, s: pd.Series, cohort: ValidatedCohort, na: frozenset[str]) -> np.ndarray:
+    """A 0/1 column: numbers as given (the row rules check them), booleans and yes/no text as 1/0."""
+    if pd.api.types.is_bool_dtype(s.dtype):
+        return s.astype("float64").to_numpy()
+    if s.dtype != object and not pd.api.types.is_string_dtype(s.dtype):
+        return _numeric(name, s, cohort, na)
+    values = s.to_numpy(dtype=object)
+    key = s.astype(str).str.strip().str.lower()
+    is_bool = np.fromiter((isinstance(v, bool | np.bool_) for v in values), dtype=bool, count=len(s))
+    yes = (key.isin(_TRUE).to_numpy() & ~key.isin(("1", "1.0")).to_numpy()) | (is_bool & (key == "true").to_numpy())
+    no = (key.isin(_FALSE).to_numpy() & ~key.isin(("0", "0.0")).to_numpy()) | (is_bool & (key == "false").to_numpy())
+    words = yes | no
+    if not words.any():
+        return _numeric(name, s, cohort, na)
+    out = _numeric(name, s.astype(object).where(~words, 0), cohort, na)
+    out[yes], out[no] = 1.0, 0.0
+    return out
+
+
 def _coded(
-    name: str, s: pd.Series, names: dict[str, int], codes: Sequence[int], cohort: ValidatedCohort, hint: str
+    name: str, s: pd.Series, names: dict[str, int], codes: Sequence[int], cohort: ValidatedCohort, allowed: str,
+    na: frozenset[str],
 ) -> np.ndarray:
     """Map names (case-insensitive) or numeric codes onto float codes; others flag ``invalid``."""
     out = np.full(len(s), np.nan)
     values = s.to_numpy(dtype=object)
-    known = ~is_blank(s)
+    not_real = _flag_not_real(name, s, cohort, "a code")
+    if not_real.any():
+        s = s.astype(object).where(~not_real, None)
+    named = np.zeros(len(s), dtype=bool)
+    if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
+        named = _name_key(s).isin(names.keys()).to_numpy()  # a name ("unknown" race) before an unknown token
+    known = (~is_blank(s, na) | named) & ~not_real
     as_num = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     is_code = np.isin(as_num, np.asarray(codes, dtype=np.float64))
     out[is_code] = as_num[is_code]
     rest = known & ~is_code
     if rest.any():
-        key = s[rest].astype(str).str.strip().str.lower().str.replace(r"[\s\-]+", "_", regex=True)
+        key = _name_key(s[rest])
         mapped = key.map(names).to_numpy(dtype=np.float64, na_value=np.nan)
         out[np.flatnonzero(rest)] = mapped
         bad = np.zeros(len(s), dtype=bool)
         bad[np.flatnonzero(rest)] = np.isnan(mapped)
-        if len(names) > 8:
-            allowed = f"a code {min(codes)}–{max(codes)} or a name in riskmodel.schema.{hint}"
-        else:
-            allowed = "one of " + ", ".join(map(str, codes)) + " or " + ", ".join(sorted(names))
         hints = np.full(len(s), "", dtype=object)
         hints[np.flatnonzero(rest)] = key.map(_AMBIGUOUS).fillna("").to_numpy(dtype=object)
         for hint_text in set(hints[bad]) - {""}:
@@ -260,15 +377,24 @@ def _coded(
     return out
 
 
-def _boolean(name: str, s: pd.Series, cohort: ValidatedCohort) -> np.ndarray:
+def _name_key(s: pd.Series) -> pd.Series:
+    """Text as a name key: case-insensitive; spaces, hyphens, commas and brackets read as underscores."""
+    return (s.astype(str).str.strip().str.lower().str.replace(r"[\s\-,()/]+", "_", regex=True)
+            .str.strip("_"))
+
+
+def _boolean(name: str, s: pd.Series, cohort: ValidatedCohort, na: frozenset[str]) -> np.ndarray:
     """Booleans as 0.0/1.0 (NaN unknown); accepts bool, 0/1 and yes/no/true/false text."""
+    if pd.api.types.is_complex_dtype(s.dtype):
+        _flag_not_real(name, s, cohort, "true/false")
+        return np.full(len(s), np.nan)
     if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
         out = s.astype("float64").to_numpy()
     else:
         key = s.astype(str).str.strip().str.lower()
         out = np.where(key.isin(_TRUE), 1.0, np.where(key.isin(_FALSE), 0.0, np.nan))
         out[s.isna().to_numpy()] = np.nan
-        bad = np.isnan(out) & ~is_blank(s)
+        bad = np.isnan(out) & ~is_blank(s, na)
         cohort.flag(bad, "invalid", name + "={v}: not true/false", v=s.to_numpy(dtype=object))
         return out
     bad = ~np.isnan(out) & (out != 0) & (out != 1)
@@ -277,20 +403,151 @@ def _boolean(name: str, s: pd.Series, cohort: ValidatedCohort) -> np.ndarray:
     return out
 
 
-def validate(data: pd.DataFrame, required: Sequence[str] = ("age",)) -> ValidatedCohort:
+def _key(name: object) -> str:
+    """A column name reduced for matching: lower case; runs of spaces, ``-``, ``.``, ``/`` and ``_`` as one ``_``."""
+    return re.sub(r"[\s\-./_]+", "_", str(name).strip().lower()).strip("_")
+
+
+@dataclass(frozen=True)
+class ColumnMatch:
+    """Which input columns are read as which canonical columns (see :func:`match_columns`).
+
+    Attributes:
+        used: input column -> canonical column, in input order.
+        ignored: input columns that are not read (in input order).
+        lookalikes: ignored input column -> the canonical column it resembles (a :class:`ColumnWarning` each).
+    """
+
+    used: dict[object, str]
+    ignored: tuple[object, ...]
+    lookalikes: dict[object, str]
+
+    def source(self, canonical: str) -> object | None:
+        """The input column read as ``canonical``, or None."""
+        return next((k for k, v in self.used.items() if v == canonical), None)
+
+    def apply(self, data: pd.DataFrame) -> pd.DataFrame:
+        """``data`` with the used columns under their canonical names (``data`` itself if none is renamed)."""
+        renames = {k: v for k, v in self.used.items() if k != v}
+        return data.rename(columns=renames) if renames else data
+
+    def check_required(self, required: Iterable[str]) -> None:
+        """Raise :class:`SchemaError` for a required column that nothing matched, with a hint if one looks like it."""
+        for name in required:
+            if self.source(name) is None:
+                raise SchemaError(name, "is required but missing from the input" + self._hint(name))
+
+    def _hint(self, name: str) -> str:
+        found = [c for c, canon in self.lookalikes.items() if canon == name]
+        found += [c for c in self.ignored if c not in found
+                  and (name in _key(c).split("_") or difflib.SequenceMatcher(None, _key(c), name).ratio() >= 0.6)]
+        if not found:
+            return ""
+        return (f"; found {found[0]!r}: if that is it, rename it to {name!r} or pass "
+                f"columns={{{found[0]!r}: {name!r}}}")
+
+
+def match_columns(data: pd.DataFrame, columns: Mapping[object, str] | None = None, *,
+                  warn: bool = True) -> ColumnMatch:
+    """Find the canonical columns in ``data``: exact names, explicit renames, then case and separators ignored.
+
+    1. ``columns`` renames: ``{"their_name": "canonical_name"}``.
+    2. A column with a canonical name is read as that column.
+    3. A column whose name equals a canonical name once case, surrounding spaces and separators
+       (spaces, ``-``, ``.``, ``/``, ``_``) are ignored (``"Race"``, ``"N_Biopsies"``,
+       ``"First Degree Relatives"``) is read as it, unless the canonical column is already found.
+
+    An input column that is not read but looks like a canonical column (step 3's rule, or a close
+    spelling such as ``age_at_menarch``) gives a :class:`ColumnWarning` naming both.
+
+    Raises:
+        SchemaError: ``columns`` names a canonical column that does not exist or an input column
+            that is missing, maps two inputs to one canonical column, or a rename target is also
+            an input column; or two input columns match one canonical column in step 3.
+        TypeError: ``columns`` is not a mapping.
+    """
+    names = list(data.columns)
+    targets: dict[str, object] = {}
+    if columns is not None:
+        if not isinstance(columns, Mapping):
+            raise TypeError(f"columns must be a mapping {{input column: canonical column}}, got "
+                            f"{type(columns).__name__}")
+        for given, canonical in columns.items():
+            if canonical not in COLUMNS:
+                close = difflib.get_close_matches(_key(canonical), COLUMNS, n=1)
+                raise SchemaError(str(canonical), f"columns= maps {given!r} to it, but it is not a canonical column"
+                                  + (f" (did you mean {close[0]!r}?)" if close else "")
+                                  + "; see riskmodel.schema.COLUMNS")
+            if given not in names:
+                listed = ", ".join(map(repr, names[:12])) + (" …" if len(names) > 12 else "")
+                raise SchemaError(str(given), f"columns= renames it to {canonical!r}, but the input has no such "
+                                  f"column (it has {listed})")
+            if canonical in targets:
+                raise SchemaError(canonical, f"columns= maps both {targets[canonical]!r} and {given!r} to it")
+            targets[canonical] = given
+    for name in names:
+        if name in targets.values() or not isinstance(name, str) or name not in COLUMNS:
+            continue
+        if name in targets:
+            raise SchemaError(name, f"columns= maps {targets[name]!r} to it, but the input also has a column "
+                              f"{name!r}; drop one of them")
+        targets[name] = name
+    loose: dict[str, list[object]] = {}
+    for name in names:
+        if name not in targets.values() and _key(name) in COLUMNS and _key(name) not in targets:
+            loose.setdefault(_key(name), []).append(name)
+    for canonical, found in loose.items():
+        if len(found) > 1:
+            raise SchemaError(canonical, f"input columns {', '.join(map(repr, found))} all match it (case and "
+                              f"separators ignored); keep one, or pass columns={{{found[0]!r}: {canonical!r}}}")
+        targets[canonical] = found[0]
+    used = {name: canonical for name in names for canonical, src in targets.items() if src is name or src == name}
+    ignored = tuple(name for name in names if name not in used)
+    lookalikes = {}
+    for name in ignored:
+        key = _key(name)
+        close = [key] if key in COLUMNS else difflib.get_close_matches(key, COLUMNS, n=1, cutoff=0.8)
+        if close:
+            lookalikes[name] = close[0]
+    match = ColumnMatch(used, ignored, lookalikes)
+    if warn:
+        for name, canonical in lookalikes.items():
+            source = match.source(canonical)
+            why = (f"{canonical!r} is read from {source!r}" if source is not None else
+                   f"rename it, or pass columns={{{name!r}: {canonical!r}}}")
+            warnings.warn(ColumnWarning(f"input column {name!r} looks like the canonical column {canonical!r} but "
+                                        f"is not used; {why}"), stacklevel=3)
+    return match
+
+
+def validate(
+    data: pd.DataFrame,
+    required: Sequence[str] = ("age",),
+    *,
+    columns: Mapping[object, str] | ColumnMatch | None = None,
+    na_values: Iterable[str] | None = None,
+    notes_only: Iterable[str] = (),
+) -> ValidatedCohort:
     """Coerce ``data`` to the canonical schema and give each row a status.
 
     Args:
-        data: one row per woman; canonical column names (see :data:`COLUMNS`). Extra
-            columns are ignored.
+        data: one row per woman; canonical column names (see :data:`COLUMNS`), matched as
+            :func:`match_columns` does (case and separators ignored). Extra columns are ignored.
         required: columns that must be present (their values may still be NaN; whether a
             model accepts that is the model's rule).
+        columns: renames ``{input column: canonical column}``, or a :class:`ColumnMatch`
+            already made for ``data`` (no second warning).
+        na_values: text meaning unknown, case-insensitive (default :data:`DEFAULT_NA_VALUES`).
+        notes_only: canonical columns the model does not read: a bad value there is reported in
+            the row's message, but the row's status is not changed.
 
     Returns:
-        A :class:`ValidatedCohort` with one status per input row, in input order.
+        A :class:`ValidatedCohort` with one status per input row, in input order;
+        ``columns_used`` and ``columns_ignored`` say which input columns were read.
 
     Raises:
-        SchemaError: a required column is missing, or a column has no usable values at all.
+        SchemaError: a required column is missing, or a column has no usable values at all,
+            or ``columns`` is malformed (see :func:`match_columns`).
         TypeError: ``data`` is not a pandas DataFrame.
     """
     if not isinstance(data, pd.DataFrame):
@@ -298,9 +555,11 @@ def validate(data: pd.DataFrame, required: Sequence[str] = ("age",)) -> Validate
     if data.columns.duplicated().any():
         dup = data.columns[data.columns.duplicated()][0]
         raise SchemaError(str(dup), "appears more than once")
-    for name in required:
-        if name not in data.columns:
-            raise SchemaError(name, "is required but missing from the input")
+    match = columns if isinstance(columns, ColumnMatch) else match_columns(data, columns)
+    match.check_required(required)
+    na = _na_set(na_values)
+    lenient = frozenset(notes_only)
+    source = {canonical: data[name] for name, canonical in match.used.items()}
     n = len(data)
     cohort = ValidatedCohort(
         frame=pd.DataFrame(index=data.index),
@@ -309,33 +568,65 @@ def validate(data: pd.DataFrame, required: Sequence[str] = ("age",)) -> Validate
     )
     cols: dict[str, object] = {}
     for name, col in COLUMNS.items():
-        if name not in data.columns:
+        if name not in source:
             continue
-        s = data[name]
-        if col.kind == "id":
-            cols[name] = s.to_numpy()
-        elif col.kind in ("float", "count", "binary"):
-            cols[name] = _numeric(name, s, cohort)
-        elif col.kind == "bool":
-            cols[name] = _boolean(name, s, cohort)
-        elif col.kind == "race":
-            cols[name] = _coded(name, s, RACE_NAMES, range(1, 12), cohort, "RACE_NAMES")
-        elif col.kind == "density":
-            cols[name] = _coded(name, s, DENSITY_CODES, range(1, 5), cohort, "DENSITY_CODES")
-        elif col.kind == "brca":
-            cols[name] = _coded(name, s, BRCA_CODES, range(3), cohort, "BRCA_CODES")
+        target = cohort if name not in lenient else ValidatedCohort(
+            pd.DataFrame(index=data.index), np.full(n, "ok", dtype=object), np.full(n, "", dtype=object))
+        try:
+            cols[name] = _parse(name, col.kind, source[name], target, na)
+        except SchemaError as exc:
+            if target is cohort:
+                raise
+            # A whole column the model does not read is unusable: say so on each row that has a value.
+            cols[name] = np.full(n, np.nan)
+            rows = np.flatnonzero(~is_blank(source[name], na))
+            cohort._append(rows, [str(exc) + NOT_READ] * rows.size)
+        if target is not cohort:
+            _as_notes(cohort, target)
     cohort.frame = pd.DataFrame(cols, index=data.index)
     cohort.columns_present = tuple(cols)
-    _row_rules(cohort, data)
+    cohort.columns_used, cohort.columns_ignored = dict(match.used), match.ignored
+    _row_rules(cohort, source, na, lenient)
     return cohort
 
 
-def _row_rules(c: ValidatedCohort, data: pd.DataFrame) -> None:
-    """Domain and consistency rules that hold whatever the model."""
+#: Row message added to a problem in a column the model does not read.
+NOT_READ = " (not used by this model: the risk does not depend on it)"
+
+
+def _as_notes(cohort: ValidatedCohort, scratch: ValidatedCohort) -> None:
+    """The problems found in ``scratch`` (a column the model does not read) as notes on ``cohort``."""
+    rows = np.flatnonzero(scratch.status != "ok")
+    cohort._append(rows, [str(scratch.message[row]) + NOT_READ for row in rows])
+
+
+def _parse(name: str, kind: str, s: pd.Series, cohort: ValidatedCohort, na: frozenset[str]) -> object:
+    """One input column coerced to its canonical type (see :data:`COLUMNS` kinds)."""
+    if kind == "id":
+        return s.to_numpy()
+    if kind == "binary":
+        return _binary(name, s, cohort, na)
+    if kind in ("float", "count"):
+        return _numeric(name, s, cohort, na)
+    if kind == "bool":
+        return _boolean(name, s, cohort, na)
+    if kind == "race":
+        return _coded(name, s, RACE_NAMES, range(1, 12), cohort, "a code 1–11 or a name in riskmodel.schema.RACE_NAMES",
+                      na)
+    if kind == "density":
+        return _coded(name, s, DENSITY_CODES | DENSITY_NAMES, range(1, 5), cohort, "one of 1, 2, 3, 4 or a, b, c, d",
+                      na)
+    if kind == "brca":
+        return _coded(name, s, BRCA_CODES, range(3), cohort, "one of 0, 1, 2 or brca1, brca2, negative", na)
+    raise ValueError(f"unknown column kind {kind!r}")
+
+
+def _row_rules(c: ValidatedCohort, source: dict[str, pd.Series], na: frozenset[str], lenient: frozenset[str]) -> None:
+    """Domain and consistency rules that hold whatever the model (``source``: the input columns by canonical name)."""
     age = c.column("age")
     if "age" in c.frame:
         # Missing in the input, not a cell that failed to parse (that one is already "invalid").
-        c.flag(np.isnan(age) & is_blank(data["age"]), "missing", "age: missing (required)")
+        c.flag(np.isnan(age) & is_blank(source["age"], na), "missing", "age: missing (required)")
         c.flag(~np.isnan(age) & ~((age > 0) & (age < 120)), "invalid",
                "age={v}: must be in (0, 120) years", v=age)
     for name in ("n_biopsies", "first_degree_relatives"):
@@ -365,4 +656,8 @@ def _row_rules(c: ValidatedCohort, data: pd.DataFrame) -> None:
     c.flag(afb < men, "inconsistent",
            "age_at_first_birth={f} is before age_at_menarche={m}", f=afb, m=men)
     prs = c.column("prs")
-    c.flag(~np.isnan(prs) & ~np.isfinite(prs), "invalid", "prs: must be a finite number of SDs")
+    bad_prs = ~np.isnan(prs) & ~np.isfinite(prs)
+    if "prs" in lenient:
+        c.note(bad_prs, "prs: must be a finite number of SDs" + NOT_READ)
+    else:
+        c.flag(bad_prs, "invalid", "prs: must be a finite number of SDs")

@@ -52,6 +52,11 @@ class GailModel:
 
     name = "gail"
     required_columns = ("age",)
+    #: Canonical columns the model reads (risk factors and scope); a bad value in any other column
+    #: is reported in the row's message but does not cost the row its risk.
+    input_columns = ("age", "race", "age_at_menarche", "age_at_first_birth", "nulliparous", "n_biopsies",
+                     "atypical_hyperplasia", "first_degree_relatives", "brca", "prior_breast_cancer",
+                     "prior_dcis_or_lcis", "chest_radiation")
 
     def __init__(self, chunk_size: int = DEFAULT_CHUNK):
         self.chunk_size = chunk_size
