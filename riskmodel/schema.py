@@ -139,10 +139,19 @@ COLUMNS: dict[str, Column] = {
 }
 
 #: Names that need a finer choice, with the hint given in the row's message.
+#: The Gail model (BCRA 2.1.2) has separate tables for each subgroup and NCI's BCRAT asks for it, so
+#: none is chosen for the user: the row is not scored (see docs/schema.md and gail/data/SOURCES.md).
+_HISPANIC = ("ambiguous, not scored: the Gail model uses different tables for US-born and foreign-born Hispanic "
+             "women; use hispanic_us_born (3) or hispanic_foreign_born (5)")
+_ASIAN = ("ambiguous, not scored: the Gail model uses different rates for each Asian subgroup; use chinese (6), "
+          "japanese (7), filipino (8) or other_asian (11)")
+_PACIFIC = ("ambiguous, not scored: the Gail model uses different rates for each group; use hawaiian (9) or "
+            "other_pacific_islander (10)")
 _AMBIGUOUS = {
-    "hispanic": "use hispanic_us_born (3) or hispanic_foreign_born (5)",
-    "asian": "use chinese (6), japanese (7), filipino (8) or other_asian (11)",
-    "pacific_islander": "use hawaiian (9) or other_pacific_islander (10)",
+    "hispanic": _HISPANIC, "latina": _HISPANIC, "latino": _HISPANIC, "hispanic_latina": _HISPANIC,
+    "hispanic_latino": _HISPANIC,
+    "asian": _ASIAN, "asian_american": _ASIAN,
+    "pacific_islander": _PACIFIC, "asian_pacific_islander": _PACIFIC + " (or an Asian subgroup, 6–8 or 11)",
 }
 #: Text that means "unknown" in a cell, as exports write it. Compared case-insensitively,
 #: surrounding spaces ignored; an empty cell is always unknown. ``predict_risk(na_values=...)``
@@ -176,10 +185,24 @@ def is_blank(s: pd.Series, na_values: Iterable[str] | None = None) -> np.ndarray
         na_values: text meaning unknown (case-insensitive); default :data:`DEFAULT_NA_VALUES`.
     """
     missing = s.isna().to_numpy()
-    if s.dtype != object and not pd.api.types.is_string_dtype(s.dtype):
-        return missing
     tokens = _na_set(na_values)
+    if s.dtype != object and not pd.api.types.is_string_dtype(s.dtype):
+        numbers = _number_tokens(tokens)
+        if numbers and pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+            return missing | s.isin(numbers).to_numpy()
+        return missing
     return missing | s.astype(str).str.strip().str.lower().isin(tokens).to_numpy()
+
+
+def _number_tokens(tokens: frozenset[str]) -> list[float]:
+    """The unknown tokens that are numbers (``na_values=["-9"]`` also matches the number −9)."""
+    numbers = []
+    for t in tokens:
+        try:
+            numbers.append(float(t))
+        except ValueError:
+            continue
+    return [v for v in numbers if np.isfinite(v)]
 
 
 def _not_real(s: pd.Series) -> np.ndarray:
@@ -313,11 +336,16 @@ def _numeric(name: str, s: pd.Series, cohort: ValidatedCohort, na: frozenset[str
     if not_real.any():
         s = s.astype(object).where(~not_real, None)
     if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
-        return s.to_numpy(dtype=np.float64, na_value=np.nan)
+        out = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        if _number_tokens(na):
+            out[is_blank(s, na)] = np.nan
+        return out
     if pd.api.types.is_datetime64_any_dtype(s.dtype) or isinstance(s.dtype, pd.PeriodDtype):
         raise SchemaError(name, f"has dtype {s.dtype}; expected numbers")
     coerced = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = np.isnan(coerced) & ~is_blank(s, na) & ~not_real
+    blank = is_blank(s, na)
+    coerced[blank] = np.nan
+    bad = np.isnan(coerced) & ~blank & ~not_real
     if bad.any() and bad.sum() == s.notna().sum() and len(s) > 0:
         raise SchemaError(name, f"has dtype {s.dtype} and no numeric values (first: {s[bad].iloc[0]!r})")
     cohort.flag(bad, "invalid", name + "={v}: not a number", v=s.to_numpy(dtype=object))
@@ -371,7 +399,7 @@ def _coded(
         hints[np.flatnonzero(rest)] = key.map(_AMBIGUOUS).fillna("").to_numpy(dtype=object)
         for hint_text in set(hints[bad]) - {""}:
             amb = bad & (hints == hint_text)
-            cohort.flag(amb, "invalid", name + "={v}: ambiguous; " + hint_text, v=values)
+            cohort.flag(amb, "invalid", name + "={v}: " + hint_text, v=values)
             bad &= ~amb
         cohort.flag(bad, "invalid", name + "={v}: not " + allowed, v=values)
     return out
@@ -390,6 +418,8 @@ def _boolean(name: str, s: pd.Series, cohort: ValidatedCohort, na: frozenset[str
         return np.full(len(s), np.nan)
     if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
         out = s.astype("float64").to_numpy()
+        if _number_tokens(na):
+            out[is_blank(s, na)] = np.nan
     else:
         key = s.astype(str).str.strip().str.lower()
         out = np.where(key.isin(_TRUE), 1.0, np.where(key.isin(_FALSE), 0.0, np.nan))
