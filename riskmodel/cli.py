@@ -11,6 +11,7 @@ import argparse
 import glob
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import pandas as pd
 from riskmodel import __version__
 from riskmodel.api import MODELS, predict_risk
 from riskmodel.imaging.dicom import VOI_MODES
+from riskmodel.schema import ColumnWarning
 
 #: Rows per chunk when reading, scoring and writing (``predict --chunk-rows``'s default); memory grows with it.
 CHUNK_ROWS = 250_000
@@ -71,8 +73,8 @@ def write_table(frame: pd.DataFrame, path: str | None) -> None:
 
 
 def _horizon(value: str) -> float | str:
-    if value == "lifetime":
-        return value
+    if value.strip().lower() == "lifetime":
+        return "lifetime"
     try:
         years = float(value)
     except ValueError:
@@ -80,6 +82,41 @@ def _horizon(value: str) -> float | str:
     if not np.isfinite(years) or years <= 0:
         raise UsageError(f"--horizon {value}: must be a positive number of years, 'lifetime' or a column name")
     return years
+
+
+def _columns_option(text: str | None) -> dict[str, str] | None:
+    """``--columns their=canonical,...`` as a dict for ``predict_risk(columns=...)``."""
+    if text is None:
+        return None
+    renames: dict[str, str] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        their, sep, canonical = item.partition("=")
+        if not sep or not their.strip() or not canonical.strip():
+            raise UsageError(f"--columns {text}: give THEIR=CANONICAL pairs separated by commas, e.g. "
+                             "--columns Alter=age,Biopsien=n_biopsies")
+        renames[their.strip()] = canonical.strip()
+    return renames
+
+
+def _match(header: pd.DataFrame, args: argparse.Namespace):
+    """The input columns read as canonical ones (``--columns`` and case-insensitive names); warns once."""
+    from riskmodel.schema import match_columns
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ColumnWarning)
+        match = match_columns(header, _columns_option(args.columns))
+    for w in caught:
+        print(f"riskmodel: warning: {w.message}", file=sys.stderr)
+    return match
+
+
+def _columns_clause(match) -> str:
+    """The closing line's part that says which input columns were read (``Race->race``) and which were not."""
+    used = ", ".join(str(k) if k == v else f"{k}->{v}" for k, v in match.used.items()) or "none"
+    ignored = ", ".join(map(str, match.ignored)) or "none"
+    return f"; columns used: {used}; ignored: {ignored}"
 
 
 def _check_duplicates(data: pd.DataFrame, path: str, names: tuple[str, ...]) -> None:
@@ -165,9 +202,11 @@ def _header(path: str, fmt: str) -> pd.DataFrame:
         raise UsageError(f"{path}: cannot read as {fmt}: {first}") from exc
 
 
-def _output_rows(data: pd.DataFrame, result: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
-    """What ``predict`` writes for these rows: the id column (or every input column) and the result."""
-    id_column = "ID" if args.layout == "bcra" else "id"
+def _output_rows(data: pd.DataFrame, result: pd.DataFrame, args: argparse.Namespace,
+                 id_column: str | None = None) -> pd.DataFrame:
+    """What ``predict`` writes for these rows: the id column (``id_column``, default ``id``, or ``ID`` in the
+    BCRA layout; or every input column) and the result."""
+    id_column = "ID" if args.layout == "bcra" else id_column or "id"
     if args.keep_input:
         clash = [c for c in result.columns if c in data.columns]
         return pd.concat([data.drop(columns=clash), result], axis=1)
@@ -209,6 +248,8 @@ def _predict(args: argparse.Namespace) -> int:
             raise UsageError("--recommend is applied with --engine pandas (the default); or run 'riskmodel "
                              "recommend' on the Dask output")
         policy = load_policy(args.recommend)  # a bad policy fails before anything is read
+    if args.columns is not None and (args.layout == "bcra" or args.engine == "dask"):
+        raise UsageError("--columns applies to the canonical layout with --engine pandas (the default)")
     if args.engine == "dask":
         return _predict_dask(args, bundle, out_fmt)
     names = BCRA_COLUMNS if args.layout == "bcra" else tuple(COLUMNS)
@@ -227,6 +268,10 @@ def _predict(args: argparse.Namespace) -> int:
         fmt = _format(args.input)
         header = _header(args.input, fmt)
     _check_duplicates(header, args.input, names)
+    match = None
+    if args.layout != "bcra":
+        match = _match(header, args)
+        header = match.apply(header)
     if isinstance(horizon, str) and horizon != "lifetime" and horizon not in header.columns:
         raise UsageError(f"--horizon {horizon}: not a number, 'lifetime' or a column of the input")
     if bundle is not None:
@@ -241,18 +286,25 @@ def _predict(args: argparse.Namespace) -> int:
     def score(data: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
         if args.layout == "bcra":
             return _predict_bcra(data, args)
-        if model is None:
-            return predict_part(data, model=args.model or "gail", horizon=horizon, details=args.details,
-                                chunk_size=CHUNK_ROWS)
-        return predict_risk(data, model=model, horizon=horizon, exams=exams, fallback=args.fallback or "none",
-                            details=args.details, chunk_size=CHUNK_ROWS, progress=progress,
-                            batch_size=args.batch_size, cache_dir=args.cache_dir, num_workers=args.workers)
+        data = match.apply(data)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ColumnWarning)  # said once, for the header, by _match
+            if model is None:
+                return predict_part(data, model=args.model or "gail", horizon=horizon, details=args.details,
+                                    chunk_size=CHUNK_ROWS)
+            return predict_risk(data, model=model, horizon=horizon, exams=exams, fallback=args.fallback or "none",
+                                details=args.details, chunk_size=CHUNK_ROWS, progress=progress,
+                                batch_size=args.batch_size, cache_dir=args.cache_dir, num_workers=args.workers)
 
     if model is None:
         score(header)  # a missing column is reported before any data is read
     if not whole:
-        numeric = [c for c in header.columns if args.layout != "bcra" and c in COLUMNS
-                   and COLUMNS[c].kind in NUMERIC_KINDS]
+        from riskmodel.gail import GailModel
+
+        # The whole-column rule, over the file's own names, for the numeric columns the model reads.
+        read = GailModel.input_columns if model is None and (args.model or "gail") == "gail" else tuple(COLUMNS)
+        numeric = [] if match is None else [k for k, c in match.used.items() if COLUMNS[c].kind in NUMERIC_KINDS
+                                            and c in read]
         table = ChunkedTable(args.input, fmt, args.chunk_rows, check_columns=numeric, progress=not args.quiet)
         n = table.n_rows
     bar = None
@@ -270,7 +322,7 @@ def _predict(args: argparse.Namespace) -> int:
                     from riskmodel.screening import add_recommendations
 
                     result = add_recommendations(result, data, policy)
-                out = _output_rows(data, result, args)
+                out = _output_rows(data, result, args, match.source("id") if match else None)
                 writer.write(out)
                 for status, count in out["status"].value_counts(sort=False).items():
                     counts[status] = counts.get(status, 0) + int(count)
@@ -282,7 +334,8 @@ def _predict(args: argparse.Namespace) -> int:
     if not args.quiet:
         name = ("gail (BCRA layout)" if args.layout == "bcra" else f"hybrid model {bundle}" if bundle
                 else args.model or "gail")
-        print(_summary(counts, writer.rows, name, args.output), file=sys.stderr)
+        print(_summary(counts, writer.rows, name, args.output) + (_columns_clause(match) if match else ""),
+              file=sys.stderr)
     return 0
 
 
@@ -583,6 +636,7 @@ def _recommend(args: argparse.Namespace) -> int:
     cohort = None
     if args.cohort is not None:
         cohort = read_table(args.cohort)
+        cohort = _match(cohort, args).apply(cohort)
         if len(cohort) != len(data):
             raise UsageError(f"--cohort {args.cohort}: {len(cohort)} rows, but {args.risks} has {len(data)}; give "
                              "the table that was scored, in the same order")
@@ -772,6 +826,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add model-specific columns (Gail: average_risk, rr_*; hybrid: exam_used, n_views, "
                         "imputed, fallback)")
     p.add_argument("--keep-input", action="store_true", help="copy all input columns into the output")
+    p.add_argument("--columns", metavar="THEIR=CANONICAL,...",
+                   help="input columns to read as canonical ones, e.g. Alter=age,Biopsien=n_biopsies (names "
+                        "differing from canonical ones only in case or separators, e.g. Race, N_Biopsies, are "
+                        "matched without it); the closing line lists the columns used and ignored")
     p.add_argument("--recommend", metavar="POLICY",
                    help="also apply a screening policy (uspstf2024, wisdom, mypebs, acr2023, chemoprevention or a "
                         "policy file): adds the columns of 'riskmodel recommend' (docs/screening.md)")
@@ -943,6 +1001,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "policy file (default: uspstf2024)")
     p.add_argument("--cohort", help="the cohort that was scored, same rows in the same order (for age, brca and "
                                     "to recompute Gail risk at another horizon, e.g. lifetime)")
+    p.add_argument("--columns", metavar="THEIR=CANONICAL,...",
+                   help="--cohort's columns to read as canonical ones, e.g. Alter=age (names differing from "
+                        "canonical ones only in case or separators are matched without it)")
     p.add_argument("--reference", help="for 'top percentile for age' rules: a table of age and risk scored by the "
                                        "same model (default: the women in RISKS)")
     p.add_argument("--fhir", metavar="FILE", help="also write FHIR R4 RiskAssessment resources: .ndjson (one per "

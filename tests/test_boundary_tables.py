@@ -256,3 +256,43 @@ def test_na_values_numbers_match_numeric_cells():
     out = riskmodel.predict_risk(pd.DataFrame({"age": [50.0, -9.0], "n_biopsies": [-9, 1]}), na_values=["-9"])
     assert out["status"].tolist() == ["ok", "missing"]
     assert out["risk"].iat[0] == riskmodel.predict_risk(pd.DataFrame({"age": [50.0]}))["risk"].iat[0]
+
+
+# ---- CLI -------------------------------------------------------------------------------------------------------
+
+def test_cli_predict_reads_differently_named_columns_and_says_so(tmp_path, capsys):
+    from riskmodel import cli
+
+    src, out = tmp_path / "c.csv", tmp_path / "o.csv"
+    pd.DataFrame({"ID": ["w1"], "AGE": [50.0], "Race": ["black"], "N_Biopsies": [3], "Verwandte": [2],
+                  "notes": ["x"]}).to_csv(src, index=False)
+    assert cli.main(["predict", str(src), "-o", str(out), "--columns", "Verwandte=first_degree_relatives"]) == 0
+    got = pd.read_csv(out)
+    assert got["risk"].iat[0] == pytest.approx(riskmodel.predict_risk(_woman())["risk"].iat[0], rel=1e-12)
+    assert got["ID"].iat[0] == "w1"
+    err = capsys.readouterr().err
+    assert ("columns used: ID->id, AGE->age, Race->race, N_Biopsies->n_biopsies, "
+            "Verwandte->first_degree_relatives; ignored: notes") in err
+
+
+def test_cli_warns_about_lookalikes_and_rejects_bad_columns_option(tmp_path, capsys):
+    from riskmodel import cli
+
+    src = tmp_path / "c.csv"
+    pd.DataFrame({"age": [50.0], "age_at_menarch": [12]}).to_csv(src, index=False)
+    assert cli.main(["predict", str(src), "-o", str(tmp_path / "o.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "riskmodel: warning: input column 'age_at_menarch' looks like the canonical column 'age_at_menarche'" in err
+    assert "ignored: age_at_menarch" in err
+    assert cli.main(["predict", str(src), "--columns", "age_at_menarch"]) == 2
+    assert cli.main(["predict", str(src), "--columns", "x=age"]) == 2
+    assert "'x': columns= renames it to 'age'" in capsys.readouterr().err
+
+
+def test_cli_horizon_lifetime_any_case(tmp_path):
+    from riskmodel import cli
+
+    src = tmp_path / "c.csv"
+    pd.DataFrame({"age": [50.0]}).to_csv(src, index=False)
+    assert cli.main(["predict", str(src), "-o", str(tmp_path / "a.csv"), "--horizon", "Lifetime", "-q"]) == 0
+    assert pd.read_csv(tmp_path / "a.csv")["horizon"].iat[0] == 40.0
