@@ -18,12 +18,12 @@ The data flow, one stage per module::
 from riskmodel import gail, schema
 from riskmodel.api import MODELS, predict_risk
 from riskmodel.inference import load_image_model
-from riskmodel.schema import SchemaError
+from riskmodel.schema import ColumnWarning, SchemaError
 
 __version__ = "0.1.0"
 
-__all__ = ["MODELS", "HybridModel", "SchemaError", "__version__", "gail", "load_hybrid", "load_image_model",
-           "predict_risk", "recommend_screening", "schema"]
+__all__ = ["MODELS", "ColumnWarning", "HybridModel", "SchemaError", "__version__", "gail", "load_hybrid",
+           "load_image_model", "predict_risk", "recommend_screening", "schema"]
 
 
 def __getattr__(name: str) -> object:

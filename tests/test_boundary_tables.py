@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 import riskmodel
-from riskmodel.schema import ColumnWarning, match_columns, validate
+from riskmodel import ColumnWarning
+from riskmodel.schema import match_columns, validate
 
 
 def _woman(**names: str) -> pd.DataFrame:
