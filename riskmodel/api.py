@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from riskmodel.schema import COLUMNS, _not_real, is_blank, match_columns, validate
+from riskmodel.schema import _not_real, is_blank, match_columns, validate
 
 if TYPE_CHECKING:  # pragma: no cover
     import dask.dataframe as dd
@@ -214,8 +214,9 @@ def predict_risk(
         views that could not be read), ``model`` and ``horizon`` (years used for that row).
         A hybrid model always adds ``risk_1y`` … ``risk_5y``. ``out.attrs["columns_used"]`` is
         ``{input column: canonical column}`` for the columns read, ``out.attrs["columns_ignored"]``
-        the list of input columns not read. A bad value in a column the model does not read
-        (for Gail: ``density``, ``prs``) leaves the status as it is and is reported in ``message``.
+        the list of input columns not read. A bad value in a column the model does not read and
+        lists in ``notes_only_columns`` (for Gail: ``density``) leaves the status as it is and is
+        reported in ``message``.
 
     Raises:
         riskmodel.SchemaError: a required column is missing or unusable as a whole.
@@ -260,10 +261,8 @@ def predict_risk(
     elif exams is not None:
         raise ValueError(f"exams= is for models that read mammograms (a hybrid model); model "
                          f"{getattr(impl, 'name', type(impl).__name__)!r} does not use them")
-    read = getattr(impl, "input_columns", None)
-    notes_only = () if read is None else [c for c, col in COLUMNS.items() if col.kind != "id" and c not in read]
     cohort = validate(data, required=impl.required_columns, columns=match, na_values=na_values,
-                      notes_only=notes_only)
+                      notes_only=getattr(impl, "notes_only_columns", ()))
     data = match.apply(data)  # canonical names for the horizon column and the exam keys
     if needs_exams:
         keys = impl.exam_keys(data)

@@ -299,12 +299,8 @@ def _predict(args: argparse.Namespace) -> int:
     if model is None:
         score(header)  # a missing column is reported before any data is read
     if not whole:
-        from riskmodel.gail import GailModel
-
-        # The whole-column rule, over the file's own names, for the numeric columns the model reads.
-        read = GailModel.input_columns if model is None and (args.model or "gail") == "gail" else tuple(COLUMNS)
-        numeric = [] if match is None else [k for k, c in match.used.items() if COLUMNS[c].kind in NUMERIC_KINDS
-                                            and c in read]
+        # The whole-column rule, over the file's own names (matched to canonical ones).
+        numeric = [] if match is None else [k for k, c in match.used.items() if COLUMNS[c].kind in NUMERIC_KINDS]
         table = ChunkedTable(args.input, fmt, args.chunk_rows, check_columns=numeric, progress=not args.quiet)
         n = table.n_rows
     bar = None

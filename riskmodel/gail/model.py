@@ -52,11 +52,10 @@ class GailModel:
 
     name = "gail"
     required_columns = ("age",)
-    #: Canonical columns the model reads (risk factors and scope); a bad value in any other column
-    #: is reported in the row's message but does not cost the row its risk.
-    input_columns = ("age", "race", "age_at_menarche", "age_at_first_birth", "nulliparous", "n_biopsies",
-                     "atypical_hyperplasia", "first_degree_relatives", "brca", "prior_breast_cancer",
-                     "prior_dcis_or_lcis", "chest_radiation")
+    #: Canonical columns the model does not read whose bad values are reported in the row's message
+    #: without costing the row its risk. (``prs`` is not read either, but keeps its strict checks:
+    #: a whole column of text is an error of the table, and the streaming/Dask paths rely on that.)
+    notes_only_columns = ("density",)
 
     def __init__(self, chunk_size: int = DEFAULT_CHUNK):
         self.chunk_size = chunk_size
