@@ -265,7 +265,8 @@ def _flag_rows(result: pd.DataFrame, start: int, flagged: dict[int, str]) -> pd.
     result.loc[rows, "status"] = "invalid"
     before = result.loc[rows, "message"].fillna("").astype(str)
     result["message"] = result["message"].astype(object)
-    result.loc[rows, "message"] = [flagged[int(k)] + (f"; {m}" if m else "") for k, m in zip(keys, before)]
+    result.loc[rows, "message"] = [flagged[int(k)] + (f"; {m}" if m else "")
+                                     for k, m in zip(keys, before, strict=True)]
     return result
 
 
