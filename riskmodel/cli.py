@@ -280,12 +280,35 @@ def _output_rows(data: pd.DataFrame, result: pd.DataFrame, args: argparse.Namesp
     return pd.concat([data[front], result], axis=1)
 
 
-def _summary(counts: dict[str, int], n: int, model: str, output: str | None, how: str = "") -> str:
+def _summary(counts: dict[str, int], n: int, model: str, output: str | None, how: str = "",
+             reasons: dict[str, int] | None = None) -> str:
     ordered = sorted(counts.items(), key=lambda kv: -kv[1])
     summary = ", ".join(f"{k} {v}" for k, v in ordered) or "no rows"
     where = output if output not in (None, "-") else "stdout"
     rows = "row" if n == 1 else "rows"
-    return f"riskmodel: scored {n} {rows} with {model}{how} ({summary}) -> {where}"
+    return f"riskmodel: scored {n} {rows} with {model}{how} ({summary}) -> {where}{_top_reasons(reasons or {})}"
+
+
+#: How many of the most frequent messages of rows not ``ok`` the closing line quotes.
+TOP_REASONS = 3
+
+
+def _count_reasons(frame: pd.DataFrame, reasons: dict[str, int]) -> None:
+    """Add the messages of ``frame``'s rows not ``ok`` (each message split at '; ') to ``reasons``."""
+    bad = frame.loc[frame["status"] != "ok", "message"].dropna().astype(str)
+    parts = bad[bad != ""].str.split("; ").explode()
+    for message, count in parts.value_counts(sort=False).items():
+        reasons[message] = reasons.get(message, 0) + int(count)
+
+
+def _top_reasons(reasons: dict[str, int]) -> str:
+    """'; top reasons: MESSAGE (N rows), …' for the :data:`TOP_REASONS` most frequent messages, or ''."""
+    if not reasons:
+        return ""
+    top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REASONS]
+    shown = ", ".join(f"{m[:100] + '…' if len(m) > 100 else m} ({c} row{'s' if c > 1 else ''})" for m, c in top)
+    more = f" and {len(reasons) - len(top)} other message(s)" if len(reasons) > len(top) else ""
+    return f"; top reasons: {shown}{more}"
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -375,6 +398,7 @@ def _predict(args: argparse.Namespace) -> int:
         name = "gail-bcra" if args.layout == "bcra" else args.model or "gail"
         bar = tqdm(total=n, unit="rows", desc=f"scoring ({name})")
     counts: dict[str, int] = {}
+    reasons: dict[str, int] = {}
     try:
         with interrupt_on_sigterm(), AtomicWriter(args.output, out_fmt) as writer:
             for data in table:
@@ -387,6 +411,7 @@ def _predict(args: argparse.Namespace) -> int:
                 writer.write(out)
                 for status, count in out["status"].value_counts(sort=False).items():
                     counts[status] = counts.get(status, 0) + int(count)
+                _count_reasons(out, reasons)
                 if bar is not None:
                     bar.update(len(data))
     finally:
@@ -395,7 +420,11 @@ def _predict(args: argparse.Namespace) -> int:
     if not args.quiet:
         name = ("gail (BCRA layout)" if args.layout == "bcra" else f"hybrid model {bundle}" if bundle
                 else args.model or "gail")
-        print(_summary(counts, writer.rows, name, args.output), file=sys.stderr)
+        print(_summary(counts, writer.rows, name, args.output, reasons=reasons), file=sys.stderr)
+    if bundle is not None and writer.rows and counts.get("no_exam", 0) == writer.rows:
+        print(f"riskmodel: error: no woman of {args.input} has a usable exam in {args.exams} (status no_exam for "
+              f"every row: no key match, or no readable view); see the message column", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -475,6 +504,7 @@ def _predict_dask(args: argparse.Namespace, bundle: str | None, out_fmt: str) ->
 
             bar = tqdm(total=out.npartitions, unit="partitions", desc=f"scoring on Dask ({threads} workers)")
         counts: dict[str, int] = {}
+        reasons: dict[str, int] = {}
         try:
             with interrupt_on_sigterm(), AtomicWriter(args.output, out_fmt) as writer:
                 for frame in ordered_partitions(client, out, window=2 * threads):
@@ -482,6 +512,7 @@ def _predict_dask(args: argparse.Namespace, bundle: str | None, out_fmt: str) ->
                     writer.write(frame)
                     for status, count in frame["status"].value_counts(sort=False).items():
                         counts[status] = counts.get(status, 0) + int(count)
+                    _count_reasons(frame, reasons)
                     if bar is not None:
                         bar.update(1)
         except ValueError as exc:
@@ -498,8 +529,8 @@ def _predict_dask(args: argparse.Namespace, bundle: str | None, out_fmt: str) ->
         if cluster is not None:
             cluster.close()
     if not args.quiet:
-        print(_summary(counts, writer.rows, args.model or "gail", args.output, f" on Dask ({threads} workers)"),
-              file=sys.stderr)
+        print(_summary(counts, writer.rows, args.model or "gail", args.output, f" on Dask ({threads} workers)",
+                       reasons), file=sys.stderr)
     return 0
 
 
@@ -563,7 +594,7 @@ def _scan(args: argparse.Namespace) -> int:
     for target in (args.output, args.exams):
         if target not in (None, "-"):
             _format(target)  # an unknown extension is reported before any work
-    manifest = scan_dicoms(args.root)
+    manifest = scan_dicoms(Path(args.root).resolve())  # absolute paths: the tables work from any folder
     write_table(manifest, args.output)
     summary = f"{len(manifest)} files ({int((manifest['status'] == 'ok').sum())} ok)"
     if args.exams:
@@ -590,11 +621,13 @@ def _train(args: argparse.Namespace) -> int:
     import json
 
     from riskmodel.calibration import YearlyCalibrator
+    from riskmodel.imaging import resolve_view_paths
     from riskmodel.inference import ImageRiskPredictor, image_preprocessing
     from riskmodel.nn import ImageRiskModel, ModelConfig, tiny_config
     from riskmodel.training import LabelledExams, TrainConfig, predict, train
 
-    cohort, exams = read_table(args.cohort, text=(args.label_key,)), read_table(args.exams, text=(args.key,))
+    cohort = read_table(args.cohort, text=(args.label_key,))
+    exams = resolve_view_paths(read_table(args.exams, text=(args.key,)), args.exams)
     for frame, name, cols in ((cohort, "--cohort", (args.label_key, "time", "event")), (exams, "--exams", (args.key,))):
         missing = [c for c in cols if c not in frame.columns]
         if missing:
@@ -689,8 +722,10 @@ def _embed(args: argparse.Namespace) -> int:
     from riskmodel.distributed.streaming import interrupt_on_sigterm
 
     _check_output(args.output, args.exams)
+    from riskmodel.imaging import resolve_view_paths
+
     fmt = "csv" if args.output in (None, "-") else _format(args.output)
-    exams = read_table(args.exams)
+    exams = resolve_view_paths(read_table(args.exams), args.exams)
     try:
         with interrupt_on_sigterm():
             run = predict_exams(args.bundle, exams, args.output, fmt=fmt, device=args.device,
@@ -698,6 +733,10 @@ def _embed(args: argparse.Namespace) -> int:
                                 progress=not args.quiet and len(exams) >= 1)
     except RuntimeError as exc:  # another torchrun process failed and reported why
         print(f"riskmodel: error: {exc}", file=sys.stderr)
+        return 1
+    if run is not None and run.n_exams and not run.n_ok:
+        print(f"riskmodel: error: none of the {run.n_exams} exams of {args.exams} has a readable view (status "
+              "no_views); see the message column of the output for why", file=sys.stderr)
         return 1
     if run is not None and not args.quiet:
         on = f" on {run.world_size} processes" if run.world_size > 1 else ""

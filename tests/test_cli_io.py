@@ -139,3 +139,13 @@ def test_semicolon_file_gets_a_hint(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO(src.read_text()))
     assert cli.main(["predict", "-", "-q"]) == 2
     assert "stdin: the header is one column" in capsys.readouterr().err
+
+
+def test_closing_line_gives_the_top_reasons(tmp_path, capsys):
+    src = tmp_path / "r.csv"
+    src.write_text("id,age,race\n1,130,white\n2,130,white\n3,,white\n4,50,martian\n5,50,white\n")
+    assert cli.main(["predict", str(src), "-o", str(tmp_path / "out.csv")]) == 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("riskmodel: scored 5 rows with gail (invalid 3, missing 1, ok 1)")
+    assert "; top reasons: " in err and "(2 rows)" in err and "other message(s)" in err
+    assert len(err.splitlines()) == 1

@@ -437,3 +437,12 @@ def test_cli_exam_keys_with_leading_zeros_match(data, tmp_path):
     got = pd.read_csv(out, dtype={"exam_id": str})
     assert got["exam_id"].tolist() == women["exam_id"].tolist()
     assert (got["status"] == "ok").all(), got["message"].tolist()
+
+
+def test_cli_predict_fails_when_no_woman_has_a_usable_exam(data, tmp_path, capsys):
+    women = canonical(data["cohort"]).head(3).assign(exam_id="no-such-exam")
+    women.to_csv(tmp_path / "women.csv", index=False)
+    assert cli.main(["predict", str(tmp_path / "women.csv"), "--bundle", str(data["root"] / "hybrid"), "--exams",
+                     str(data["root"] / "exams.csv"), "--device", "cpu", "-o", str(tmp_path / "o.csv"), "-q"]) == 1
+    assert "no woman of" in capsys.readouterr().err
+    assert (pd.read_csv(tmp_path / "o.csv")["status"] == "no_exam").all()  # the per-row reasons are written
