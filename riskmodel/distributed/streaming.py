@@ -62,7 +62,7 @@ def text_read_options(columns: Sequence[str], text: Sequence[str]) -> dict[str, 
     Examples:
         >>> import io
         >>> opts = text_read_options(["id", "age"], ID_COLUMNS)
-        >>> pd.read_csv(io.StringIO("id,age\n00123,NA\nNA,40\n"), **opts).to_dict("list")
+        >>> pd.read_csv(io.StringIO("id,age\\n00123,NA\\nNA,40\\n"), **opts).to_dict("list")
         {'id': ['00123', 'NA'], 'age': [nan, 40.0]}
     """
     from pandas._libs.parsers import STR_NA_VALUES
