@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import glob
+import io
 import os
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -43,20 +45,62 @@ def _format(path: str) -> str:
     return fmt
 
 
-def read_table(path: str) -> pd.DataFrame:
-    """Read a CSV, TSV or Parquet file ('-' reads CSV from stdin)."""
+def read_table(path: str, text: Sequence[str] = ()) -> pd.DataFrame:
+    """Read a CSV, TSV or Parquet file ('-' reads CSV from stdin).
+
+    Identifier columns (:data:`~riskmodel.distributed.streaming.ID_COLUMNS` and ``text``) are read
+    as text: ``00123`` keeps its zeros, ``NA`` stays ``NA``, an empty cell is missing; a Parquet
+    integer identifier column becomes text (``1``, not ``1.0`` beside a missing cell).
+    """
+    from riskmodel.distributed.streaming import ID_COLUMNS
+
+    text = (*ID_COLUMNS, *text)
     if path == "-":
-        return pd.read_csv(sys.stdin)
+        return _read_text(io.StringIO(sys.stdin.read()), "csv", "stdin", text)
+    _check_input_file(path)
+    fmt = _format(path)
+    if fmt == "parquet":
+        try:
+            import pyarrow.parquet as pq
+
+            from riskmodel.distributed.streaming import arrow_ids_as_text
+
+            return arrow_ids_as_text(pq.read_table(path), text).to_pandas()
+        except Exception as exc:  # the reader's own message names the problem
+            raise _cannot_read(path, fmt, exc) from exc
+    return _read_text(path, fmt, path, text)
+
+
+def _cannot_read(path: str, fmt: str, exc: BaseException) -> UsageError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return UsageError(f"{path}: cannot read as {fmt}: {first}")
+
+
+def _check_input_file(path: str) -> None:
+    """An input that is not a readable file: a one-line error saying what it is instead."""
+    if Path(path).is_dir():
+        raise UsageError(f"{path}: is a folder, not a table; give a .csv, .tsv or .parquet file")
     if not Path(path).is_file():
         raise UsageError(f"{path}: no such file")
-    fmt = _format(path)
+
+
+def _read_text(source: str | io.StringIO, fmt: str, name: str, text: Sequence[str]) -> pd.DataFrame:
+    """A whole CSV/TSV (a path or a buffer) with the columns of ``text`` read as text."""
+    from riskmodel.distributed.streaming import SEPARATORS, text_read_options
+
+    sep = SEPARATORS[fmt]
     try:
-        if fmt == "parquet":
-            return pd.read_parquet(path)
-        return pd.read_csv(path, sep="\t" if fmt == "tsv" else ",")
+        columns = [str(c) for c in pd.read_csv(source, sep=sep, nrows=0).columns]
+        _separator_check(columns, name, fmt)
+        if isinstance(source, io.StringIO):
+            source.seek(0)
+        return pd.read_csv(source, sep=sep, **text_read_options(columns, text))
+    except UsageError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise UsageError(f"{name}: empty input (no header line)") from None
     except Exception as exc:  # the reader's own message names the problem
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"{path}: cannot read as {fmt}: {first}") from exc
+        raise _cannot_read(name, fmt, exc) from exc
 
 
 def write_table(frame: pd.DataFrame, path: str | None) -> None:
@@ -70,6 +114,21 @@ def write_table(frame: pd.DataFrame, path: str | None) -> None:
         frame.to_parquet(path, index=False)
     else:
         frame.to_csv(path, index=False, sep="\t" if fmt == "tsv" else ",")
+
+
+def _check_output(output: str | None, *inputs: str | None) -> None:
+    """Refuse, before anything is read, an output that is a folder or one of the inputs (any spelling:
+    relative, absolute, through a symlink or a hard link), which writing would destroy."""
+    if output in (None, "-"):
+        return
+    if Path(output).is_dir():
+        raise UsageError(f"-o {output}: is a folder; give the output file's name")
+    for source in inputs:
+        if source in (None, "-") or not Path(output).exists() or not Path(source).exists():
+            continue
+        if os.path.samefile(source, output):
+            raise UsageError(f"-o {output}: is the input {source}; writing it would replace the input. Give "
+                             "another output file")
 
 
 def _horizon(value: str) -> float | str:
@@ -196,10 +255,56 @@ def _header(path: str, fmt: str) -> pd.DataFrame:
             import pyarrow.parquet as pq
 
             return pq.read_schema(path).empty_table().to_pandas()
-        return pd.read_csv(path, sep=SEPARATORS[fmt], nrows=0)
+        header = pd.read_csv(path, sep=SEPARATORS[fmt], nrows=0)
     except Exception as exc:  # the reader's own message names the problem
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"{path}: cannot read as {fmt}: {first}") from exc
+    _separator_check(list(header.columns), path, fmt)
+    return header
+
+
+def _separator_check(columns: Sequence[str], name: str, fmt: str) -> None:
+    """A file written with another separator (one header column holding ';'): a one-line error with a hint."""
+    from riskmodel.distributed.streaming import separator_hint
+
+    hint = separator_hint(columns, name, fmt)
+    if hint is not None:
+        raise UsageError(hint)
+
+
+def _read_whole_input(path: str) -> tuple[pd.DataFrame, dict[int, str]]:
+    """``predict``'s input read whole ('-': stdin), and its malformed rows (:func:`malformed_rows`)."""
+    from riskmodel.distributed.streaming import ID_COLUMNS, malformed_rows
+
+    if path == "-":
+        raw = sys.stdin.read()
+        return _read_text(io.StringIO(raw), "csv", "stdin", ID_COLUMNS), malformed_rows(raw.encode(), "csv")
+    data = read_table(path)
+    fmt = _format(path)
+    return data, {} if fmt == "parquet" else malformed_rows(path, fmt)
+
+
+def _flag_rows(result: pd.DataFrame, start: int, flagged: dict[int, str]) -> pd.DataFrame:
+    """``result`` for the file's rows ``start`` … ``start + len(result) - 1``, with the malformed ones
+    (``flagged``: file row → message) given status ``invalid``, their message first and no risk."""
+    if not flagged:
+        return result
+    keys = np.fromiter(flagged, dtype=np.int64, count=len(flagged))
+    keys = np.sort(keys[(keys >= start) & (keys < start + len(result))])
+    if not keys.size:
+        return result
+    result = result.copy()
+    rows = np.zeros(len(result), dtype=bool)
+    rows[keys - start] = True
+    numbers = [c for c in result.columns if c != "horizon" and pd.api.types.is_float_dtype(result[c].dtype)]
+    result.loc[rows, numbers] = np.nan
+    result["status"] = result["status"].astype(object)
+    result.loc[rows, "status"] = "invalid"
+    before = result.loc[rows, "message"].fillna("").astype(str)
+    result["message"] = result["message"].astype(object)
+    result.loc[rows, "message"] = [flagged[int(k)] + (f"; {m}" if m else "")
+                                     for k, m in zip(keys, before, strict=True)]
+    return result
 
 
 def _output_rows(data: pd.DataFrame, result: pd.DataFrame, args: argparse.Namespace,
@@ -214,21 +319,51 @@ def _output_rows(data: pd.DataFrame, result: pd.DataFrame, args: argparse.Namesp
     return pd.concat([data[front], result], axis=1)
 
 
-def _summary(counts: dict[str, int], n: int, model: str, output: str | None, how: str = "") -> str:
+def _summary(counts: dict[str, int], n: int, model: str, output: str | None, how: str = "",
+             reasons: dict[str, int] | None = None) -> str:
     ordered = sorted(counts.items(), key=lambda kv: -kv[1])
     summary = ", ".join(f"{k} {v}" for k, v in ordered) or "no rows"
     where = output if output not in (None, "-") else "stdout"
     rows = "row" if n == 1 else "rows"
-    return f"riskmodel: scored {n} {rows} with {model}{how} ({summary}) -> {where}"
+    return f"riskmodel: scored {n} {rows} with {model}{how} ({summary}) -> {where}{_top_reasons(reasons or {})}"
+
+
+#: How many of the most frequent messages of rows not ``ok`` the closing line quotes.
+TOP_REASONS = 3
+
+
+def _count_reasons(frame: pd.DataFrame, reasons: dict[str, int]) -> None:
+    """Add the messages of ``frame``'s rows not ``ok`` (each message split at '; ') to ``reasons``."""
+    bad = frame.loc[frame["status"] != "ok", "message"].dropna().astype(str)
+    parts = bad[bad != ""].str.split("; ").explode()
+    for message, count in parts.value_counts(sort=False).items():
+        reasons[message] = reasons.get(message, 0) + int(count)
+
+
+def _top_reasons(reasons: dict[str, int]) -> str:
+    """'; top reasons: MESSAGE (N rows), …' for the :data:`TOP_REASONS` most frequent messages, or ''."""
+    if not reasons:
+        return ""
+    top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REASONS]
+    shown = ", ".join(f"{m[:100] + '…' if len(m) > 100 else m} ({c} row{'s' if c > 1 else ''})" for m, c in top)
+    more = f" and {len(reasons) - len(top)} other message(s)" if len(reasons) > len(top) else ""
+    return f"; top reasons: {shown}{more}"
 
 
 def _predict(args: argparse.Namespace) -> int:
     from riskmodel.distributed import predict_part
     from riskmodel.distributed.parts import NUMERIC_KINDS
-    from riskmodel.distributed.streaming import AtomicWriter, ChunkedTable, interrupt_on_sigterm
+    from riskmodel.distributed.streaming import (
+        ID_COLUMNS,
+        AtomicWriter,
+        ChunkedTable,
+        interrupt_on_sigterm,
+        malformed_rows,
+    )
     from riskmodel.gail import BCRA_COLUMNS
     from riskmodel.schema import COLUMNS
 
+    _check_output(args.output, args.input, args.exams)
     bundle = _hybrid_model(args)
     out_fmt = "csv" if args.output in (None, "-") else _format(args.output)
     if args.chunk_rows < 1:
@@ -259,14 +394,14 @@ def _predict(args: argparse.Namespace) -> int:
     # woman with the others scored (WISDOM's "top 2.5% for age"), which chunks would change.
     whole = bundle is not None or args.input == "-" or (policy is not None and policy.needs_reference)
     if whole:
-        data = read_table(args.input)
+        data, flagged = _read_whole_input(args.input)
         header, table = data.iloc[:0], [data]
         n = len(data)
     else:
-        if not Path(args.input).is_file():
-            raise UsageError(f"{args.input}: no such file")
+        _check_input_file(args.input)
         fmt = _format(args.input)
         header = _header(args.input, fmt)
+        flagged = {} if fmt == "parquet" else malformed_rows(args.input, fmt)
     _check_duplicates(header, args.input, names)
     match = None
     if args.layout != "bcra":
@@ -301,7 +436,8 @@ def _predict(args: argparse.Namespace) -> int:
     if not whole:
         # The whole-column rule, over the file's own names (matched to canonical ones).
         numeric = [] if match is None else [k for k, c in match.used.items() if COLUMNS[c].kind in NUMERIC_KINDS]
-        table = ChunkedTable(args.input, fmt, args.chunk_rows, check_columns=numeric, progress=not args.quiet)
+        table = ChunkedTable(args.input, fmt, args.chunk_rows, check_columns=numeric, progress=not args.quiet,
+                             text_columns=ID_COLUMNS)
         n = table.n_rows
     bar = None
     if not args.quiet and n >= PROGRESS_MIN_ROWS and model is None:
@@ -310,10 +446,11 @@ def _predict(args: argparse.Namespace) -> int:
         name = "gail-bcra" if args.layout == "bcra" else args.model or "gail"
         bar = tqdm(total=n, unit="rows", desc=f"scoring ({name})")
     counts: dict[str, int] = {}
+    reasons: dict[str, int] = {}
     try:
         with interrupt_on_sigterm(), AtomicWriter(args.output, out_fmt) as writer:
             for data in table:
-                result = score(data, progress=not args.quiet and n >= 1)
+                result = _flag_rows(score(data, progress=not args.quiet and n >= 1), writer.rows, flagged)
                 if policy is not None:
                     from riskmodel.screening import add_recommendations
 
@@ -322,6 +459,7 @@ def _predict(args: argparse.Namespace) -> int:
                 writer.write(out)
                 for status, count in out["status"].value_counts(sort=False).items():
                     counts[status] = counts.get(status, 0) + int(count)
+                _count_reasons(out, reasons)
                 if bar is not None:
                     bar.update(len(data))
     finally:
@@ -330,15 +468,26 @@ def _predict(args: argparse.Namespace) -> int:
     if not args.quiet:
         name = ("gail (BCRA layout)" if args.layout == "bcra" else f"hybrid model {bundle}" if bundle
                 else args.model or "gail")
-        print(_summary(counts, writer.rows, name, args.output) + (_columns_clause(match) if match else ""),
-              file=sys.stderr)
+        print(_summary(counts, writer.rows, name, args.output, reasons=reasons)
+              + (_columns_clause(match) if match else ""), file=sys.stderr)
+    if bundle is not None and writer.rows and counts.get("no_exam", 0) == writer.rows:
+        print(f"riskmodel: error: no woman of {args.input} has a usable exam in {args.exams} (status no_exam for "
+              f"every row: no key match, or no readable view); see the message column", file=sys.stderr)
+        return 1
     return 0
 
 
 def _predict_dask(args: argparse.Namespace, bundle: str | None, out_fmt: str) -> int:
     """``predict --engine dask``: the workers read INPUT and score it; partitions are written here, in order."""
     from riskmodel.distributed.dask_engine import EXAM_MODELS
-    from riskmodel.distributed.streaming import SEPARATORS, AtomicWriter, interrupt_on_sigterm
+    from riskmodel.distributed.streaming import (
+        ID_COLUMNS,
+        SEPARATORS,
+        AtomicWriter,
+        interrupt_on_sigterm,
+        malformed_rows,
+        text_read_options,
+    )
     from riskmodel.schema import COLUMNS
 
     if bundle is not None:
@@ -368,6 +517,10 @@ def _predict_dask(args: argparse.Namespace, bundle: str | None, out_fmt: str) ->
     try:
         if fmt == "parquet":
             ddf = dd.read_parquet(args.input)
+            ids = [c for c in ddf.columns if c in ID_COLUMNS and pd.api.types.is_numeric_dtype(ddf[c].dtype)
+                   and not pd.api.types.is_bool_dtype(ddf[c].dtype)]
+            if ids:  # pandas turns an integer column with a missing cell into floats: back to the integers' text
+                ddf = ddf.map_partitions(_numbers_as_text, ids, meta=ddf._meta.astype(dict.fromkeys(ids, object)))
         else:
             compressed = Path(args.input).suffix.lower() in (".gz", ".bz2", ".xz", ".zip")
             options = {"sep": SEPARATORS[fmt], "blocksize": None if compressed else _blocksize(args.input,
@@ -379,9 +532,14 @@ def _predict_dask(args: argparse.Namespace, bundle: str | None, out_fmt: str) ->
             # what pandas keeps of a text column, and what validation reads True/False from.
             text = [c for c in ddf.columns if pd.api.types.is_bool_dtype(ddf[c].dtype)
                     or not pd.api.types.is_numeric_dtype(ddf[c].dtype)]
-            if text:
-                ddf = dd.read_csv(args.input, dtype=dict.fromkeys(text, object), **options)
+            ids = text_read_options([str(c) for c in ddf.columns], ID_COLUMNS)  # identifiers: text, "NA" kept
+            if text or ids:
+                ddf = dd.read_csv(args.input, **{**options, **ids,
+                                                 "dtype": {**dict.fromkeys(text, object), **ids.get("dtype", {})}})
+        _separator_check(list(ddf.columns), args.input, fmt)
         _check_duplicates(ddf._meta, args.input, tuple(COLUMNS))
+        files = sorted(glob.glob(args.input)) if fmt != "parquet" and "://" not in args.input else []
+        flagged = malformed_rows(files[0], fmt) if len(files) == 1 else {}
         if isinstance(horizon, str) and horizon != "lifetime" and horizon not in ddf.columns:
             raise UsageError(f"--horizon {horizon}: not a number, 'lifetime' or a column of the input")
         result = predict_risk_dask(ddf, model=args.model or "gail", horizon=horizon, details=args.details,
@@ -395,12 +553,15 @@ def _predict_dask(args: argparse.Namespace, bundle: str | None, out_fmt: str) ->
 
             bar = tqdm(total=out.npartitions, unit="partitions", desc=f"scoring on Dask ({threads} workers)")
         counts: dict[str, int] = {}
+        reasons: dict[str, int] = {}
         try:
             with interrupt_on_sigterm(), AtomicWriter(args.output, out_fmt) as writer:
                 for frame in ordered_partitions(client, out, window=2 * threads):
+                    frame = _flag_rows(frame, writer.rows, flagged)
                     writer.write(frame)
                     for status, count in frame["status"].value_counts(sort=False).items():
                         counts[status] = counts.get(status, 0) + int(count)
+                    _count_reasons(frame, reasons)
                     if bar is not None:
                         bar.update(1)
         except ValueError as exc:
@@ -417,9 +578,20 @@ def _predict_dask(args: argparse.Namespace, bundle: str | None, out_fmt: str) ->
         if cluster is not None:
             cluster.close()
     if not args.quiet:
-        print(_summary(counts, writer.rows, args.model or "gail", args.output, f" on Dask ({threads} workers)"),
-              file=sys.stderr)
+        print(_summary(counts, writer.rows, args.model or "gail", args.output, f" on Dask ({threads} workers)",
+                       reasons), file=sys.stderr)
     return 0
+
+
+def _numbers_as_text(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``frame`` with the numeric ``columns`` as text: integral values without a decimal part, missing kept."""
+    frame = frame.copy()
+    for c in columns:
+        s = frame[c]
+        integral = s.dropna().mod(1).eq(0).all()
+        text = (s.astype("Int64") if integral else s).astype(str)
+        frame[c] = text.astype(object).where(s.notna(), None)
+    return frame
 
 
 def _blocksize(path: str, chunk_rows: int) -> int:
@@ -471,7 +643,7 @@ def _scan(args: argparse.Namespace) -> int:
     for target in (args.output, args.exams):
         if target not in (None, "-"):
             _format(target)  # an unknown extension is reported before any work
-    manifest = scan_dicoms(args.root)
+    manifest = scan_dicoms(Path(args.root).resolve())  # absolute paths: the tables work from any folder
     write_table(manifest, args.output)
     summary = f"{len(manifest)} files ({int((manifest['status'] == 'ok').sum())} ok)"
     if args.exams:
@@ -498,11 +670,13 @@ def _train(args: argparse.Namespace) -> int:
     import json
 
     from riskmodel.calibration import YearlyCalibrator
+    from riskmodel.imaging import resolve_view_paths
     from riskmodel.inference import ImageRiskPredictor, image_preprocessing
     from riskmodel.nn import ImageRiskModel, ModelConfig, tiny_config
     from riskmodel.training import LabelledExams, TrainConfig, predict, train
 
-    cohort, exams = read_table(args.cohort), read_table(args.exams)
+    cohort = read_table(args.cohort, text=(args.label_key,))
+    exams = resolve_view_paths(read_table(args.exams, text=(args.key,)), args.exams)
     for frame, name, cols in ((cohort, "--cohort", (args.label_key, "time", "event")), (exams, "--exams", (args.key,))):
         missing = [c for c in cols if c not in frame.columns]
         if missing:
@@ -596,8 +770,11 @@ def _embed(args: argparse.Namespace) -> int:
     from riskmodel.distributed import predict_exams
     from riskmodel.distributed.streaming import interrupt_on_sigterm
 
+    _check_output(args.output, args.exams)
+    from riskmodel.imaging import resolve_view_paths
+
     fmt = "csv" if args.output in (None, "-") else _format(args.output)
-    exams = read_table(args.exams)
+    exams = resolve_view_paths(read_table(args.exams), args.exams)
     try:
         with interrupt_on_sigterm():
             run = predict_exams(args.bundle, exams, args.output, fmt=fmt, device=args.device,
@@ -605,6 +782,10 @@ def _embed(args: argparse.Namespace) -> int:
                                 progress=not args.quiet and len(exams) >= 1)
     except RuntimeError as exc:  # another torchrun process failed and reported why
         print(f"riskmodel: error: {exc}", file=sys.stderr)
+        return 1
+    if run is not None and run.n_exams and not run.n_ok:
+        print(f"riskmodel: error: none of the {run.n_exams} exams of {args.exams} has a readable view (status "
+              "no_views); see the message column of the output for why", file=sys.stderr)
         return 1
     if run is not None and not args.quiet:
         on = f" on {run.world_size} processes" if run.world_size > 1 else ""
@@ -679,7 +860,7 @@ def _fit_hybrid(args: argparse.Namespace) -> int:
                          "hybrid model")
     if not Path(args.image_bundle).is_dir():
         raise UsageError(f"--image-bundle {args.image_bundle}: no such folder")
-    cohort = read_table(args.cohort)
+    cohort = read_table(args.cohort, text=(args.key,))
     missing = [c for c in ("time", "event", args.key) if c not in cohort.columns]
     if missing:
         raise UsageError(f"--cohort {args.cohort}: missing column(s) {missing}")
@@ -732,7 +913,7 @@ def _risk_table(spec: str, n: int, cohort: pd.DataFrame, id_column: str | None) 
         name, path = Path(spec).stem, spec
     if not name:
         raise UsageError(f"--risks {spec}: give NAME=PATH or PATH")
-    frame = read_table(path)
+    frame = read_table(path, text=() if id_column is None else (id_column,))
     if id_column is not None:
         for label, f in (("--cohort", cohort), (path, frame)):
             if id_column not in f.columns:
@@ -751,7 +932,7 @@ def _risk_table(spec: str, n: int, cohort: pd.DataFrame, id_column: str | None) 
 def _evaluate(args: argparse.Namespace) -> int:
     from riskmodel.evaluation import evaluate_risks, write_report
 
-    cohort = read_table(args.cohort)
+    cohort = read_table(args.cohort, text=() if args.id is None else (args.id,))
     if not args.risks:
         raise UsageError("give at least one --risks [NAME=]PATH")
     risks = dict(_risk_table(spec, len(cohort), cohort, args.id) for spec in args.risks)

@@ -294,7 +294,10 @@ class ImageRiskPredictor:
             num_workers: DataLoader worker processes reading the DICOMs.
 
         Returns:
-            ``exam_id``, ``n_views`` (views used), ``status`` (``"ok"``, or ``"no_views"`` when
+            ``exam_id``, ``accession_number`` (when ``exams`` has it: the key in a cohort's
+            ``exam_id`` column, so that ``cohort.merge(out, left_on="exam_id",
+            right_on="accession_number")`` joins each woman to her exam), ``n_views`` (views used),
+            ``status`` (``"ok"``, or ``"no_views"`` when
             no view could be read), ``message`` (views that were missing or unreadable, and
             why), ``risk_1y`` … (calibrated when the bundle has calibrators), and the embedding
             columns if asked.
@@ -302,6 +305,8 @@ class ImageRiskPredictor:
         enc = self.encode(exams, batch_size=batch_size, cache_dir=cache_dir, progress=progress,
                           num_workers=num_workers)
         out = self.risk_frame(enc)
+        if "accession_number" in exams.columns:  # the key a cohort's exam_id holds: the output joins to the cohort
+            out.insert(1, "accession_number", exams["accession_number"].to_numpy())
         if embeddings and len(exams):
             out = pd.concat([out, pd.DataFrame(enc.embedding, index=exams.index,
                                                columns=[f"emb_{i:03d}" for i in range(enc.embedding.shape[1])])],

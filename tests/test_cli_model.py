@@ -1,6 +1,7 @@
 """End to end on CPU: synth → scan → train (tiny) → bundle → embed / load_image_model; tampering is refused."""
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -100,3 +101,35 @@ def test_tampered_bundle_is_refused(trained, tmp_path, capsys):
     assert cli.main(["embed", "--bundle", str(bad), "--exams", str(trained / "exams.csv"), "-q"]) == 2
     err = capsys.readouterr().err
     assert "config.json" in err and len(err.strip().splitlines()) == 1
+
+
+def test_embed_carries_the_cohort_key_and_fails_when_no_exam_is_readable(trained, tmp_path, capsys):
+    out = tmp_path / "emb.csv"
+    assert cli.main(["embed", "--bundle", str(trained / "run" / "bundle"), "--exams", str(trained / "exams.csv"),
+                     "-o", str(out), "--device", "cpu", "-q"]) == 0
+    emb = pd.read_csv(out, dtype=str)
+    cohort = pd.read_csv(trained / "syn" / "cohort.csv", dtype=str)
+    joined = cohort.merge(emb, left_on="exam_id", right_on="accession_number", how="inner")
+    assert len(joined) == len(emb) == len(cohort)  # every woman joins to her exam through the cohort's exam_id
+    broken = pd.read_csv(trained / "exams.csv").head(3)
+    broken[["L-CC", "L-MLO", "R-CC", "R-MLO"]] = np.nan
+    broken.to_csv(tmp_path / "broken.csv", index=False)
+    capsys.readouterr()
+    assert cli.main(["embed", "--bundle", str(trained / "run" / "bundle"), "--exams", str(tmp_path / "broken.csv"),
+                     "-o", str(tmp_path / "none.csv"), "--device", "cpu", "-q"]) == 1
+    assert "none of the 3 exams" in capsys.readouterr().err
+
+
+def test_relative_view_paths_are_read_from_the_table_folder(trained, tmp_path, monkeypatch):
+    """synth writes manifest.csv beside the images with paths relative to it; embed reads it from another folder."""
+    manifest = pd.read_csv(trained / "syn" / "exams" / "manifest.csv")
+    first = manifest.groupby("exam_id", sort=False).head(4).head(4)
+    row = {"exam_id": "e1", "accession_number": first["exam_id"].iloc[0]}
+    row.update({f"{r.laterality}-{r.view}": r.path for r in first.itertuples()})
+    table = trained / "syn" / "exams" / "relative.csv"
+    pd.DataFrame([row]).to_csv(table, index=False)
+    assert not Path(row["L-CC"]).is_absolute()
+    monkeypatch.chdir(tmp_path)  # neither the table's folder nor the images'
+    assert cli.main(["embed", "--bundle", str(trained / "run" / "bundle"), "--exams", str(table), "-o", "out.csv",
+                     "--device", "cpu", "-q"]) == 0
+    assert pd.read_csv("out.csv")["n_views"].tolist() == [4]

@@ -421,3 +421,28 @@ def test_encodings_of_chunks_concatenate_to_the_whole(data):
     narrow = riskmodel.inference.ExamEncoding(**{**parts[1].__dict__, "embedding": parts[1].embedding[:, :3]})
     with pytest.raises(ValueError, match="embedding have different widths"):
         riskmodel.inference.ExamEncoding.concat([parts[0], narrow])
+
+
+def test_cli_exam_keys_with_leading_zeros_match(data, tmp_path):
+    """A cohort's exam_id 0000001 is text, as the exams table's accession number: the exam is found."""
+    women = canonical(data["cohort"]).head(4)
+    women["exam_id"] = women["exam_id"].str.replace("EX", "", regex=False)  # "0000001" …
+    exams = data["exams"].copy()
+    exams["accession_number"] = exams["accession_number"].str.replace("EX", "", regex=False)
+    women.to_csv(tmp_path / "women.csv", index=False)
+    exams.to_csv(tmp_path / "exams.csv", index=False)
+    out = tmp_path / "risk.csv"
+    assert cli.main(["predict", str(tmp_path / "women.csv"), "--bundle", str(data["root"] / "hybrid"), "--exams",
+                     str(tmp_path / "exams.csv"), "--device", "cpu", "-o", str(out), "--keep-input", "-q"]) == 0
+    got = pd.read_csv(out, dtype={"exam_id": str})
+    assert got["exam_id"].tolist() == women["exam_id"].tolist()
+    assert (got["status"] == "ok").all(), got["message"].tolist()
+
+
+def test_cli_predict_fails_when_no_woman_has_a_usable_exam(data, tmp_path, capsys):
+    women = canonical(data["cohort"]).head(3).assign(exam_id="no-such-exam")
+    women.to_csv(tmp_path / "women.csv", index=False)
+    assert cli.main(["predict", str(tmp_path / "women.csv"), "--bundle", str(data["root"] / "hybrid"), "--exams",
+                     str(data["root"] / "exams.csv"), "--device", "cpu", "-o", str(tmp_path / "o.csv"), "-q"]) == 1
+    assert "no woman of" in capsys.readouterr().err
+    assert (pd.read_csv(tmp_path / "o.csv")["status"] == "no_exam").all()  # the per-row reasons are written

@@ -117,6 +117,9 @@ def read_exams(source: pd.DataFrame | str | os.PathLike[str]) -> pd.DataFrame:
                 exams = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=text)
             else:
                 raise ValueError(f"{path}: unknown exams file type; use a DICOM folder, .csv, .tsv or .parquet")
+            from riskmodel.imaging import resolve_view_paths
+
+            exams = resolve_view_paths(exams, path)  # relative view paths name files beside the table
         else:
             raise FileNotFoundError(f"{path}: no such exams table or DICOM folder")
     else:

@@ -32,7 +32,7 @@ from riskmodel.imaging.errors import (
     TruncatedDicomError,
     UnsupportedImageError,
 )
-from riskmodel.imaging.exams import VIEW_ORDER, assemble_exams, scan_dicoms
+from riskmodel.imaging.exams import VIEW_ORDER, assemble_exams, resolve_view_paths, scan_dicoms
 
 if TYPE_CHECKING:
     from riskmodel.imaging.dataset import ExamDataset
@@ -53,6 +53,7 @@ __all__ = [
     "UnsupportedImageError",
     "assemble_exams",
     "read_mammogram",
+    "resolve_view_paths",
     "scan_dicoms",
 ]
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from riskmodel.imaging.dicom import inspect_header
 
-__all__ = ["MANIFEST_COLUMNS", "SLOT_VIEWS", "VIEW_ORDER", "assemble_exams", "scan_dicoms"]
+__all__ = ["MANIFEST_COLUMNS", "SLOT_VIEWS", "VIEW_ORDER", "assemble_exams", "resolve_view_paths", "scan_dicoms"]
 
 #: The four standard views, in the order every exam-level output uses.
 VIEW_ORDER: tuple[str, ...] = ("L-CC", "L-MLO", "R-CC", "R-MLO")
@@ -215,3 +215,24 @@ def assemble_exams(manifest: pd.DataFrame) -> pd.DataFrame:
     for slot in VIEW_ORDER:
         exams[slot] = exams[slot].astype(object)
     return exams
+
+
+def resolve_view_paths(exams: pd.DataFrame, table: str | os.PathLike[str]) -> pd.DataFrame:
+    """``exams`` read from the file ``table``, with relative view paths made relative to that file's folder.
+
+    A path in an exams table names a file relative to the table, not to the folder a command
+    runs in; absolute paths and blank slots are kept as they are.
+
+    Examples:
+        >>> t = pd.DataFrame({"exam_id": ["e"], "L-CC": ["a/1.dcm"], "L-MLO": ["/x/2.dcm"], "R-CC": [None],
+        ...                   "R-MLO": [""]})
+        >>> resolve_view_paths(t, "/data/exams.csv").iloc[0, 1:].tolist()
+        ['/data/a/1.dcm', '/x/2.dcm', None, '']
+    """
+    base = Path(table).parent
+    out = exams.copy()
+    for slot in VIEW_ORDER:
+        if slot in out.columns:
+            out[slot] = [str(base / v) if isinstance(v, str) and v.strip() and not Path(v).is_absolute() else v
+                         for v in out[slot]]
+    return out
