@@ -579,7 +579,6 @@ def _recommend(args: argparse.Namespace) -> int:
     policy = load_policy(args.policy)  # a PolicyError (ValueError) becomes the one-line error of main()
     if args.pdf and args.report is None:
         raise UsageError("--pdf needs --report DIR")
-    out_fmt = "csv" if args.output in (None, "-") else _format(args.output)
     if args.fhir is not None and Path(args.fhir).suffix.lower() not in (".ndjson", ".json"):
         raise UsageError(f"--fhir {args.fhir}: use .ndjson (one resource per line) or .json (a Bundle)")
     if args.date is not None:
@@ -599,6 +598,7 @@ def _recommend(args: argparse.Namespace) -> int:
                 if q.resolve() == path.resolve() or (q.exists() and path.exists() and path.samefile(q))]
         if same:
             raise UsageError(f"{flag} {path}: is also {same[0]} on this command line; it would be overwritten")
+    out_fmt = "csv" if args.output in (None, "-") else _format(args.output)
     data = read_table(args.risks)
     _check_duplicates(data, args.risks, ("risk", "status", "age", "id"))
     cohort = None
