@@ -73,7 +73,13 @@ def _value(row: pd.Series, name: str) -> Any:
 
 
 def _number(v: Any) -> float | None:
-    """``v`` as a float, or ``None`` unless it is a finite real number (booleans and text are not numbers)."""
+    """``v`` as a float, or ``None`` unless it is a finite real number or the text of one (a column read
+    as text); booleans and complex numbers are not numbers."""
+    if isinstance(v, str):
+        try:
+            v = float(v)
+        except ValueError:
+            return None
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
         return None
     return float(v) if math.isfinite(v) else None
