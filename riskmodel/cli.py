@@ -795,19 +795,40 @@ def _embed(args: argparse.Namespace) -> int:
 
 
 def _recommend(args: argparse.Namespace) -> int:
-    """``riskmodel recommend``: apply a screening policy to a table of risks (riskmodel.screening)."""
-    from riskmodel.screening import add_recommendations, load_policy, risk_assessments, write_fhir, write_reports
+    """``riskmodel recommend``: apply a screening policy to a table of risks (riskmodel.screening).
+
+    Everything is checked and computed before anything is written; then the report pages, the
+    FHIR file and ``-o`` are each written under a temporary name and renamed into place, so a
+    failure leaves no partial file, empty folder or truncated PDF behind.
+    """
+    from riskmodel.distributed.streaming import AtomicWriter, interrupt_on_sigterm
+    from riskmodel.screening import add_recommendations, load_policy, risk_assessments, write_reports
+    from riskmodel.screening.fhir import fhir_datetime, fhir_text
+    from riskmodel.screening.files import write_atomically
 
     policy = load_policy(args.policy)  # a PolicyError (ValueError) becomes the one-line error of main()
     if args.pdf and args.report is None:
         raise UsageError("--pdf needs --report DIR")
-    for flag, path, kinds in (("-o", args.output, None), ("--fhir", args.fhir, (".ndjson", ".json"))):
-        if path in (None, "-"):
-            continue
-        if kinds is None:
-            _format(path)
-        elif Path(path).suffix.lower() not in kinds:
-            raise UsageError(f"{flag} {path}: use .ndjson (one resource per line) or .json (a Bundle)")
+    if args.fhir is not None and Path(args.fhir).suffix.lower() not in (".ndjson", ".json"):
+        raise UsageError(f"--fhir {args.fhir}: use .ndjson (one resource per line) or .json (a Bundle)")
+    if args.date is not None:
+        try:
+            fhir_datetime(args.date)
+        except ValueError as exc:
+            raise UsageError(f"--date: {exc}") from None
+    written = {flag: Path(v) for flag, v in (("-o", args.output), ("--fhir", args.fhir), ("--report", args.report))
+               if v not in (None, "-")}
+    read = [Path(v) for v in (args.risks, args.cohort, args.reference) if v not in (None, "-")]
+    for flag, path in written.items():
+        if flag != "--report" and path.is_dir():
+            raise UsageError(f"{flag} {path}: is a folder; give a file name")
+        if flag == "--report" and path.exists() and not path.is_dir():
+            raise UsageError(f"--report {path}: exists and is not a folder")
+        same = [q for q in [*read, *(w for f, w in written.items() if f != flag)]
+                if q.resolve() == path.resolve() or (q.exists() and path.exists() and path.samefile(q))]
+        if same:
+            raise UsageError(f"{flag} {path}: is also {same[0]} on this command line; it would be overwritten")
+    out_fmt = "csv" if args.output in (None, "-") else _format(args.output)
     data = read_table(args.risks)
     _check_duplicates(data, args.risks, ("risk", "status", "age", "id"))
     cohort = None
@@ -830,14 +851,16 @@ def _recommend(args: argparse.Namespace) -> int:
                          "score with 'riskmodel predict --keep-input'")
     reference = read_table(args.reference) if args.reference is not None else None
     out = add_recommendations(data, cohort, policy, reference=reference)
-    write_table(out, args.output)
+    fhir = (fhir_text(risk_assessments(out, cohort=cohort, occurrence=args.date), args.fhir)
+            if args.fhir is not None else None)
     extra = []
-    if args.fhir is not None:
-        written = write_fhir(risk_assessments(out, cohort=cohort, occurrence=args.date), args.fhir)
-        extra.append(f"FHIR -> {written}")
-    if args.report is not None:
-        pages = write_reports(out, args.report, cohort=cohort, pdf=args.pdf, date=args.date)
-        extra.append(f"{len(pages)} report files -> {args.report}")
+    with interrupt_on_sigterm(), AtomicWriter(args.output, out_fmt) as writer:
+        if args.report is not None:  # rendered into a temporary folder, moved in only when complete
+            pages = write_reports(out, args.report, cohort=cohort, pdf=args.pdf, date=args.date, policy=policy)
+            extra.append(f"{len(pages)} report files -> {args.report}")
+        if fhir is not None:
+            extra.insert(0, f"FHIR -> {write_atomically(Path(args.fhir), fhir)}")
+        writer.write(out)  # -o: renamed into place as the block ends; stdout: written last
     if not args.quiet:
         counts = out["recommendation_status"].value_counts()
         summary = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no rows"

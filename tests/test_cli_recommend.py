@@ -111,3 +111,75 @@ def test_predict_recommend_errors(tmp_path, capsys):
     assert "none.toml" in capsys.readouterr().err and not out.exists()
     assert cli.main(["predict", str(EXAMPLE), "-o", str(out), "--recommend", "uspstf2024", "--layout", "bcra"]) == 2
     assert "canonical layout" in capsys.readouterr().err and not out.exists()
+
+
+def _outputs(tmp_path: Path) -> list[str]:
+    return sorted(p.name for p in tmp_path.iterdir() if p.name not in ("risks.csv",))
+
+
+def _recommend(risks: Path, tmp_path: Path, *extra: str) -> int:
+    return cli.main(["recommend", str(risks), "--cohort", str(EXAMPLE), "--policy", "mypebs", "-o",
+                     str(tmp_path / "rec.csv"), "--fhir", str(tmp_path / "ra.ndjson"), "--report",
+                     str(tmp_path / "pages"), "-q", *extra])
+
+
+@pytest.mark.parametrize("date", ["2026-13-45", "2026-02-30", "today"])
+def test_recommend_refuses_an_impossible_date_before_writing_anything(risks, tmp_path, capsys, date):
+    assert _recommend(risks, tmp_path, "--date", date) == 2
+    assert f"--date: date {date!r}" in capsys.readouterr().err
+    assert _outputs(tmp_path) == []
+
+
+def test_recommend_failure_while_writing_pages_leaves_nothing_behind(risks, tmp_path, monkeypatch, capsys):
+    from riskmodel.screening import report
+
+    original, calls = report._write_pdf, []
+
+    def truncated(row, curve, path, **kwargs):  # the third PDF fails half-written
+        calls.append(path)
+        if len(calls) == 3:
+            path.write_bytes(b"%PDF-1.4 trunc")
+            raise OSError(f"{path}: No space left on device")
+        return original(row, curve, path, **kwargs)
+
+    monkeypatch.setattr(report, "_write_pdf", truncated)
+    assert _recommend(risks, tmp_path, "--pdf", "--date", "2026-11-21") == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert _outputs(tmp_path) == []  # no -o, no FHIR file, no report folder, no .partial
+    monkeypatch.setattr(report, "_write_pdf", original)
+    assert _recommend(risks, tmp_path, "--date", "2026-11-21") == 0
+    assert _outputs(tmp_path) == ["pages", "ra.ndjson", "rec.csv"]
+
+
+def test_recommend_refuses_an_output_that_is_an_input_or_a_folder(risks, tmp_path, capsys):
+    before = risks.read_bytes()
+    assert cli.main(["recommend", str(risks), "--cohort", str(EXAMPLE), "-o", str(risks)]) == 2
+    assert "it would be overwritten" in capsys.readouterr().err and risks.read_bytes() == before
+    cohort = tmp_path / "sub" / "cohort.csv"
+    cohort.parent.mkdir()
+    cohort.write_bytes(EXAMPLE.read_bytes())
+    assert cli.main(["recommend", str(risks), "--cohort", str(cohort), "-o", str(tmp_path / "sub" / ".." / "sub" /
+                                                                               "cohort.csv")]) == 2
+    assert "it would be overwritten" in capsys.readouterr().err and cohort.read_bytes() == EXAMPLE.read_bytes()
+    assert cli.main(["recommend", str(risks), "--cohort", str(EXAMPLE), "-o", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert cli.main(["recommend", str(risks), "--cohort", str(EXAMPLE), "--report", str(risks)]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err and risks.read_bytes() == before
+    assert _outputs(tmp_path) == ["sub"] and _outputs(cohort.parent) == ["cohort.csv"]
+
+
+def test_recommend_pdf_with_math_like_ids(tmp_path):
+    cohort = pd.read_csv(EXAMPLE).iloc[:2].assign(id=[r"$\nosuchcmd{$", r"$\frac{1}{0}$"])
+    cohort.to_csv(tmp_path / "cohort.csv", index=False)
+    assert cli.main(["predict", str(tmp_path / "cohort.csv"), "-o", str(tmp_path / "risks.csv"), "-q"]) == 0
+    assert cli.main(["recommend", str(tmp_path / "risks.csv"), "--cohort", str(tmp_path / "cohort.csv"), "--report",
+                     str(tmp_path / "pages"), "--pdf", "--date", "2026-11-21", "-q"]) == 0
+    pdfs = sorted((tmp_path / "pages").glob("*.pdf"))
+    assert len(pdfs) == 2 and all(p.read_bytes().startswith(b"%PDF") for p in pdfs)
+
+
+def test_recommend_fhir_resources_validate(risks, tmp_path):
+    R4B = pytest.importorskip("fhir.resources.R4B.riskassessment")
+    assert _recommend(risks, tmp_path, "--date", "2026-11-21") == 0
+    for line in (tmp_path / "ra.ndjson").read_text(encoding="utf-8").splitlines():
+        R4B.RiskAssessment.model_validate(json.loads(line))

@@ -234,3 +234,21 @@ def test_add_recommendations_keeps_the_risk_columns(scored, cohort):
     assert list(out.columns[:5]) == ["risk", "status", "message", "model", "horizon"]
     assert {"recommendation_status", "recommendation_message", "category"} <= set(out.columns)
     pd.testing.assert_series_equal(out["status"], scored["status"])
+
+
+@pytest.mark.parametrize(("value", "words"), [(True, "risk=True: a boolean is not a probability in [0, 1]"),
+                                              (np.True_, "risk=True: a boolean is not a probability in [0, 1]"),
+                                              (0.01 + 1j, "risk=(0.01+1j): a complex number is not a probability"),
+                                              (0.02 + 0j, "risk=(0.02+0j): a complex number is not a probability")])
+def test_boolean_or_complex_risk_is_invalid_not_a_number(value, words):
+    data = pd.DataFrame({"age": [50.0, 50.0], "risk": [value, 0.02], "horizon": 5.0, "status": "ok", "model": "x"})
+    out = recommend_screening(data, "mypebs")
+    assert out["status"].iat[0] == "invalid" and out["message"].iat[0].startswith(words)
+    assert out["category"].iat[0] == "" and np.isnan(out["risk_used"].iat[0])
+    assert out["status"].iat[1] == ("invalid" if isinstance(value, complex) else "ok")  # complex column: every row
+    # A whole boolean column, and a boolean horizon, are refused the same way.
+    flags = recommend_screening(data.assign(risk=[True, False]), "mypebs")
+    assert flags["status"].tolist() == ["invalid", "invalid"]
+    years = recommend_screening(data.assign(risk=0.02, horizon=[True, 5.0]), "mypebs")
+    assert years["status"].tolist() == ["invalid", "ok"]
+    assert years["message"].iat[0] == "horizon=True: a boolean is not a number of years"

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from riskmodel import cli
 from riskmodel.screening import PolicyError, list_policies, load_policy, recommend_screening
 from riskmodel.screening.policy import Interval
 
@@ -345,3 +346,25 @@ def test_interval_parsing():
             Interval.parse(bad)
     with pytest.raises(ValueError, match="only allowed for risks"):
         Interval.parse("[40%, 50)")
+
+
+@pytest.mark.parametrize("ref", ["custom.toml", "other.toml"])
+def test_a_policy_file_that_names_itself_or_a_cycle_is_a_policy_error(tmp_path, ref):
+    # custom.toml -> custom.toml, or custom.toml -> other.toml -> custom.toml: once RecursionError.
+    text = GOOD.replace('version = "0.1"', f'version = "0.1"\nchemoprevention = "{ref}"', 1)
+    path = _write(tmp_path, text)
+    (tmp_path / "other.toml").write_text(GOOD.replace('version = "0.1"', 'version = "0.1"\nchemoprevention = '
+                                                      '"custom.toml"', 1), encoding="utf-8")
+    with pytest.raises(PolicyError, match="names a chemoprevention policy itself") as info:
+        load_policy(path)
+    assert str(tmp_path) in str(info.value)  # names the file
+    assert cli.main(["recommend", str(tmp_path / "none.csv"), "--policy", str(path)]) == 2
+
+
+def test_a_deeply_nested_policy_file_is_a_policy_error(tmp_path, capsys):
+    path = _write(tmp_path, GOOD.replace('version = "0.1"', 'version = "0.1"\nnotes = ' + "[" * 5000 + "]" * 5000, 1))
+    with pytest.raises(PolicyError, match="nested too deeply") as info:
+        load_policy(path)
+    assert str(path) in str(info.value)
+    assert cli.main(["recommend", str(tmp_path / "none.csv"), "--policy", str(path)]) == 2
+    assert f"policy {path}: nested too deeply" in capsys.readouterr().err

@@ -105,3 +105,123 @@ def test_report_file_names_fall_back_when_ids_repeat(example, tmp_path):
     dup = cohort.iloc[:2].assign(id=["X", "X"])
     paths = write_reports(out.iloc[:2], tmp_path, cohort=dup, date="2026-11-21")
     assert [p.name for p in paths] == ["row00000.html", "row00001.html"]
+
+
+def _facts(page: str) -> dict[str, str]:
+    return dict(re.findall(r"<tr><th>([^<]+)</th><td>([^<]*)</td></tr>", page))
+
+
+def test_readme_sequence_risks_recommendations_reports_and_fhir(tmp_path):
+    """README: ``out = predict_risk(cohort, ...)``, ``recs = recommend_screening(out, policy=..., cohort=cohort)``,
+    then pages and FHIR from ``recs`` with the risks it came from."""
+    from riskmodel.screening import risk_assessments
+
+    cohort = pd.read_csv(EXAMPLE)
+    out = riskmodel.predict_risk(cohort, model="gail", horizon=5.0)
+    recs = riskmodel.recommend_screening(out, policy="mypebs", cohort=cohort)
+    pages = write_reports(recs, tmp_path / "pages", risks=out, cohort=cohort, date="2026-11-21")
+    resources = risk_assessments(recs, risks=out, cohort=cohort, occurrence="2026-11-21")
+    i = int(np.flatnonzero(cohort["id"] == "W002")[0])
+    facts = _facts(pages[i].read_text(encoding="utf-8"))
+    assert facts["Risk"] == f"{out['risk'].iat[i] * 100:.2f}% over 5 years" and facts["Model"] == "gail"
+    assert facts["Category"] == "very_high" and facts["Policy"].startswith("MyPeBS")
+    ra = resources[i]
+    assert ra["status"] == "final" and ra["method"] == {"text": "riskmodel: gail model"}
+    assert ra["prediction"][0]["probabilityDecimal"] == pytest.approx(out["risk"].iat[i], abs=1e-8)
+    assert sum(r["status"] == "final" for r in resources) == int((out["status"] == "ok").sum())
+
+
+def test_recommendations_without_their_risks_are_refused_with_what_to_pass(tmp_path):
+    from riskmodel.screening import risk_assessments
+
+    cohort = pd.read_csv(EXAMPLE)
+    out = riskmodel.predict_risk(cohort)
+    recs = riskmodel.recommend_screening(out, policy="mypebs", cohort=cohort)
+    with pytest.raises(ValueError, match=r"output of recommend_screening.*risks=risks"):
+        write_reports(recs, tmp_path / "pages", cohort=cohort)
+    with pytest.raises(ValueError, match=r"output of recommend_screening.*risks=risks"):
+        risk_assessments(recs, cohort=cohort)
+    with pytest.raises(ValueError, match="no risk column"):
+        risk_assessments(cohort[["id", "age"]])
+    with pytest.raises(ValueError, match="index differs"):
+        write_reports(recs, tmp_path / "pages", risks=out.iloc[::-1])
+    assert not (tmp_path / "pages").exists()
+
+
+
+
+def _custom_policy(tmp_path, policy_id: str) -> Path:
+    """The shipped MyPeBS file under another id and source (what a clinic would write)."""
+    from importlib import resources
+
+    text = resources.files("riskmodel.screening").joinpath("policies/mypebs.toml").read_text(encoding="utf-8")
+    text = re.sub(r'(?m)^id = ".*"$', f'id = "{policy_id}"', text, count=1)
+    text = re.sub(r'(?m)^citation = ".*"$', 'citation = "Our clinic\'s own protocol, 2026."', text, count=1)
+    path = tmp_path / f"{policy_id}_file.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("policy_id", ["mine", "wisdom"])
+def test_reports_cite_the_policy_that_was_applied_not_one_loaded_by_its_id(tmp_path, policy_id):
+    cohort = pd.read_csv(EXAMPLE).iloc[:3]
+    risks = riskmodel.predict_risk(cohort)
+    path = _custom_policy(tmp_path, policy_id)
+    recs = riskmodel.recommend_screening(risks, str(path), cohort=cohort)
+    for table, kw in ((recs, {"risks": risks}), (add_recommendations(risks, cohort, str(path)), {})):
+        pages = write_reports(table, tmp_path / f"p{len(kw)}", cohort=cohort, date="2026-11-21", **kw)
+        page = pages[0].read_text(encoding="utf-8")
+        assert "Our clinic&#x27;s own protocol, 2026." in page
+        assert "Esserman" not in page and "WISDOM" not in page  # the shipped wisdom file's source
+
+
+def test_a_table_read_back_from_a_file_needs_the_policy(example, tmp_path):
+    cohort, _, out = example
+    out.to_csv(tmp_path / "plan.csv", index=False)
+    back = pd.read_csv(tmp_path / "plan.csv", dtype={"policy_version": str})
+    with pytest.raises(ValueError, match="pass policy="):
+        write_reports(back, tmp_path / "pages", cohort=cohort)
+    with pytest.raises(ValueError, match="is not the policy in results"):
+        write_reports(back, tmp_path / "pages", cohort=cohort, policy="wisdom")
+    pages = write_reports(back, tmp_path / "pages", cohort=cohort, policy="mypebs", date="2026-11-21")
+    assert "MyPeBS trial (NCT03672331)" in pages[0].read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("bad", ["2026-13-45", "2026-02-30", "21/11/2026", "2026-11-21\n"])
+def test_report_date_must_be_a_real_date(example, tmp_path, bad):
+    cohort, _, out = example
+    with pytest.raises(ValueError, match="date"):
+        write_reports(out.iloc[:1], tmp_path / "pages", cohort=cohort.iloc[:1], date=bad)
+    assert not (tmp_path / "pages").exists()
+
+
+@pytest.mark.parametrize("woman", [r"$\nosuchcmd{$", r"$\frac{1}{0}$"])
+def test_ids_with_dollar_signs_are_printed_not_typeset_in_the_pdf(tmp_path, woman):
+    """An id ``$\\nosuchcmd{$`` once aborted the PDF (matplotlib's math parser); ``$\\frac{1}{0}$`` was typeset."""
+    cohort = pd.read_csv(EXAMPLE).iloc[:1].assign(id=[woman])
+    scored = riskmodel.predict_risk(cohort)
+    paths = write_reports(add_recommendations(scored, cohort, "mypebs"), tmp_path, cohort=cohort, pdf=True,
+                          date="2026-11-21")
+    assert [p.suffix for p in paths] == [".html", ".pdf"]
+    pdf = paths[1].read_bytes()  # drawn as text: its $, \ and { are glyphs of the page's font, not math
+    assert all(glyph in pdf for glyph in (b"/dollar", b"/backslash", b"/braceleft"))
+    assert woman in paths[0].read_text(encoding="utf-8")
+
+
+def test_a_failing_page_leaves_no_folder_or_partial_file(example, tmp_path, monkeypatch):
+    from riskmodel.screening import report
+
+    cohort, _, out = example
+    calls = []
+
+    def fail_on_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return original(*args, **kwargs)
+
+    original = report._write_pdf
+    monkeypatch.setattr(report, "_write_pdf", fail_on_second)
+    with pytest.raises(OSError, match="disk full"):
+        write_reports(out.iloc[:3], tmp_path / "pages", cohort=cohort.iloc[:3], pdf=True, date="2026-11-21")
+    assert list(tmp_path.iterdir()) == []

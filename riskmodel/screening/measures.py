@@ -27,7 +27,8 @@ import pandas as pd
 
 from riskmodel.screening.policy import MEASURES
 
-__all__ = ["LIFETIME_AGE", "MEASURE_COLUMNS", "MEASURE_WORDS", "Measured", "gail_curve", "resolve_measure"]
+__all__ = ["LIFETIME_AGE", "MEASURE_COLUMNS", "MEASURE_WORDS", "Measured", "gail_curve", "not_real", "real_numbers",
+           "resolve_measure"]
 
 #: Where Gail's "lifetime" ends (years of age), as in :func:`riskmodel.predict_risk`.
 LIFETIME_AGE = 90.0
@@ -50,8 +51,25 @@ class Measured:
     status: np.ndarray
 
 
+def not_real(column: pd.Series) -> np.ndarray:
+    """Where ``column`` holds a boolean or a complex number (neither is a probability or a number of years)."""
+    if pd.api.types.is_bool_dtype(column.dtype) or pd.api.types.is_complex_dtype(column.dtype):
+        return column.notna().to_numpy(dtype=bool)
+    if column.dtype != object:
+        return np.zeros(len(column), dtype=bool)
+    return np.array([isinstance(v, (bool, np.bool_, complex, np.complexfloating)) for v in column], dtype=bool)
+
+
+def real_numbers(column: pd.Series) -> np.ndarray:
+    """``column`` as float64; NaN for text, booleans and complex numbers (flagged by :func:`not_real`)."""
+    odd = not_real(column)
+    if odd.any():
+        column = column.astype(object).where(~odd, np.nan)
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
 def _numeric(frame: pd.DataFrame, name: str) -> np.ndarray:
-    return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return real_numbers(frame[name])
 
 
 def resolve_measure(data: pd.DataFrame, measure: str, age: np.ndarray, usable: np.ndarray,

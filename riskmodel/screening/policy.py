@@ -318,19 +318,29 @@ def load_policy(policy: str | os.PathLike[str] | Policy) -> Policy:
     """
     if isinstance(policy, Policy):
         return policy
-    name = os.fspath(policy)
+    return _load(os.fspath(policy), used_by=None)
+
+
+def _load(name: str, used_by: str | None) -> Policy:
+    """Load a shipped name or a file; ``used_by``: the file naming it as its chemoprevention policy."""
     shipped = _policies_dir().joinpath(f"{name}.toml")
     if re.fullmatch(r"[a-z0-9_]+", name) and shipped.is_file():
-        return _parse(shipped.read_text(encoding="utf-8"), f"{name} (shipped)", base=None)
-    path = Path(name)
-    if not path.is_file():
-        raise PolicyError(name, "no shipped policy of that name and no such file; shipped: "
-                          + ", ".join(list_policies()))
+        text, where, base = shipped.read_text(encoding="utf-8"), f"{name} (shipped)", None
+    else:
+        path = Path(name)
+        if not path.is_file():
+            raise PolicyError(name, "no shipped policy of that name and no such file; shipped: "
+                              + ", ".join(list_policies()))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PolicyError(name, f"cannot read: {exc}") from None
+        where, base = name, path.parent
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError(name, f"cannot read: {exc}") from None
-    return _parse(text, name, base=path.parent)
+        return _parse(text, where, base, used_by)
+    except RecursionError:  # TOML nested thousands deep
+        raise PolicyError(where, "nested too deeply to read (arrays or tables inside one another thousands of "
+                                 "levels deep); a policy file is a few flat tables") from None
 
 
 _TOP_KEYS = {"schema", "id", "title", "version", "measure", "ages", "chemoprevention", "not_for", "notes",
@@ -345,7 +355,7 @@ _KEYS = {
 }
 
 
-def _parse(text: str, where: str, base: Path | None) -> Policy:
+def _parse(text: str, where: str, base: Path | None, used_by: str | None = None) -> Policy:
     def fail(rule: str) -> PolicyError:
         return PolicyError(where, rule)
 
@@ -480,11 +490,11 @@ def _parse(text: str, where: str, base: Path | None) -> Policy:
         ref = doc["chemoprevention"]
         if not isinstance(ref, str) or not ref:
             raise fail("chemoprevention must name a policy (shipped name or a path relative to this file)")
+        if used_by is not None:  # checked before loading it: a file naming itself would never end
+            raise fail(f"chemoprevention = {ref!r}: this file is the chemoprevention policy of {used_by}, and such a "
+                       "policy names a chemoprevention policy itself; use one without")
         target = ref if base is None or not ref.endswith(".toml") else str(base / ref)
-        chemo = load_policy(target)
-        if chemo.chemoprevention is not None:
-            raise fail(f"chemoprevention = {ref!r}: that policy names a chemoprevention policy itself; "
-                       "use one without")
+        chemo = _load(target, used_by=where)
 
     policy = Policy(doc["id"].strip(), doc["title"].strip(), doc["version"].strip(), measure, ages, source,
                     tuple(categories), tuple(thresholds), tuple(schedules), tuple(upgrades), tuple(not_for),

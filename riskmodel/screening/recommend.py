@@ -26,10 +26,11 @@ import numpy as np
 import pandas as pd
 
 from riskmodel.schema import SchemaError, validate
-from riskmodel.screening.measures import MEASURE_WORDS, Measured, resolve_measure
+from riskmodel.screening.measures import MEASURE_WORDS, Measured, not_real, real_numbers, resolve_measure
 from riskmodel.screening.policy import CONDITIONS, Policy, Threshold, load_policy
 
-__all__ = ["RECOMMENDATION_COLUMNS", "RECOMMENDATION_STATUS", "add_recommendations", "recommend_screening"]
+__all__ = ["RECOMMENDATION_COLUMNS", "RECOMMENDATION_STATUS", "add_recommendations", "clinic_table",
+           "recommend_screening"]
 
 #: Columns of :func:`recommend_screening`'s output, in order.
 RECOMMENDATION_COLUMNS = ("category", "interval_months", "modality", "supplemental", "chemoprevention_discussion",
@@ -46,6 +47,11 @@ RECOMMENDATION_STATUS = {
     "no_reference": "an age-percentile rule could not be evaluated: too few women of her age in the reference",
 }
 _COLUMNS_READ = ("age", *(c for c, _ in CONDITIONS.values()))
+#: ``DataFrame.attrs`` key under which the applied policy travels with a recommendation table: a
+#: JSON-ready dict (``id``, ``version``, ``title``, ``citation``, ``file``; Parquet keeps it) from
+#: :func:`policy_citation`.
+POLICY_ATTR = "riskmodel.policy"
+_RISK_COLUMNS = ("risk", "risk_1y", "risk_2y", "risk_3y", "risk_4y", "risk_5y", "risk_10y", "risk_lifetime")
 
 
 @dataclass
@@ -167,8 +173,7 @@ def recommend_screening(
           + (f": {given_message[i]})" if given_message[i] else ")"))
     _flag(rows, ~checked.ok, "invalid", lambda i: str(checked.message[i]))
     risks_ok = _check_risk_values(data, rows, valid & checked.ok)
-    given = [pd.to_numeric(data[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-             for c in ("risk", "risk_5y", "risk_10y", "risk_lifetime") if c in data.columns]
+    given = [real_numbers(data[c]) for c in ("risk", "risk_5y", "risk_10y", "risk_lifetime") if c in data.columns]
     no_value = ~np.any([~np.isnan(v) for v in given], axis=0)
     _flag(rows, valid & no_value, "no_risk", lambda i: "no risk value in this row (NaN) although its status is ok")
 
@@ -222,12 +227,22 @@ def _note(rows: _Rows, mask: np.ndarray, text: str) -> None:
 
 
 def _check_risk_values(data: pd.DataFrame, rows: _Rows, usable: np.ndarray) -> np.ndarray:
-    """Risk columns must hold probabilities in [0, 1]; others flag the row ``invalid``."""
+    """Risk columns must hold probabilities in [0, 1] and ``horizon`` real numbers; others flag the row ``invalid``.
+
+    A boolean or complex value is never read as a number (``True`` is not a risk of 100%).
+    """
     ok = np.ones(len(data), dtype=bool)
-    for name in ("risk", "risk_5y", "risk_10y", "risk_lifetime"):
+    for name in ("risk", "risk_5y", "risk_10y", "risk_lifetime", "horizon"):
         if name not in data.columns:
             continue
-        v = pd.to_numeric(data[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        odd = not_real(data[name])
+        what = "a number of years" if name == "horizon" else "a probability in [0, 1]"
+        _flag(rows, usable & odd, "invalid", lambda i, name=name, what=what: f"{name}={data[name].iat[i]}: a "
+              f"{'complex number' if np.iscomplexobj(data[name].iat[i]) else 'boolean'} is not {what}")
+        ok &= ~(usable & odd)
+        if name == "horizon":
+            continue
+        v = real_numbers(data[name])
         bad = usable & ~np.isnan(v) & ((v < 0) | (v > 1))
         _flag(rows, bad, "invalid", lambda i, name=name, v=v: f"{name}={v[i]:g}: must be a probability in [0, 1]"
               + (" (a percentage? divide by 100)" if 1 < v[i] <= 100 else ""))
@@ -412,7 +427,7 @@ def _assemble(pol: Policy, index: pd.Index, rows: _Rows, live: np.ndarray, age: 
             text += f" {chemo_words[i]}"
         rationale[i] = text
     risk_used = np.where(live & (pol.measure != "none"), measured.value, np.nan)
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "category": category,
             "interval_months": interval,
@@ -429,6 +444,8 @@ def _assemble(pol: Policy, index: pd.Index, rows: _Rows, live: np.ndarray, age: 
         },
         index=index,
     )
+    out.attrs[POLICY_ATTR] = policy_citation(pol)  # reports cite the policy applied, not one re-loaded by id
+    return out
 
 
 def add_recommendations(scored: pd.DataFrame, cohort: pd.DataFrame | None, policy: str | os.PathLike[str] | Policy,
@@ -450,8 +467,110 @@ def add_recommendations(scored: pd.DataFrame, cohort: pd.DataFrame | None, polic
       status category  interval_months recommendation_status
     0     ok  average             24.0                    ok
     """
-    rec = recommend_screening(scored, policy, cohort=cohort, reference=reference)
+    return _join(scored, recommend_screening(scored, policy, cohort=cohort, reference=reference))
+
+
+def _join(scored: pd.DataFrame, rec: pd.DataFrame) -> pd.DataFrame:
+    """``scored`` then ``rec``'s columns, its ``status``/``message`` renamed ``recommendation_*``; keeps the policy."""
     rec = rec.rename(columns={"status": "recommendation_status", "message": "recommendation_message"})
     clash = [c for c in rec.columns if c in scored.columns]
-    return pd.concat([scored.drop(columns=clash), rec], axis=1)
+    out = pd.concat([scored.drop(columns=clash), rec], axis=1)
+    out.attrs = {POLICY_ATTR: rec.attrs[POLICY_ATTR]} if POLICY_ATTR in rec.attrs else {}
+    return out
 
+
+_WHAT_TO_PASS = ("pass the output of riskmodel.screening.add_recommendations(risks, cohort, policy), or "
+                 "recommend_screening's output with risks= (the predict_risk output it was made from), or "
+                 "predict_risk's output alone")
+
+
+def clinic_table(results: pd.DataFrame, *, risks: pd.DataFrame | None = None, cohort: pd.DataFrame | None = None,
+                 policy: str | os.PathLike[str] | Policy | None = None,
+                 need_policy: bool = True) -> tuple[pd.DataFrame, dict[str, str] | None]:
+    """The one table FHIR resources and reports are built from, and the policy that was applied.
+
+    Three inputs are accepted; anything else raises ``ValueError`` saying what to pass:
+
+    * the output of :func:`add_recommendations` (risks and recommendations side by side);
+    * the output of :func:`recommend_screening` **with** ``risks=``, the table of risks it was
+      made from (same index): it holds the recommendations but not the risks, model and horizon;
+    * the output of :func:`riskmodel.predict_risk` alone (no recommendation).
+
+    Args:
+        results, risks: as above.
+        cohort: the table that was scored (same index): ``id``, ``age`` and ``race`` are taken
+            from it where the table lacks them.
+        policy: the policy that was applied (name, file or :class:`Policy`); default: the one that
+            travels with ``results`` (``results.attrs``), set by :func:`recommend_screening`. A
+            policy is never re-loaded by its id alone: a table read back from a file needs ``policy=``.
+        need_policy: ``False`` where only the policy's id and version (columns) are used (FHIR).
+
+    Returns:
+        ``(table, policy)``: the risk's ``status``/``message`` as ``status``/``message``, the
+        recommendation's as ``recommendation_status``/``recommendation_message``; ``policy`` is
+        the applied policy's :func:`policy_citation`, ``None`` when no recommendation is in the table.
+    """
+    if not isinstance(results, pd.DataFrame):
+        raise TypeError(f"results must be a pandas DataFrame, got {type(results).__name__}")
+    cols = set(results.columns)
+    if "recommendation_status" in cols or "policy" not in cols:
+        if risks is not None:
+            raise ValueError("risks= is only for the output of recommend_screening; results already holds the "
+                             "risks" + (" (the output of add_recommendations)" if "policy" in cols else ""))
+        table = results.copy()
+    else:
+        missing = [c for c in RECOMMENDATION_COLUMNS if c not in cols]
+        if missing:
+            raise ValueError(f"results has a 'policy' column but lacks {missing}; {_WHAT_TO_PASS}")
+        if risks is None:
+            raise ValueError("results is the output of recommend_screening: it holds the recommendations, not the "
+                             "risks, model and horizon they came from; pass those as well, e.g. "
+                             "write_reports(recs, 'pages', risks=risks, cohort=cohort) or "
+                             "risk_assessments(recs, risks=risks, cohort=cohort)")
+        if not isinstance(risks, pd.DataFrame) or not risks.index.equals(results.index):
+            raise ValueError("risks: its index differs from results'; pass the table recommend_screening was given")
+        table = _join(risks, results)
+    if not set(_RISK_COLUMNS) & set(table.columns):
+        raise ValueError(f"results has no risk column ({', '.join(_RISK_COLUMNS)}); {_WHAT_TO_PASS}")
+    if cohort is not None:
+        if not isinstance(cohort, pd.DataFrame) or not cohort.index.equals(results.index):
+            raise ValueError("cohort: its index differs from results'; pass the table that was scored")
+        for name in ("id", "age", "race"):
+            if name not in table.columns and name in cohort.columns:
+                table[name] = cohort[name]
+    applied = _applied_policy(table, results.attrs.get(POLICY_ATTR), policy) if need_policy else None
+    table.attrs = {}  # nothing is deep-copied per row below
+    return table, applied
+
+
+def policy_citation(policy: Policy) -> dict[str, str]:
+    """What a report cites of the policy that was applied: ``id``, ``version``, ``title``,
+    ``citation`` (its source) and ``file`` (where it was read from)."""
+    return {"id": policy.id, "version": policy.version, "title": policy.title, "citation": policy.source.citation,
+            "file": policy.path}
+
+
+def _applied_policy(table: pd.DataFrame | pd.Series, carried: dict[str, str] | None,
+                    policy: str | os.PathLike[str] | Policy | dict[str, str] | None) -> dict[str, str] | None:
+    """The policy named by ``table``'s ``policy``/``policy_version`` columns, from ``policy=`` or ``carried``.
+
+    ``table`` may be one row (a ``Series``). Raises ``ValueError`` when neither is given or the
+    policy's id and version are not those in the table.
+    """
+    ids = table.get("policy") if isinstance(table, pd.DataFrame) else [table.get("policy")]
+    if ids is None:
+        return None
+    versions = table.get("policy_version") if isinstance(table, pd.DataFrame) else [table.get("policy_version")]
+    versions = [""] * len(ids) if versions is None else versions
+    named = {(str(p), str(v)) for p, v in zip(ids, versions, strict=True) if isinstance(p, str) and p}
+    if not named:
+        return None
+    pol = carried if policy is None else policy if isinstance(policy, dict) else policy_citation(load_policy(policy))
+    if not isinstance(pol, dict) or not {"id", "version", "title", "citation"} <= set(pol):
+        raise ValueError(f"results names the policy {sorted(named)[0][0]!r} but not the file it came from (it was "
+                         "read back from a file or built by hand); pass policy= (the shipped name, the policy file, or "
+                         "the Policy that was applied): a policy is not re-loaded by its id alone")
+    if named != {(pol["id"], pol["version"])}:
+        raise ValueError(f"policy=: {pol['id']} {pol['version']} ({pol.get('file')}) is not the policy in results: "
+                         + ", ".join(f"{p} {v}" for p, v in sorted(named)))
+    return pol

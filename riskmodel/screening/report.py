@@ -28,9 +28,11 @@ import pandas as pd
 
 from riskmodel.schema import validate
 from riskmodel.screening.average import BCSC_AGES, average_risk_curve
-from riskmodel.screening.fhir import SUPPORT_NOT_REPLACE
-from riskmodel.screening.measures import gail_curve
-from riskmodel.screening.policy import MODALITIES, SUPPLEMENTAL, load_policy
+from riskmodel.screening.fhir import SUPPORT_NOT_REPLACE, _refusals, fhir_datetime
+from riskmodel.screening.files import staged_folder
+from riskmodel.screening.measures import gail_curve, real_numbers
+from riskmodel.screening.policy import MODALITIES, SUPPLEMENTAL, Policy
+from riskmodel.screening.recommend import POLICY_ATTR, _applied_policy, clinic_table
 
 __all__ = ["render_report", "risk_curves", "write_reports"]
 
@@ -58,8 +60,7 @@ def risk_curves(results: pd.DataFrame, cohort: pd.DataFrame | None = None) -> np
     ok = (results["status"].astype(str).to_numpy() == "ok") if "status" in results.columns else np.ones(n, bool)
     for j, k in enumerate(YEARS):
         if f"risk_{k}y" in results.columns:
-            out[:, j] = pd.to_numeric(results[f"risk_{k}y"], errors="coerce").to_numpy(dtype=np.float64,
-                                                                                       na_value=np.nan)
+            out[:, j] = real_numbers(results[f"risk_{k}y"])
     out[~ok] = np.nan
     todo = ok & np.isnan(out).all(axis=1)
     source = cohort if cohort is not None else (results if "age" in results.columns else None)
@@ -69,8 +70,7 @@ def risk_curves(results: pd.DataFrame, cohort: pd.DataFrame | None = None) -> np
         out[have] = curve[have]
         todo &= ~have
     if todo.any() and {"risk", "horizon"} <= set(results.columns):
-        risk = pd.to_numeric(results["risk"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        horizon = pd.to_numeric(results["horizon"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        risk, horizon = real_numbers(results["risk"]), real_numbers(results["horizon"])
         for j, k in enumerate(YEARS):
             at = todo & (horizon == k)
             out[at, j] = risk[at]
@@ -142,7 +142,7 @@ def _race_code(row: pd.Series) -> float | None:
 
 def _recommendation_text(row: pd.Series) -> tuple[str, str, str, str]:
     """(category, recommendation, chemoprevention, rationale) as plain text."""
-    status = _get(row, "recommendation_status") or _get(row, "status")
+    status = _get(row, "recommendation_status")
     if _get(row, "policy") is None:
         return "not assessed", "no policy applied", "not assessed", "No screening policy was applied."
     if status != "ok" or not _get(row, "category"):
@@ -161,33 +161,53 @@ def _recommendation_text(row: pd.Series) -> tuple[str, str, str, str]:
     return str(_get(row, "category")), rec + ".", chemo, str(_get(row, "rationale") or "")
 
 
-def render_report(row: pd.Series, curve: np.ndarray | None = None, *, date: str | None = None) -> str:
+def _risk_text(row: pd.Series) -> str:
+    """Her risk in words, or why it is not shown (the values FHIR would not export as final are not shown)."""
+    risk, horizon, status = _get(row, "risk"), _get(row, "horizon"), _get(row, "status")
+    if risk is None or status not in (None, "ok"):
+        return f"not available ({status or 'no risk'}: {_get(row, 'message') or ''})"
+    refused = _refusals(row, _get(row, "age"))
+    if refused:
+        return f"not available ({refused[0].removeprefix('Not exported as a risk: ')})"
+    age = _get(row, "age")
+    lifetime = age is not None and abs(float(horizon) - (90 - float(age))) < 1e-6
+    return f"{float(risk) * 100:.2f}% " + ("to age 90" if lifetime else f"over {float(horizon):g} years")
+
+
+def _row_policy(row: pd.Series, policy: str | os.PathLike[str] | Policy | None) -> dict[str, str] | None:
+    """The policy the row's recommendation came from (see :func:`riskmodel.screening.clinic_table`)."""
+    if _get(row, "policy") is not None and _get(row, "recommendation_status") is None:
+        raise ValueError("row is a row of recommend_screening's output, which holds no risk: pass a row of "
+                         "add_recommendations(risks, cohort, policy), or use write_reports(recs, DIR, risks=risks)")
+    return _applied_policy(row, row.attrs.get(POLICY_ATTR), policy)
+
+
+def render_report(row: pd.Series, curve: np.ndarray | None = None, *, date: str | None = None,
+                  policy: str | os.PathLike[str] | Policy | None = None) -> str:
     """A self-contained HTML page for one woman.
 
     Args:
         row: one row of :func:`riskmodel.screening.add_recommendations`' output (plus ``id``,
             ``age`` and optionally ``race``); a plain ``predict_risk`` row works too.
         curve: her risk at 1 … 5 years, shape ``(5,)`` (from :func:`risk_curves`); ``None``: no line.
-        date: the assessment date shown (default today).
+        date: the assessment date shown (default today); a FHIR date (``YYYY-MM-DD``), checked.
+        policy: the policy that was applied (its title and source are cited); default: the one
+            carried by the row's table (``attrs``). Never re-loaded by the id in the row.
     """
     from riskmodel import __version__
+
+    pol = _row_policy(row, policy)
+    date = fhir_datetime(date) if date is not None else _date.today().isoformat()
 
     age = _get(row, "age")
     age_f = float(age) if age is not None else math.nan
     average = average_risk_curve(age_f, _race_code(row)) if age is not None else None
-    risk, horizon = _get(row, "risk"), _get(row, "horizon")
-    if risk is not None and _get(row, "status") in (None, "ok"):
-        span = ("to age 90" if age is not None and horizon is not None and abs(float(horizon) - (90 - age_f)) < 1e-6
-                else f"over {float(horizon):g} years" if horizon is not None else "")
-        risk_text = f"{float(risk) * 100:.2f}% {span}".strip()
-    else:
-        risk_text = f"not available ({_get(row, 'status') or 'no risk'}: {_get(row, 'message') or ''})"
+    risk_text = _risk_text(row)
     category, rec, chemo, rationale = _recommendation_text(row)
     policy_text, source = "none", "none"
-    if _get(row, "policy") is not None:
-        pol = load_policy(str(_get(row, "policy")))
-        policy_text = f"{pol.title}, version {_get(row, 'policy_version')}"
-        source = pol.source.citation
+    if pol is not None:
+        policy_text = f"{pol['title']}, version {pol['version']}"
+        source = pol["citation"]
     has_curve = curve is not None and np.isfinite(curve).any()
     notes = []
     if not has_curve:
@@ -201,7 +221,7 @@ def render_report(row: pd.Series, curve: np.ndarray | None = None, *, date: str 
     values = {
         "woman": html.escape(str(_get(row, "id") if _get(row, "id") is not None else row.name)),
         "age": html.escape(f"{age_f:g}" if age is not None else "unknown"),
-        "date": html.escape(date or _date.today().isoformat()),
+        "date": html.escape(date),
         "version": html.escape(__version__),
         "risk_text": html.escape(risk_text),
         "model": html.escape(str(_get(row, "model") or "unknown")),
@@ -228,43 +248,67 @@ def _file_names(table: pd.DataFrame) -> list[str]:
 
 
 def write_reports(results: pd.DataFrame, out_dir: str | os.PathLike[str], *, cohort: pd.DataFrame | None = None,
-                  pdf: bool = False, date: str | None = None) -> list[Path]:
+                  pdf: bool = False, date: str | None = None, risks: pd.DataFrame | None = None,
+                  policy: str | os.PathLike[str] | Policy | None = None) -> list[Path]:
     """Write ``OUT_DIR/<id>.html`` (and ``<id>.pdf`` with ``pdf=True``) for every row.
 
     Args:
-        results: the output of :func:`riskmodel.screening.add_recommendations` (or of
-            ``predict_risk``); ``id``, ``age`` and ``race`` are read from it or from ``cohort``.
+        results: the output of :func:`riskmodel.screening.add_recommendations`; or of
+            :func:`riskmodel.recommend_screening` together with ``risks=``; or of
+            ``predict_risk`` alone. ``id``, ``age`` and ``race`` are read from it or from
+            ``cohort``. Anything else raises ``ValueError`` saying what to pass.
         out_dir: folder (created); files are named by ``id`` (or ``row00000`` … when ids are
-            missing, unsafe or repeated).
+            missing, unsafe or repeated). The pages are written into a temporary folder next to
+            it and moved in only when all are written: a failure leaves nothing behind.
         cohort: the table that was scored (same index).
         pdf: also write a one-page PDF per woman (matplotlib).
-        date: the assessment date shown (default today).
+        date: the assessment date shown (default today); a FHIR date (``YYYY-MM-DD``), checked.
+        risks: the table of risks, when ``results`` is the output of ``recommend_screening``.
+        policy: the policy that was applied; default: the one carried by ``results`` (set by
+            ``recommend_screening``). Needed for a table read back from a file.
 
     Returns:
         The paths written, in row order (HTML, then PDF, per woman).
+
+    Example (the documented path: risks, then recommendations, then pages):
+
+    >>> import pandas as pd, riskmodel, tempfile
+    >>> cohort = pd.DataFrame({"id": ["A1"], "age": [52.0], "race": ["white"]})
+    >>> risks = riskmodel.predict_risk(cohort)
+    >>> recs = riskmodel.recommend_screening(risks, "uspstf2024", cohort=cohort)
+    >>> [p.name for p in write_reports(recs, tempfile.mkdtemp(), risks=risks, cohort=cohort, date="2026-11-21")]
+    ['A1.html']
     """
-    table = results.copy()
-    if cohort is not None:
-        if not cohort.index.equals(results.index):
-            raise ValueError("cohort: its index differs from results'; pass the table that was scored")
-        for name in ("id", "age", "race"):
-            if name not in table.columns and name in cohort.columns:
-                table[name] = cohort[name]
-    curves = risk_curves(results, cohort)
+    table, pol = clinic_table(results, risks=risks, cohort=cohort, policy=policy)
+    date = fhir_datetime(date) if date is not None else None
+    curves = risk_curves(table, cohort)
     folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for i, (name, (_, row)) in enumerate(zip(_file_names(table), table.iterrows(), strict=True)):
-        page = folder / f"{name}.html"
-        page.write_text(render_report(row, curves[i], date=date), encoding="utf-8")
-        written.append(page)
-        if pdf:
-            written.append(_write_pdf(row, curves[i], folder / f"{name}.pdf", date=date))
-    return written
+    names = _file_names(table)
+    with staged_folder(folder) as tmp:
+        for i, (name, (_, row)) in enumerate(zip(names, table.iterrows(), strict=True)):
+            (tmp / f"{name}.html").write_text(render_report(row, curves[i], date=date, policy=pol), encoding="utf-8")
+            if pdf:
+                _write_pdf(row, curves[i], tmp / f"{name}.pdf", date=date, policy=pol)
+    return [folder / f"{name}{suffix}" for name in names for suffix in ((".html", ".pdf") if pdf else (".html",))]
 
 
-def _write_pdf(row: pd.Series, curve: np.ndarray, path: Path, *, date: str | None) -> Path:
-    """The same content as the HTML page on one A4 page, drawn with matplotlib's PDF backend."""
+def _write_pdf(row: pd.Series, curve: np.ndarray, path: Path, *, date: str | None,
+               policy: dict[str, str] | None = None) -> Path:
+    """The same content as the HTML page on one A4 page, drawn with matplotlib's PDF backend.
+
+    Text from the data (ids, messages, a policy's words) is drawn as it is: matplotlib's math
+    parser and TeX are off, so ``$...$`` in an id is neither typeset nor an error.
+    """
+    import matplotlib
+
+    with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
+        fig = _pdf_figure(row, curve, date=date, policy=policy)
+        fig.savefig(path, format=path.suffix.lstrip(".") or "pdf")
+    return path
+
+
+def _pdf_figure(row: pd.Series, curve: np.ndarray, *, date: str | None, policy: dict[str, str] | None):
+    """The PDF page as a matplotlib ``Figure`` (A4, 8.27 × 11.69 in); call inside ``_write_pdf``'s rc_context."""
     import textwrap
 
     from matplotlib.backends.backend_pdf import FigureCanvasPdf
@@ -274,17 +318,15 @@ def _write_pdf(row: pd.Series, curve: np.ndarray, path: Path, *, date: str | Non
     age_f = float(age) if age is not None else math.nan
     average = average_risk_curve(age_f, _race_code(row)) if age is not None else None
     category, rec, chemo, rationale = _recommendation_text(row)
-    risk = _get(row, "risk")
     fig = Figure(figsize=(8.27, 11.69))
     FigureCanvasPdf(fig)
     woman = _get(row, "id") if _get(row, "id") is not None else row.name
     fig.text(0.08, 0.95, "Breast cancer risk and screening", fontsize=16, weight="bold")
     fig.text(0.08, 0.925, f"{woman} · age {age_f:g} · assessed {date or _date.today().isoformat()}", fontsize=10)
     lines = [
-        ("Risk", f"{float(risk) * 100:.2f}% over {float(_get(row, 'horizon') or 0):g} years"
-         if risk is not None and _get(row, "status") in (None, "ok") else "not available"),
+        ("Risk", _risk_text(row)),
         ("Model", str(_get(row, "model") or "unknown")),
-        ("Policy", f"{_get(row, 'policy') or 'none'} {_get(row, 'policy_version') or ''}".strip()),
+        ("Policy", f"{policy['title']}, version {policy['version']}" if policy is not None else "none"),
         ("Category", category),
         ("Recommendation", rec),
         ("Risk-reducing medication", chemo),
@@ -315,5 +357,4 @@ def _write_pdf(row: pd.Series, curve: np.ndarray, path: Path, *, date: str | Non
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper left", fontsize=9)
     fig.text(0.08, 0.05, SUPPORT_NOT_REPLACE, fontsize=10, weight="bold")
-    fig.savefig(path, format=path.suffix.lstrip(".") or "pdf")
-    return path
+    return fig
