@@ -979,7 +979,9 @@ def build_parser() -> argparse.ArgumentParser:
             "Generate a held-out synthetic cohort and mammograms by seed, train or fit Gail, a factors-only Cox "
             "model, the image-only model and the hybrid model, and evaluate them with the oracle (true risk) as the "
             "ceiling: report.md with tables and PNG figures, and results.json. A synthetic test bed, not clinical "
-            "performance. 'quick' runs in about 10 minutes on 2 CPU cores; 'full' is sized for a GPU and a day."
+            "performance. 'quick' took 5 min 49 s on 2 CPU cores without a GPU (benchmarks/results/quick: training, "
+            "fitting, scoring, evaluation and the speed section, with the DICOMs rendered by an earlier run in "
+            "--workdir; 26 min on a busy machine); 'full' is sized for a GPU and a day."
         ),
     )
     p.add_argument("--suite", default="quick", help="quick (default) or full")

@@ -115,8 +115,9 @@ class SuiteConfig:
         return d
 
 
-#: ``quick``: under 10 minutes on 2 CPU cores. ``full``: sized for a GPU and about a day
-#: (Mirai-like resolution, the default ResNet-18 encoder, 1,000 bootstrap replicates).
+#: ``quick``: the ``small`` network at 128×104; 349 s on 2 CPU cores re-using the DICOMs of an earlier run
+#: (``benchmarks/results/quick``). ``full``: sized for a GPU and about a day (Mirai-like resolution, the
+#: ``resnet18`` network, 1,000 bootstrap replicates).
 SUITES: dict[str, SuiteConfig] = {
     "quick": SuiteConfig(),
     "full": SuiteConfig(name="full", pool=600_000, test=60_000, image_train_cases=8_000, val_cases=1_000,
