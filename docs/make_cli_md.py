@@ -50,7 +50,7 @@ def help_texts() -> dict[str, str]:
 
     out: dict[str, str] = {}
     with _stable_terminal():
-        names = [""] + list(_subcommands(build_parser()))
+        names = ["", *_subcommands(build_parser())]
         for name in names:
             buffer = io.StringIO()
             with contextlib.redirect_stdout(buffer), contextlib.suppress(SystemExit):
@@ -91,6 +91,7 @@ def render(text: str, helps: dict[str, str] | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(CLI_MD.parent.parent))  # this checkout's riskmodel, not another installed copy
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="report drift (exit 1) instead of rewriting")
     args = parser.parse_args(argv)
