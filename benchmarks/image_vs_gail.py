@@ -46,7 +46,7 @@ import riskmodel
 from riskmodel.benchmarking.suite import enriched, image_visible_log_hazard, log_density_multiplier, render
 from riskmodel.evaluation import uno_c_index
 from riskmodel.imaging.dicom import VOI_MODES
-from riskmodel.nn import ImageRiskModel, ModelConfig
+from riskmodel.nn import ImageRiskModel, ModelConfig, preset_config
 from riskmodel.synthetic import make_cohort
 from riskmodel.training import LabelledExams, TrainConfig, TrainResult, predict, train
 
@@ -112,8 +112,8 @@ def women(args: argparse.Namespace) -> tuple[pd.DataFrame, ...]:
 
 
 def model_config(args: argparse.Namespace) -> ModelConfig:
-    return ModelConfig(widths=(16, 32, 64, 128), blocks=(1, 1, 1, 1), agg_heads=4, agg_dropout=0.1,
-                       image_size=image_size(args), norm=args.norm, pool=args.view_pool)
+    """The network of every recorded run: the ``small`` preset (``riskmodel train --preset small``)."""
+    return preset_config("small", image_size=image_size(args), norm=args.norm, pool=args.view_pool)
 
 
 def main() -> None:

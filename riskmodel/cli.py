@@ -22,6 +22,7 @@ import pandas as pd
 from riskmodel import __version__
 from riskmodel.api import MODELS, predict_risk
 from riskmodel.imaging.dicom import VOI_MODES
+from riskmodel.nn.config import PRESETS, ModelConfig
 from riskmodel.schema import ColumnWarning
 
 #: Rows per chunk when reading, scoring and writing (``predict --chunk-rows``'s default); memory grows with it.
@@ -666,13 +667,33 @@ def _split(keys: pd.Series, fractions: tuple[float, float], seed: int) -> np.nda
     return pd.Series(part, index=unique).loc[keys].to_numpy()
 
 
-def _train(args: argparse.Namespace) -> int:
+def _model_config(args: argparse.Namespace, size: tuple[int, int]) -> tuple[ModelConfig, dict]:
+    """``train``'s ModelConfig: the ``--preset`` (or ``--tiny``) network at ``size``, then ``--model-config``.
+
+    Returns the config and what the bundle records of its origin: ``{"preset": NAME, "overrides": {...}}``.
+    """
     import json
 
+    from riskmodel.nn.config import preset_config
+
+    if args.tiny and args.preset not in (None, "tiny"):
+        raise UsageError(f"--tiny is the same as --preset tiny: give --preset {args.preset} or --tiny, not both")
+    preset = "tiny" if args.tiny else (args.preset or "resnet18")
+    try:
+        overrides = json.loads(args.model_config) if args.model_config else {}
+        if not isinstance(overrides, dict):
+            raise ValueError("must be a JSON object")
+        config = preset_config(preset, **{"image_size": size, **overrides})
+    except ValueError as exc:
+        raise UsageError(f"--model-config: {exc}") from None
+    return config, {"preset": preset, "overrides": overrides}
+
+
+def _train(args: argparse.Namespace) -> int:
     from riskmodel.calibration import YearlyCalibrator
     from riskmodel.imaging import resolve_view_paths
     from riskmodel.inference import ImageRiskPredictor, image_preprocessing
-    from riskmodel.nn import ImageRiskModel, ModelConfig, tiny_config
+    from riskmodel.nn import ImageRiskModel
     from riskmodel.training import LabelledExams, TrainConfig, predict, train
 
     cohort = read_table(args.cohort, text=(args.label_key,))
@@ -682,14 +703,7 @@ def _train(args: argparse.Namespace) -> int:
         if missing:
             raise UsageError(f"{name}: missing column(s) {missing}")
     size = _image_size(args.image_size)
-    try:
-        overrides = json.loads(args.model_config) if args.model_config else {}
-        if not isinstance(overrides, dict):
-            raise ValueError("must be a JSON object")
-        base = (tiny_config() if args.tiny else ModelConfig()).to_dict()
-        config = ModelConfig.from_dict({**base, "image_size": size, **overrides})
-    except ValueError as exc:
-        raise UsageError(f"--model-config: {exc}") from None
+    config, model_meta = _model_config(args, size)
     labels = cohort.set_index(cohort[args.label_key].astype(str))
     exams = exams[exams[args.key].astype(str).isin(labels.index)].reset_index(drop=True)
     if exams.empty:
@@ -729,7 +743,7 @@ def _train(args: argparse.Namespace) -> int:
     meta = {"calibration": calibration_note, "training": {
         "cohort": str(args.cohort), "exams": str(args.exams), "n_train": len(data["train"]),
                          "n_val": len(data["val"]), "n_calib": len(data["calib"]), "best_epoch": result.best_epoch,
-                         "best_val_metric": result.best_metric, "config": tconf.to_dict()}}
+                         "best_val_metric": result.best_metric, "config": tconf.to_dict(), "model": model_meta}}
     predictor = ImageRiskPredictor(model, image_preprocessing(size, args.voi), calibrator, meta, device="cpu")
     predictor.save(out / "bundle", overwrite=True)
     if not args.quiet:
@@ -1100,8 +1114,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--voi", default="auto", choices=VOI_MODES,
                    help="apply each file's VOI LUT or window as written (auto), or linearly over the same range "
                         "(linear: vendors' contrast curves dropped); stored in the bundle (default auto)")
-    p.add_argument("--tiny", action="store_true", help="a tiny network (smoke tests, CPU)")
-    p.add_argument("--model-config", help="JSON object of ModelConfig overrides, e.g. '{\"agg_layers\": 2}'")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="network size (riskmodel.nn.PRESETS): resnet18 (default; the ResNet-18 encoder, widths "
+                        "64-512, two blocks per stage), small (widths 16-128, one block per stage: the network of "
+                        "the recorded synthetic benchmarks, README), tiny (smoke tests)")
+    p.add_argument("--tiny", action="store_true", help="the tiny network (smoke tests, CPU); same as --preset tiny")
+    p.add_argument("--model-config", help="JSON object of ModelConfig overrides applied on top of the preset, "
+                                          "e.g. '{\"agg_layers\": 2}' or '{\"pool\": \"tissue\"}'")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--stage2-epochs", type=int, default=0,
                    help="then freeze the encoder, cache view embeddings and train the aggregator and heads "
@@ -1221,7 +1240,9 @@ def build_parser() -> argparse.ArgumentParser:
             "Generate a held-out synthetic cohort and mammograms by seed, train or fit Gail, a factors-only Cox "
             "model, the image-only model and the hybrid model, and evaluate them with the oracle (true risk) as the "
             "ceiling: report.md with tables and PNG figures, and results.json. A synthetic test bed, not clinical "
-            "performance. 'quick' runs in about 10 minutes on 2 CPU cores; 'full' is sized for a GPU and a day."
+            "performance. 'quick' took 5 min 49 s on 2 CPU cores without a GPU (benchmarks/results/quick: training, "
+            "fitting, scoring, evaluation and the speed section, with the DICOMs rendered by an earlier run in "
+            "--workdir; 26 min on a busy machine); 'full' is sized for a GPU and a day."
         ),
     )
     p.add_argument("--suite", default="quick", help="quick (default) or full")

@@ -34,6 +34,7 @@ def test_training_writes_a_verified_bundle_and_logs(trained):
     model = riskmodel.load_image_model(bundle, device="cpu")
     assert model.preprocessing["image_size"] == [64, 52] and model.n_years == 5
     assert model.preprocessing["voi"] == "linear"
+    assert model.metadata["training"]["model"] == {"preset": "tiny", "overrides": {}}  # --tiny = --preset tiny
 
 
 def test_the_bundle_voi_mode_is_applied_and_checked(trained, tmp_path):

@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from riskmodel.nn.config import PRESETS
+
 HORIZON = 5.0
 
 
@@ -57,7 +59,8 @@ class SuiteConfig:
             the quick suite's recipe, the image score's correlation with the generator's latent
             image factor was 0.748 against 0.598 with ``"auto"`` (GE-style files 0.746 vs 0.546;
             ``benchmarks/voi_linear_vs_auto.py``).
-        model: :class:`~riskmodel.nn.ModelConfig` settings (besides ``image_size``).
+        model: :class:`~riskmodel.nn.ModelConfig` settings (besides ``image_size``): ``quick`` uses the
+            ``small`` preset (:data:`riskmodel.nn.PRESETS`) with average pooling, ``full`` ``resnet18``.
         epochs, batch_size, lr, augment, schedule, patience: image-model training
             (:class:`~riskmodel.training.TrainConfig`).
         image_hr: hazard ratio per SD of the latent image factor in the generator.
@@ -89,8 +92,7 @@ class SuiteConfig:
     fusion_train: int = 6_000
     image_size: tuple[int, int] = (128, 104)
     voi: str = "linear"
-    model: dict[str, Any] = field(default_factory=lambda: {"widths": (16, 32, 64, 128), "blocks": (1, 1, 1, 1),
-                                                           "agg_heads": 4, "agg_dropout": 0.1, "pool": "avg"})
+    model: dict[str, Any] = field(default_factory=lambda: {**PRESETS["small"], "pool": "avg"})
     epochs: int = 10
     batch_size: int = 16
     lr: float = 1e-3
@@ -113,13 +115,15 @@ class SuiteConfig:
         return d
 
 
-#: ``quick``: under 10 minutes on 2 CPU cores. ``full``: sized for a GPU and about a day
-#: (Mirai-like resolution, the default ResNet-18 encoder, 1,000 bootstrap replicates).
+#: ``quick``: the ``small`` network at 128×104; 349 s on 2 CPU cores re-using the DICOMs of an earlier run
+#: (``benchmarks/results/quick``). ``full``: sized for a GPU and about a day (Mirai-like resolution, the
+#: ``resnet18`` network, 1,000 bootstrap replicates).
 SUITES: dict[str, SuiteConfig] = {
     "quick": SuiteConfig(),
     "full": SuiteConfig(name="full", pool=600_000, test=60_000, image_train_cases=8_000, val_cases=1_000,
                         controls=3, fusion_train=40_000, image_size=(1024, 832), epochs=20,
-                        batch_size=16, lr=3e-4, patience=4, n_boot=1000, jobs=16, model={"pool": "avg"}),
+                        batch_size=16, lr=3e-4, patience=4, n_boot=1000, jobs=16,
+                        model={**PRESETS["resnet18"], "pool": "avg"}),
 }
 
 

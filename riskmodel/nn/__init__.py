@@ -2,7 +2,8 @@
 
 One module per part, composed by :class:`ImageRiskModel`::
 
-    config.py      ModelConfig (frozen, JSON via to_dict/from_dict), tiny_config() for tests
+    config.py      ModelConfig (frozen, JSON via to_dict/from_dict), named sizes PRESETS / preset_config
+                   (resnet18 = the default, small, tiny), tiny_config() for tests
     encoder.py     ImageEncoder: ResNet-18 (BatchNorm by default, GroupNorm optional), global max / avg /
                    breast-only ("tissue") pool → (N, D)
     aggregator.py  ViewAggregator: CC/MLO + L/R slot embeddings, post-norm transformer, masked mean → (B, D)
@@ -20,10 +21,27 @@ and ``mask`` (B, 4) bool, in :data:`~riskmodel.imaging.VIEW_ORDER`.
 ((2, 5), (2, 32), (2, 4))
 """
 
-from riskmodel.nn.aggregator import ViewAggregator
-from riskmodel.nn.config import ModelConfig, tiny_config
-from riskmodel.nn.encoder import ImageEncoder
-from riskmodel.nn.hazard import AdditiveHazardHead
-from riskmodel.nn.model import ImageRiskModel
+from importlib import import_module
+from typing import Any
 
-__all__ = ["AdditiveHazardHead", "ImageEncoder", "ImageRiskModel", "ModelConfig", "ViewAggregator", "tiny_config"]
+# The configuration (and its named presets) is torch-free, so that the CLI and the benchmark suite can name
+# presets without importing torch; the network modules are imported when first asked for.
+from riskmodel.nn.config import PRESETS, ModelConfig, preset_config, tiny_config
+
+_LAZY = {"AdditiveHazardHead": "hazard", "ImageEncoder": "encoder", "ImageRiskModel": "model",
+         "ViewAggregator": "aggregator"}
+
+__all__ = [
+    "PRESETS", "AdditiveHazardHead", "ImageEncoder", "ImageRiskModel", "ModelConfig", "ViewAggregator", "preset_config",
+    "tiny_config",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f"riskmodel.nn.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

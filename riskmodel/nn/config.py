@@ -5,6 +5,8 @@
 512
 >>> ModelConfig.from_dict(tiny_config().to_dict()) == tiny_config()
 True
+>>> preset_config("small", image_size=(256, 208)).widths
+(16, 32, 64, 128)
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ModelConfig", "tiny_config"]
+__all__ = ["PRESETS", "ModelConfig", "preset_config", "tiny_config"]
 
 _NORMS = ("group", "batch")
 _POOLS = ("max", "avg", "tissue")
@@ -153,13 +155,40 @@ class ModelConfig:
         return cls(**d)
 
 
+#: Named network sizes (``riskmodel train --preset NAME``): the :class:`ModelConfig` fields each one sets;
+#: every other field (pooling, image size, …) keeps its default unless overridden.
+#:
+#: * ``resnet18`` — the default :class:`ModelConfig`: ResNet-18 encoder (widths 64–512, two BasicBlocks
+#:   per stage, 11.2 M encoder parameters), 8 attention heads.
+#: * ``small`` — widths 16, 32, 64, 128 with one BasicBlock per stage, 4 heads (D = 128): the network of
+#:   every recorded synthetic image-model benchmark (``benchmarks/image_vs_gail.py``, the ``quick``
+#:   suite of :mod:`riskmodel.benchmarking`), trainable on a 2-core CPU.
+#: * ``tiny`` — widths 8, 16, 16, 32, one block per stage, 2 heads, no dropout, GroupNorm: smoke tests
+#:   (:func:`tiny_config`, ``riskmodel train --tiny``).
+PRESETS: dict[str, dict[str, Any]] = {
+    "resnet18": {"widths": (64, 128, 256, 512), "blocks": (2, 2, 2, 2), "agg_heads": 8, "agg_dropout": 0.1},
+    "small": {"widths": (16, 32, 64, 128), "blocks": (1, 1, 1, 1), "agg_heads": 4, "agg_dropout": 0.1},
+    "tiny": {"widths": (8, 16, 16, 32), "blocks": (1, 1, 1, 1), "agg_heads": 2, "agg_dropout": 0.0,
+             "norm": "group"},
+}
+
+
+def preset_config(name: str, **overrides: Any) -> ModelConfig:
+    """The :class:`ModelConfig` of the preset ``name`` (:data:`PRESETS`), with ``overrides`` applied on top.
+
+    Raises:
+        ValueError: ``name`` is not a preset (the message lists the presets), or the result is invalid.
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown model preset {name!r}: choose one of {', '.join(sorted(PRESETS))}")
+    return ModelConfig.from_dict({**PRESETS[name], **overrides})
+
+
 def tiny_config(**overrides: Any) -> ModelConfig:
     """A config small enough for CPU tests (≈ 32 k parameters), with ``overrides`` applied.
 
-    Widths (8, 16, 16, 32), one block per stage, D = 32, 2 heads, no dropout, image size 64 × 52, and
-    GroupNorm, so that results do not depend on how a batch is split (exact DDP parity tests).
+    The ``tiny`` preset — widths (8, 16, 16, 32), one block per stage, D = 32, 2 heads, no dropout, and
+    GroupNorm, so that results do not depend on how a batch is split (exact DDP parity tests) — at an
+    image size of 64 × 52.
     """
-    base: dict[str, Any] = {"widths": (8, 16, 16, 32), "blocks": (1, 1, 1, 1), "agg_heads": 2,
-                            "agg_dropout": 0.0, "image_size": (64, 52), "norm": "group"}
-    base.update(overrides)
-    return ModelConfig.from_dict(base)
+    return preset_config("tiny", **{"image_size": (64, 52), **overrides})
