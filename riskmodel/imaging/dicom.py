@@ -370,12 +370,15 @@ def _read_dataset(path: Path, header_only: bool,
                                                 "bytes)") from None
             raise DicomReadError(path, f"pydicom could not parse the file: {type(e).__name__}: {e}") from None
         eof = [str(w.message) for w in caught if "end of file" in str(w.message).lower()]
-        problem = _check_meta_length(ds, head, size, had_transfer_syntax, path) or _check_declared_lengths(ds, path)
-        if eof and problem is None:
-            problem = TruncatedDicomError(path, f"file is cut short: {eof[0]}")
         deflated = _transfer_syntax(ds) == _DEFLATED  # offsets refer to the inflated stream
-        if problem is None and not deflated and not (header_only and size - pos >= 8) and _PIXEL_TAG not in ds:
-            problem = _check_tail(ds, size, _meta_end(ds, head), path)
+        try:
+            problem = _check_meta_length(ds, head, size, had_transfer_syntax, path) or _check_declared_lengths(ds, path)
+            if eof and problem is None:
+                problem = TruncatedDicomError(path, f"file is cut short: {eof[0]}")
+            if problem is None and not deflated and not (header_only and size - pos >= 8) and _PIXEL_TAG not in ds:
+                problem = _check_tail(ds, size, _meta_end(ds, head), path)
+        except Exception as e:  # an element pydicom converts only when it is first accessed, e.g. an unknown VR
+            problem = DicomReadError(path, f"pydicom could not read a header element: {type(e).__name__}: {e}")
         pixel = None
         if problem is None and not header_only and not deflated and _PIXEL_TAG in ds:
             raw = ds.get_item(_PIXEL_TAG)
@@ -418,8 +421,8 @@ def _dcmread(fp, path: Path, header_only: bool, budget: int) -> Any:
 
 
 def _inflate(fp, cap: int, path: Path) -> bytes:
-    """Inflate the raw deflate stream from ``fp``'s position to its end, in 1 MiB steps, never
-    holding more than ``cap`` + 1 inflated bytes. PixelBudgetError beyond ``cap``,
+    """Inflate the raw deflate stream from ``fp``'s position to its end, 1 MiB of input and at most
+    16 MiB of output at a time, never holding more than ``cap`` + 1 inflated bytes. PixelBudgetError beyond ``cap``,
     TruncatedDicomError if the stream stops before its final block, DicomReadError if it is
     corrupt."""
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
@@ -431,7 +434,7 @@ def _inflate(fp, cap: int, path: Path) -> bytes:
             if not data:
                 raise TruncatedDicomError(path, "file is cut short: its deflated data set ends before the end of "
                                                 "the deflate stream")
-            chunks.append(inflater.decompress(data, cap + 1 - n))
+            chunks.append(inflater.decompress(data, min(2**24, cap + 1 - n)))  # ≤ 16 MiB a step
             n += len(chunks[-1])
             if n > cap:
                 raise PixelBudgetError(
@@ -832,10 +835,13 @@ def _decoder_message(ts: str) -> str:
 
 
 def _check_pixel_description(ds: Any, path: Path) -> None:
-    """DicomReadError unless BitsAllocated, BitsStored and PixelRepresentation are values a
-    decoder accepts (pydicom checks them only when decoding, so the scan would pass them)."""
+    """DicomReadError unless SamplesPerPixel, BitsAllocated, BitsStored and PixelRepresentation
+    are present with values a decoder accepts (pydicom checks them only when decoding, so the
+    scan would pass them)."""
     allocated, stored = _int(ds, "BitsAllocated") or 0, _int(ds, "BitsStored")
     representation = _int(ds, "PixelRepresentation")
+    if _int(ds, "SamplesPerPixel") is None:
+        raise DicomReadError(path, "(0028,0002) SamplesPerPixel is missing or not a number")
     if allocated > 64 or (allocated != 1 and allocated % 8):
         raise DicomReadError(path, f"BitsAllocated is {allocated}; it must be 1 or a multiple of 8 up to 64")
     if stored is None or not 1 <= stored <= allocated:
@@ -844,6 +850,29 @@ def _check_pixel_description(ds: Any, path: Path) -> None:
     if representation not in (0, 1):
         raise DicomReadError(path, f"PixelRepresentation is {_text(ds, 'PixelRepresentation') or '(missing)'}; it "
                                    "must be 0 (unsigned) or 1 (signed)")
+
+
+def _check_modality_lut(ds: Any, path: Path) -> None:
+    """DicomReadError unless the first Modality LUT Sequence item (if any) has a three-value
+    LUTDescriptor with 8 or 16 bits per entry and as many LUTData values as it declares (pydicom
+    would index past a short table, an IndexError deep inside the modality step)."""
+    items = _items(ds, "ModalityLUTSequence")
+    if not items:
+        return
+    item = items[0]
+    try:
+        descriptor = [int(v) for v in item.LUTDescriptor]
+        raw = item["LUTData"].value
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise DicomReadError(path, "Modality LUT Sequence item lacks a readable LUTDescriptor or LUTData") from None
+    if len(descriptor) != 3 or descriptor[2] not in (8, 16):
+        raise DicomReadError(path, f"Modality LUT Sequence LUTDescriptor is {descriptor}; it must be (entries, first "
+                                   "mapped value, 8 or 16 bits)")
+    entries = descriptor[0] or 2**16
+    held = len(raw) // 2 if isinstance(raw, bytes) else len(raw) if hasattr(raw, "__len__") else 1
+    if held != entries:
+        raise DicomReadError(path, f"Modality LUT Sequence LUTDescriptor declares {entries} entries but LUTData holds "
+                                   f"{held}")
 
 
 def _check_pixel_budget(ds: Any, path: Path, budget: int) -> None:
@@ -968,6 +997,7 @@ def _check_object(ds: Any, path: Path, pixel: _PixelElement | None, header_only:
         raise DicomReadError(path, "Rows, Columns or BitsAllocated is missing or zero")
     _check_pixel_description(ds, path)
     _check_pixel_budget(ds, path, budget)
+    _check_modality_lut(ds, path)
 
     from pydicom.uid import UID
 
@@ -1078,8 +1108,15 @@ def _decode(ds: Any, path: Path) -> np.ndarray:
             arr = ds.pixel_array
     except DicomError:
         raise
-    except Exception as e:
+    except BaseException as e:
+        if not isinstance(e, Exception) and type(e).__name__ != "PanicException":
+            raise  # KeyboardInterrupt, SystemExit
+        # pylibjpeg-rle's Rust code panics (a BaseException) on runs that overflow the frame.
         msg = str(e)
+        if _transfer_syntax(ds) == _RLE and "out of bounds" in msg:
+            raise DicomReadError(path, f"corrupt RLE pixel data: a segment decodes to more than the "
+                                       f"{_int(ds, 'Rows')} × {_int(ds, 'Columns')} values Rows × Columns allow "
+                                       f"({type(e).__name__}: {msg})") from None
         if "less than expected" in msg or "shorter than" in msg:
             raise TruncatedDicomError(path, f"pixel data is shorter than declared: {msg}") from None
         if "missing dependencies" in msg or "no pixel data plugins" in msg:  # lost a race with the pre-check
