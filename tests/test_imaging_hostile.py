@@ -94,8 +94,9 @@ def j2k_codestream(folder, width, height):
 
 def jp2(codestream):
     """The codestream wrapped in the JP2 file format: signature, ftyp, then the jp2c box."""
-    return (struct.pack(">I4s", 12, b"jP  ") + b"\r\n\x87\n" + struct.pack(">I4s4sI4s", 20, b"ftyp", b"jp2 ", 0, b"jp2 ")
-            + struct.pack(">I4s", 8 + len(codestream), b"jp2c") + codestream)
+    signature = struct.pack(">I4s", 12, b"jP  ") + b"\r\n\x87\n"
+    file_type = struct.pack(">I4s4sI4s", 20, b"ftyp", b"jp2 ", 0, b"jp2 ")
+    return signature + file_type + struct.pack(">I4s", 8 + len(codestream), b"jp2c") + codestream
 
 
 def jpeg_stream(width, height, marker=0xC3):
@@ -193,7 +194,9 @@ def test_jpeg_start_of_frame_must_match_the_header(tmp_path, stream, message):
     path = encapsulated(tmp_path / "j.dcm", ts, stream)
     with pytest.raises(DicomReadError, match=message):
         read_mammogram(path)
-    assert str(inspect_header(path)[1]) == str(pytest.raises(DicomReadError, read_mammogram, path).value)
+    with pytest.raises(DicomReadError) as read:
+        read_mammogram(path)
+    assert str(inspect_header(path)[1]) == str(read.value)
 
 
 def test_j2k_components_and_offsets_are_compared(tmp_path):
@@ -261,7 +264,7 @@ def test_small_deflated_files_are_read_and_cut_ones_refused(tmp_path, monkeypatc
 
     from riskmodel.imaging import dicom
 
-    path, stored = write_mg(tmp_path / "d.dcm")
+    path, _ = write_mg(tmp_path / "d.dcm")
     ds = pydicom.dcmread(path)
     ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1.99"
     ds.save_as(path)

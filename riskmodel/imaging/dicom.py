@@ -46,6 +46,7 @@ FOR PROCESSING images are read like any other; ``presentation_intent`` says whic
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 import re
 import struct
@@ -950,7 +951,8 @@ def _check_stream(ds: Any, pixel: _PixelElement | None, path: Path) -> None:
         if n != segments:
             raise DicomReadError(path, f"the RLE header declares {n} segments; SamplesPerPixel × BitsAllocated / 8 "
                                        f"needs {segments}")
-        if offsets[0] != 64 or any(b <= a for a, b in zip(offsets, offsets[1:])) or offsets[-1] >= pixel.first_fragment:
+        rising = all(a < b for a, b in itertools.pairwise(offsets))
+        if offsets[0] != 64 or not rising or offsets[-1] >= pixel.first_fragment:
             raise DicomReadError(path, f"the RLE segment offsets {offsets} must start at 64, increase, and lie "
                                        f"inside the {pixel.first_fragment}-byte fragment")
         return
