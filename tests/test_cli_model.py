@@ -134,3 +134,45 @@ def test_relative_view_paths_are_read_from_the_table_folder(trained, tmp_path, m
     assert cli.main(["embed", "--bundle", str(trained / "run" / "bundle"), "--exams", str(table), "-o", "out.csv",
                      "--device", "cpu", "-q"]) == 0
     assert pd.read_csv("out.csv")["n_views"].tolist() == [4]
+
+
+def test_embed_over_three_exams_survives_a_decompression_bomb_view(trained, tmp_path):
+    """One exam holds an 8 KB RLE view whose header says 60000 × 60000 (7.2 GB decoded): under a
+    3 GB address-space limit every exam gets its row, the bomb costs only its own view."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    import pydicom
+    from pydicom.uid import RLELossless
+
+    exams = pd.read_csv(trained / "exams.csv").head(3)
+    ds = pydicom.dcmread(exams.loc[1, "R-MLO"])
+    if ds.file_meta.TransferSyntaxUID.is_compressed:
+        ds.decompress()
+    ds.compress(RLELossless)
+    ds.Rows = ds.Columns = 60000
+    bomb = tmp_path / "bomb.dcm"
+    ds.save_as(bomb)
+    assert bomb.stat().st_size < 20_000
+    exams.loc[1, "R-MLO"] = str(bomb)
+    exams.to_csv(tmp_path / "exams.csv", index=False)
+    limit = 3 * 2**30
+    code = textwrap.dedent(f"""
+        import resource, sys
+        resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))
+        from riskmodel import cli
+        sys.exit(cli.main(sys.argv[1:]))
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", code, "embed", "--bundle", str(trained / "run" / "bundle"),
+                           "--exams", str(tmp_path / "exams.csv"), "-o", str(tmp_path / "emb.csv"), "--device", "cpu",
+                           "-q"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    emb = pd.read_csv(tmp_path / "emb.csv")
+    assert emb["exam_id"].tolist() == exams["exam_id"].tolist() and (emb["status"] == "ok").all()
+    assert emb["n_views"].tolist() == [4, 3, 4] and emb["risk_5y"].notna().all()
+    assert "R-MLO: PixelBudgetError" in emb.loc[1, "message"] and "60000 × 60000" in emb.loc[1, "message"]
+    json.dumps(emb.loc[1, "message"])  # a plain, one-line string

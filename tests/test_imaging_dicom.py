@@ -18,7 +18,7 @@ from riskmodel.imaging import (
     UnsupportedImageError,
     read_mammogram,
 )
-from riskmodel.imaging.dicom import chest_wall_side, normalise_view
+from riskmodel.imaging.dicom import chest_wall_side, inspect_header, normalise_view
 
 DENSITY = phantom()
 STORED = to_stored(DENSITY)  # canonical (chest wall at column 0), 12 bits
@@ -515,9 +515,20 @@ def test_corrupt_compressed_stream_is_a_read_error(tmp_path):
     path, _ = write_mg(tmp_path / "bad.dcm", compress="rle")
     data = bytearray(path.read_bytes())
     item = data.rfind(b"\xfe\xff\x00\xe0")  # the one fragment item; its value starts with the RLE header
-    data[item + 8:item + 72] = b"\xff" * 64
+    header = bytes(data[item + 8:item + 72])
+    data[item + 72:item + 72 + 256] = b"\x7f" * 256  # segment data: literal runs that overflow the rows
     path.write_bytes(bytes(data))
     with pytest.raises(DicomReadError, match=r"bad\.dcm: pixel data could not be decoded"):
+        read_mammogram(path)
+    data[item + 8:item + 72] = b"\xff" * 64  # the RLE header itself: refused before decoding, and by the scan
+    path.write_bytes(bytes(data))
+    with pytest.raises(DicomReadError, match=r"bad\.dcm: the RLE header declares 4294967295 segments; "
+                                             r"SamplesPerPixel × BitsAllocated / 8 needs 2"):
+        read_mammogram(path)
+    assert "RLE header declares" in str(inspect_header(path)[1])
+    data[item + 8:item + 72] = header[:4] + header[8:12] + header[4:8] + header[12:]  # offsets out of order
+    path.write_bytes(bytes(data))
+    with pytest.raises(DicomReadError, match=r"RLE segment offsets \[\d+, 64\] must start at 64"):
         read_mammogram(path)
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from riskmodel.imaging.dicom import VIEW_FAMILY, Mammogram, read_mammogram
+from riskmodel.imaging.dicom import PIXEL_BUDGET_BYTES, VIEW_FAMILY, Mammogram, read_mammogram
 from riskmodel.imaging.errors import (
     DecoderMissingError,
     DicomError,
@@ -29,6 +29,7 @@ from riskmodel.imaging.errors import (
     NoPixelDataError,
     NotDicomError,
     NotMammogramError,
+    PixelBudgetError,
     TruncatedDicomError,
     UnsupportedImageError,
 )
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from riskmodel.imaging.dataset import ExamDataset
 
 __all__ = [
+    "PIXEL_BUDGET_BYTES",
     "VIEW_FAMILY",
     "VIEW_ORDER",
     "DecoderMissingError",
@@ -49,6 +51,7 @@ __all__ = [
     "NoPixelDataError",
     "NotDicomError",
     "NotMammogramError",
+    "PixelBudgetError",
     "TruncatedDicomError",
     "UnsupportedImageError",
     "assemble_exams",

@@ -46,10 +46,12 @@ FOR PROCESSING images are read like any other; ``presentation_intent`` says whic
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 import re
 import struct
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,12 +66,16 @@ from riskmodel.imaging.errors import (
     NoPixelDataError,
     NotDicomError,
     NotMammogramError,
+    PixelBudgetError,
     TruncatedDicomError,
     UnsupportedImageError,
 )
 
 __all__ = [
     "LATERALITIES",
+    "METADATA_ALLOWANCE_BYTES",
+    "PIXEL_BUDGET_BYTES",
+    "PIXEL_BUDGET_ENV",
     "VIEW_FAMILY",
     "VOI_MODES",
     "Mammogram",
@@ -77,6 +83,7 @@ __all__ = [
     "inspect_header",
     "normalise_view",
     "read_mammogram",
+    "resolve_pixel_budget",
 ]
 
 #: The two sides. ``B`` (both) and ``U`` (unpaired) in ImageLaterality are not usable for a view.
@@ -172,6 +179,59 @@ _DECODER_PACKAGES: dict[str, str] = {
     "1.2.840.10008.1.2.5": "pip install pylibjpeg pylibjpeg-rle",
 }
 
+#: The pixel budget: the most bytes of decoded pixel data (Rows × Columns × frames × samples ×
+#: BitsAllocated / 8) a file may declare before anything is decoded. 8192 × 6144 pixels at 16
+#: bits (96 MiB, 50.3 Mpixel): above the largest mammography detectors in use (24 × 30 cm at
+#: 50 µm, Fujifilm: 4728 × 5928; CR plates at 43.75 µm: 5486 × 6857; Hologic 3328 × 4096), with
+#: room for a 24 × 30 cm plate at 40 µm (6000 × 7500). Raise it with the ``pixel_budget``
+#: argument of :func:`read_mammogram` / :func:`inspect_header`, or the environment variable
+#: :data:`PIXEL_BUDGET_ENV` (read at each call, so DataLoader workers and the CLI see it).
+PIXEL_BUDGET_BYTES = 8192 * 6144 * 2
+
+#: Environment variable that overrides :data:`PIXEL_BUDGET_BYTES` (an integer number of bytes).
+PIXEL_BUDGET_ENV = "RISKMODEL_PIXEL_BUDGET"
+
+#: How much a Deflated Explicit VR Little Endian data set may inflate to beyond the pixel budget
+#: (its other elements: 64 MiB, far above any real header).
+METADATA_ALLOWANCE_BYTES = 64 * 2**20
+
+#: Bytes of the compressed frame read to find its own dimensions (JPEG 2000 SIZ, JPEG SOF):
+#: JP2 header boxes and JPEG APPn segments come first.
+_STREAM_HEAD_BYTES = 2**20
+
+_DEFLATED = "1.2.840.10008.1.2.1.99"
+_RLE = "1.2.840.10008.1.2.5"
+_J2K_SYNTAXES = frozenset(f"1.2.840.10008.1.2.4.{n}" for n in (90, 91, 92, 93, 201, 202, 203))
+#: JPEG (ISO 10918, all processes incl. the retired ones) and JPEG-LS transfer syntaxes.
+_JPEG_SYNTAXES = frozenset(f"1.2.840.10008.1.2.4.{n}" for n in (*range(50, 71), 80, 81))
+#: JPEG start-of-frame markers (C0–CF except DHT C4, JPG C8, DAC CC) and JPEG-LS SOF55 (F7).
+_SOF_MARKERS = frozenset({*range(0xC0, 0xD0), 0xF7}) - {0xC4, 0xC8, 0xCC}
+#: JPEG markers without a length field: TEM, RST0–7, SOI.
+_STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xD9)})
+
+
+def resolve_pixel_budget(value: int | None = None) -> int:
+    """The pixel budget in bytes: ``value`` if given, else the :data:`PIXEL_BUDGET_ENV`
+    environment variable if set, else :data:`PIXEL_BUDGET_BYTES`.
+
+    Raises:
+        ValueError: the value (or the environment variable) is not a positive integer.
+    """
+    source = "pixel_budget"
+    if value is None:
+        env = os.environ.get(PIXEL_BUDGET_ENV, "").strip()
+        if not env:
+            return PIXEL_BUDGET_BYTES
+        source = f"environment variable {PIXEL_BUDGET_ENV}"
+        try:
+            value = int(env)
+        except ValueError:
+            raise ValueError(f"{source} must be a positive integer number of bytes, got {env!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{source} must be a positive integer number of bytes, got {value!r}")
+    return value
+
+
 #: Relative difference between the two edge strips below which the pixels do not decide the
 #: orientation (see :func:`chest_wall_side`).
 ORIENTATION_MIN_CONTRAST = 0.10
@@ -255,13 +315,19 @@ class _PixelElement:
     offset: int  # file offset of the value
     declared: int  # declared length (0xFFFFFFFF = encapsulated)
     available: int  # bytes of value actually in the file (native), or total fragment bytes
+    frame_head: bytes = b""  # encapsulated: the first bytes of the frame (fragments after the offset table)
+    first_fragment: int = 0  # encapsulated: length of the first fragment after the offset table
 
 
-def _read_dataset(path: Path, header_only: bool) -> tuple[Any, _PixelElement | None, DicomError | None]:
+def _read_dataset(path: Path, header_only: bool,
+                  budget: int) -> tuple[Any, _PixelElement | None, DicomError | None]:
     """Parse ``path``; with ``header_only`` stop before the pixel data but locate it.
 
-    Returns ``(dataset, pixel_element, problem)``. The pixel element is only located in
-    ``header_only`` mode (in full mode it is in the dataset). ``problem`` is a DicomError found
+    Returns ``(dataset, pixel_element, problem)``. The pixel element is located in
+    ``header_only`` mode, and for encapsulated pixel data in full mode too (its ``frame_head``
+    is what the stream-dimension check reads). A deflated data set is inflated by
+    :func:`_inflate`, never beyond ``budget`` + :data:`METADATA_ALLOWANCE_BYTES` bytes, and
+    always read in full. ``problem`` is a DicomError found
     after a successful parse (the file is cut short, the fragments are malformed): the dataset
     is still returned, without the cut element, so that a manifest can show whose file it is.
     Errors that leave nothing to read (not DICOM, unparseable) are raised.
@@ -278,7 +344,7 @@ def _read_dataset(path: Path, header_only: bool) -> tuple[Any, _PixelElement | N
         fp.seek(0)
         try:
             try:
-                ds = pydicom.dcmread(fp, stop_before_pixels=header_only)
+                ds = _dcmread(fp, path, header_only, budget)
             except InvalidDicomError:
                 # Raw datasets without preamble/meta: only if the file starts like one.
                 if head[:2] not in (b"\x02\x00", b"\x08\x00"):
@@ -294,6 +360,9 @@ def _read_dataset(path: Path, header_only: bool) -> tuple[Any, _PixelElement | N
             raise NotDicomError(path, f"not a DICOM file ({e})") from None
         except DicomError:
             raise
+        except RecursionError:
+            raise DicomReadError(path, "sequences are nested too deeply to parse (Python's recursion limit was "
+                                       "reached; a mammogram header nests a few levels)") from None
         except (EOFError, struct.error) as e:  # struct.error: a fixed-size field ran out of bytes
             raise TruncatedDicomError(path, f"file is cut short inside a data element header ({e})") from None
         except Exception as e:  # pydicom raises many types on malformed input
@@ -302,27 +371,80 @@ def _read_dataset(path: Path, header_only: bool) -> tuple[Any, _PixelElement | N
                                                 "bytes)") from None
             raise DicomReadError(path, f"pydicom could not parse the file: {type(e).__name__}: {e}") from None
         eof = [str(w.message) for w in caught if "end of file" in str(w.message).lower()]
-        problem = _check_meta_length(ds, head, size, had_transfer_syntax, path) or _check_declared_lengths(ds, path)
-        if eof and problem is None:
-            problem = TruncatedDicomError(path, f"file is cut short: {eof[0]}")
-        deflated = _transfer_syntax(ds) == "1.2.840.10008.1.2.1.99"  # offsets refer to the inflated stream
-        if problem is None and not deflated and not (header_only and size - pos >= 8) and _PIXEL_TAG not in ds:
-            problem = _check_tail(ds, size, _meta_end(ds, head), path)
+        deflated = _transfer_syntax(ds) == _DEFLATED  # offsets refer to the inflated stream
+        try:
+            problem = _check_meta_length(ds, head, size, had_transfer_syntax, path) or _check_declared_lengths(ds, path)
+            if eof and problem is None:
+                problem = TruncatedDicomError(path, f"file is cut short: {eof[0]}")
+            if problem is None and not deflated and not (header_only and size - pos >= 8) and _PIXEL_TAG not in ds:
+                problem = _check_tail(ds, size, _meta_end(ds, head), path)
+        except Exception as e:  # an element pydicom converts only when it is first accessed, e.g. an unknown VR
+            problem = DicomReadError(path, f"pydicom could not read a header element: {type(e).__name__}: {e}")
+        pixel = None
         if problem is None and not header_only and not deflated and _PIXEL_TAG in ds:
             raw = ds.get_item(_PIXEL_TAG)
             if getattr(raw, "length", None) == _UNDEFINED and getattr(raw, "value_tell", None) is not None:
                 try:  # the same fragment check as in header mode, so scan and read agree
-                    _walk_fragments(fp, raw.value_tell, size, path)
+                    pixel = _walk_fragments(fp, raw.value_tell, size, path)
                 except DicomError as e:
                     problem = e
-        if not header_only or problem is not None:
-            return ds, None, problem
-        if deflated:
-            return _read_dataset(path, header_only=False)
+        if not header_only or problem is not None or deflated:
+            return ds, pixel, problem
         try:
             return ds, _locate_pixel_element(fp, pos, size, ds, path), None
         except DicomError as e:
             return ds, None, e
+
+
+def _dcmread(fp, path: Path, header_only: bool, budget: int) -> Any:
+    """``pydicom.dcmread(fp, stop_before_pixels=header_only)``, except that a Deflated Explicit VR
+    Little Endian data set is inflated here, by :func:`_inflate`, with a cap (pydicom inflates
+    the whole stream at once, however large), and then read in full."""
+    import pydicom
+    from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
+
+    try:
+        preamble = read_preamble(fp, False)
+        meta = _read_file_meta_info(fp)
+        deflated = str(meta.get("TransferSyntaxUID", "")) == _DEFLATED
+    except Exception:  # no DICM prefix, a broken meta group: dcmread reports it below
+        deflated = False
+    if not deflated:
+        fp.seek(0)
+        return pydicom.dcmread(fp, stop_before_pixels=header_only)
+    from pydicom.dataset import FileDataset
+    from pydicom.filebase import DicomBytesIO
+
+    dataset = read_dataset(DicomBytesIO(_inflate(fp, budget + METADATA_ALLOWANCE_BYTES, path)), False, True)
+    ds = FileDataset(str(path), dataset, preamble, meta, False, True)
+    ds.set_original_encoding(False, True, dataset._character_set)
+    return ds
+
+
+def _inflate(fp, cap: int, path: Path) -> bytes:
+    """Inflate the raw deflate stream from ``fp``'s position to its end, 1 MiB of input and at most
+    16 MiB of output at a time, never holding more than ``cap`` + 1 inflated bytes. PixelBudgetError beyond ``cap``,
+    TruncatedDicomError if the stream stops before its final block, DicomReadError if it is
+    corrupt."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    chunks: list[bytes] = []  # joined once at the end: a growing bytearray would copy itself
+    n = 0
+    try:
+        while not inflater.eof:
+            data = inflater.unconsumed_tail or fp.read(2**20)
+            if not data:
+                raise TruncatedDicomError(path, "file is cut short: its deflated data set ends before the end of "
+                                                "the deflate stream")
+            chunks.append(inflater.decompress(data, min(2**24, cap + 1 - n)))  # ≤ 16 MiB a step
+            n += len(chunks[-1])
+            if n > cap:
+                raise PixelBudgetError(
+                    path, f"the deflated data set inflates to more than {cap} bytes (the pixel budget plus "
+                          f"{METADATA_ALLOWANCE_BYTES} bytes for the other elements); raise the pixel budget "
+                          f"({PIXEL_BUDGET_ENV} or pixel_budget=) if the file is genuine")
+    except zlib.error as e:
+        raise DicomReadError(path, f"the deflated data set is corrupt: {e}") from None
+    return b"".join(chunks)
 
 
 def _meta_end(ds: Any, head: bytes) -> int:
@@ -433,14 +555,17 @@ def _locate_pixel_element(fp, pos: int, size: int, ds: Any, path: Path) -> _Pixe
         return _PixelElement(tag, start, length, max(0, size - start))
     if length != _UNDEFINED:
         return _PixelElement(tag, start, length, max(0, min(length, size - start)))
-    return _PixelElement(tag, start, _UNDEFINED, _walk_fragments(fp, start, size, path))
+    return _walk_fragments(fp, start, size, path)
 
 
-def _walk_fragments(fp, start: int, size: int, path: Path) -> int:
+def _walk_fragments(fp, start: int, size: int, path: Path) -> _PixelElement:
     """Follow the items (FFFE,E000) of encapsulated pixel data from ``start`` to the sequence
-    delimiter (FFFE,E0DD), seeking over their values; returns the total fragment bytes.
-    TruncatedDicomError if the file ends first, DicomReadError on any other tag."""
+    delimiter (FFFE,E0DD), seeking over their values. Returns the pixel element with the total
+    fragment bytes, the first :data:`_STREAM_HEAD_BYTES` of the frame (the fragments after the
+    basic offset table, joined) and the first fragment's length. TruncatedDicomError if the
+    file ends first, DicomReadError on any other tag."""
     p, total, n = start, 0, 0
+    head, first_fragment = bytearray(), 0
     while True:
         fp.seek(p)
         item = fp.read(8)
@@ -450,7 +575,7 @@ def _walk_fragments(fp, start: int, size: int, path: Path) -> int:
                       "sequence delimiter")
         g, e, item_length = struct.unpack("<HHI", item)  # always little endian
         if (g, e) == (0xFFFE, 0xE0DD):
-            return total
+            return _PixelElement(_PIXEL_TAG, start, _UNDEFINED, total, bytes(head), first_fragment)
         if (g, e) != (0xFFFE, 0xE000) or item_length == _UNDEFINED:
             raise DicomReadError(path, f"malformed encapsulated pixel data: unexpected tag ({g:04X},{e:04X}) at "
                                        f"byte {p}")
@@ -458,6 +583,9 @@ def _walk_fragments(fp, start: int, size: int, path: Path) -> int:
             raise TruncatedDicomError(
                 path, f"file is cut short: pixel data fragment {n} declares {item_length} bytes, the file holds "
                       f"{size - p - 8}")
+        if n >= 1 and len(head) < _STREAM_HEAD_BYTES:  # item 0 is the basic offset table
+            first_fragment = item_length if n == 1 else first_fragment
+            head += fp.read(min(item_length, _STREAM_HEAD_BYTES - len(head)))
         p += 8 + item_length
         total += item_length
         n += 1
@@ -707,8 +835,142 @@ def _decoder_message(ts: str) -> str:
     return f"transfer syntax {name} ({ts})"
 
 
-def _check_object(ds: Any, path: Path, pixel: _PixelElement | None, header_only: bool) -> tuple[str, str, str, str]:
-    """Run the object checks of step 2; returns (laterality, laterality_source, view, view_source)."""
+def _check_pixel_description(ds: Any, path: Path) -> None:
+    """DicomReadError unless SamplesPerPixel, BitsAllocated, BitsStored and PixelRepresentation
+    are present with values a decoder accepts (pydicom checks them only when decoding, so the
+    scan would pass them)."""
+    allocated, stored = _int(ds, "BitsAllocated") or 0, _int(ds, "BitsStored")
+    representation = _int(ds, "PixelRepresentation")
+    if _int(ds, "SamplesPerPixel") is None:
+        raise DicomReadError(path, "(0028,0002) SamplesPerPixel is missing or not a number")
+    if allocated > 64 or (allocated != 1 and allocated % 8):
+        raise DicomReadError(path, f"BitsAllocated is {allocated}; it must be 1 or a multiple of 8 up to 64")
+    if stored is None or not 1 <= stored <= allocated:
+        raise DicomReadError(path, f"BitsStored is {_text(ds, 'BitsStored') or '(missing)'}; it must be between 1 "
+                                   f"and BitsAllocated ({allocated})")
+    if representation not in (0, 1):
+        raise DicomReadError(path, f"PixelRepresentation is {_text(ds, 'PixelRepresentation') or '(missing)'}; it "
+                                   "must be 0 (unsigned) or 1 (signed)")
+
+
+def _check_modality_lut(ds: Any, path: Path) -> None:
+    """DicomReadError unless the first Modality LUT Sequence item (if any) has a three-value
+    LUTDescriptor with 8 or 16 bits per entry and as many LUTData values as it declares (pydicom
+    would index past a short table, an IndexError deep inside the modality step)."""
+    items = _items(ds, "ModalityLUTSequence")
+    if not items:
+        return
+    item = items[0]
+    try:
+        descriptor = [int(v) for v in item.LUTDescriptor]
+        raw = item["LUTData"].value
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise DicomReadError(path, "Modality LUT Sequence item lacks a readable LUTDescriptor or LUTData") from None
+    if len(descriptor) != 3 or descriptor[2] not in (8, 16):
+        raise DicomReadError(path, f"Modality LUT Sequence LUTDescriptor is {descriptor}; it must be (entries, first "
+                                   "mapped value, 8 or 16 bits)")
+    entries = descriptor[0] or 2**16
+    held = len(raw) // 2 if isinstance(raw, bytes) else len(raw) if hasattr(raw, "__len__") else 1
+    if held != entries:
+        raise DicomReadError(path, f"Modality LUT Sequence LUTDescriptor declares {entries} entries but LUTData holds "
+                                   f"{held}")
+
+
+def _check_pixel_budget(ds: Any, path: Path, budget: int) -> None:
+    """PixelBudgetError if the decoded pixel data would exceed ``budget`` bytes."""
+    expected = _expected_pixel_bytes(ds)
+    if expected is not None and expected > budget:
+        dims = " × ".join(str(_int(ds, k) or 1) for k in ("Rows", "Columns", "NumberOfFrames", "SamplesPerPixel"))
+        raise PixelBudgetError(
+            path, f"Rows × Columns × frames × samples = {dims} at {_int(ds, 'BitsAllocated')} bits is {expected} bytes "
+                  f"of pixel data, over the pixel budget of {budget} bytes; nothing was decoded (raise the budget "
+                  f"with {PIXEL_BUDGET_ENV} or pixel_budget= if the file is genuine)")
+
+
+def _stream_shape(ts: str, head: bytes) -> tuple[str, int, int, int] | None:
+    """(what, rows, columns, components) that a compressed frame's own header declares, from its
+    first bytes ``head``: the JPEG 2000 SIZ marker segment (raw codestream or inside a JP2
+    ``jp2c`` box) or the JPEG / JPEG-LS start-of-frame. None for other transfer syntaxes.
+    ValueError, with what is wrong, when the header is not where it must be."""
+    if ts in _J2K_SYNTAXES:
+        if head[4:12] == b"jP  \r\n\x87\n":  # JP2 file format: the codestream is the jp2c box
+            p = 0
+            while True:
+                if p + 8 > len(head):
+                    raise ValueError(f"no jp2c (codestream) box in the first {len(head)} bytes of the JP2 frame")
+                box_length, box_type = struct.unpack(">I4s", head[p:p + 8])
+                header = 8
+                if box_length == 1 and p + 16 <= len(head):
+                    box_length, header = struct.unpack(">Q", head[p + 8:p + 16])[0], 16
+                if box_type == b"jp2c":
+                    head = head[p + header:]
+                    break
+                if box_length < header:
+                    raise ValueError(f"JP2 box {box_type!r} at byte {p} has length {box_length}")
+                p += box_length
+        if head[:4] != b"\xff\x4f\xff\x51" or len(head) < 42:
+            raise ValueError("the JPEG 2000 codestream does not start with SOC (FF4F) and a SIZ (FF51) marker segment")
+        xsiz, ysiz, xosiz, yosiz = struct.unpack(">IIII", head[8:24])
+        (components,) = struct.unpack(">H", head[40:42])
+        return "JPEG 2000 codestream (SIZ marker)", ysiz - yosiz, xsiz - xosiz, components
+    if ts in _JPEG_SYNTAXES:
+        if head[:2] != b"\xff\xd8":
+            raise ValueError("the JPEG stream does not start with SOI (FFD8)")
+        p = 2
+        while p + 4 <= len(head) and head[p] == 0xFF:
+            marker = head[p + 1]
+            if marker == 0xFF or marker in _STANDALONE_MARKERS:  # fill byte, or no length field
+                p += 1 if marker == 0xFF else 2
+                continue
+            if marker in _SOF_MARKERS and p + 10 <= len(head):
+                rows, columns, components = struct.unpack(">HHB", head[p + 5:p + 10])
+                return f"JPEG start of frame (marker FF{marker:02X})", rows, columns, components
+            if marker in (0xDA, 0xD9):
+                raise ValueError(f"the JPEG stream reaches marker FF{marker:02X} before any start-of-frame marker")
+            p += 2 + struct.unpack(">H", head[p + 2:p + 4])[0]
+        raise ValueError(f"no JPEG start-of-frame marker found in the first {len(head)} bytes of the frame")
+    return None
+
+
+def _check_stream(ds: Any, pixel: _PixelElement | None, path: Path) -> None:
+    """DicomReadError unless the compressed frame's own header agrees with the DICOM header:
+    the JPEG 2000 SIZ / JPEG SOF dimensions and components equal Rows, Columns and
+    SamplesPerPixel; an RLE header has SamplesPerPixel × BitsAllocated / 8 segments whose
+    offsets lie inside the first fragment. Reads only ``pixel.frame_head``."""
+    ts = _transfer_syntax(ds)
+    if pixel is None or pixel.declared != _UNDEFINED or not (ts in _J2K_SYNTAXES or ts in _JPEG_SYNTAXES or ts == _RLE):
+        return
+    rows, columns, samples = _int(ds, "Rows"), _int(ds, "Columns"), _int(ds, "SamplesPerPixel") or 1
+    head = pixel.frame_head
+    if ts == _RLE:
+        segments = samples * -(-(_int(ds, "BitsAllocated") or 0) // 8)
+        if len(head) < 64:
+            raise DicomReadError(path, f"the RLE frame is {len(head)} bytes, shorter than its 64-byte header")
+        n, *offsets = struct.unpack("<16I", head[:64])
+        offsets = offsets[:n] if n <= 15 else offsets
+        if n != segments:
+            raise DicomReadError(path, f"the RLE header declares {n} segments; SamplesPerPixel × BitsAllocated / 8 "
+                                       f"needs {segments}")
+        rising = all(a < b for a, b in itertools.pairwise(offsets))
+        if offsets[0] != 64 or not rising or offsets[-1] >= pixel.first_fragment:
+            raise DicomReadError(path, f"the RLE segment offsets {offsets} must start at 64, increase, and lie "
+                                       f"inside the {pixel.first_fragment}-byte fragment")
+        return
+    try:
+        shape = _stream_shape(ts, head)
+    except (ValueError, struct.error) as e:
+        raise DicomReadError(path, f"the compressed pixel data's own header cannot be read: {e}") from None
+    if shape is not None and shape[1:] != (rows, columns, samples):
+        what, s_rows, s_columns, s_samples = shape
+        raise DicomReadError(
+            path, f"the {what} declares {s_rows} × {s_columns} pixels with {s_samples} component(s), but Rows × "
+                  f"Columns are {rows} × {columns} with {samples} sample(s) per pixel; nothing was decoded")
+
+
+def _check_object(ds: Any, path: Path, pixel: _PixelElement | None, header_only: bool,
+                  budget: int) -> tuple[str, str, str, str]:
+    """Run the object checks of step 2; returns (laterality, laterality_source, view, view_source).
+    ``pixel`` is the located pixel element (header mode), or the encapsulated one in full mode."""
     modality = _text(ds, "Modality").upper()
     if modality != "MG":
         shown = f"Modality is {modality!r}" if modality else "Modality (0008,0060) is missing"
@@ -735,6 +997,9 @@ def _check_object(ds: Any, path: Path, pixel: _PixelElement | None, header_only:
         raise UnsupportedImageError(path, f"{frames} frames (tomosynthesis?); only single-frame 2D images are read")
     if not _int(ds, "Rows") or not _int(ds, "Columns") or not _int(ds, "BitsAllocated"):
         raise DicomReadError(path, "Rows, Columns or BitsAllocated is missing or zero")
+    _check_pixel_description(ds, path)
+    _check_pixel_budget(ds, path, budget)
+    _check_modality_lut(ds, path)
 
     from pydicom.uid import UID
 
@@ -773,12 +1038,14 @@ def _check_object(ds: Any, path: Path, pixel: _PixelElement | None, header_only:
             hint = _DECODER_PACKAGES.get(str(ts), "see pydicom's pixel data plugins documentation")
             raise DecoderMissingError(path, f"no installed decoder for {_decoder_message(ts)}; install one: {hint}",
                                       str(ts))
+        _check_stream(ds, pixel, path)
     laterality, lat_source = _laterality(ds, path)
     view, view_source = _view(ds, path)
     return laterality, lat_source, view, view_source
 
 
-def inspect_header(path: str | os.PathLike[str]) -> tuple[dict[str, Any], DicomError | None]:
+def inspect_header(path: str | os.PathLike[str],
+                   pixel_budget: int | None = None) -> tuple[dict[str, Any], DicomError | None]:
     """Read the header of ``path`` (no pixel decoding) and run every check of
     :func:`read_mammogram` that does not need decoded pixels.
 
@@ -788,29 +1055,32 @@ def inspect_header(path: str | os.PathLike[str]) -> tuple[dict[str, Any], DicomE
     :class:`DicomError` :func:`read_mammogram` would raise before decoding, or None.
     Truncation is detected from lengths alone: the Pixel Data length against the file size and
     against Rows × Columns × BitsAllocated for native data, the fragment items against the file
-    size for encapsulated data.
+    size for encapsulated data. The pixel budget (``pixel_budget`` bytes, default
+    :func:`resolve_pixel_budget`) and the compressed frame's own dimensions are checked as in
+    :func:`read_mammogram`, from the frame's first bytes only.
     """
+    budget = resolve_pixel_budget(pixel_budget)
     path = Path(path)
     fields: dict[str, Any] = {"laterality": "", "view": "", "view_family": ""}
     try:
-        ds, pixel, problem = _read_dataset(path, header_only=True)
+        ds, pixel, problem = _read_dataset(path, header_only=True, budget=budget)
     except DicomError as e:
         return fields, e
     except OSError as e:  # vanished, unreadable: still one row in the manifest
         return fields, DicomReadError(path, f"cannot read the file: {e}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom's warnings about vendor values (e.g. "cc " as CS)
-        return _inspect(ds, pixel, problem, path, fields)
+        return _inspect(ds, pixel, problem, path, fields, budget)
 
 
 def _inspect(ds: Any, pixel: _PixelElement | None, problem: DicomError | None, path: Path,
-             fields: dict[str, Any]) -> tuple[dict[str, Any], DicomError | None]:
+             fields: dict[str, Any], budget: int) -> tuple[dict[str, Any], DicomError | None]:
     fields.update(_header_fields(ds, path))
     try:
         if problem is not None:
             raise problem
         # Deflated files are read in full by _read_dataset: then the pixel data is in ``ds``.
-        lat, _, view, _ = _check_object(ds, path, pixel, header_only=_PIXEL_TAG not in ds)
+        lat, _, view, _ = _check_object(ds, path, pixel, header_only=_PIXEL_TAG not in ds, budget=budget)
     except DicomError as e:
         # Still report what can be known about the side and view of a bad file.
         for fn, key in ((_laterality, "laterality"), (_view, "view")):
@@ -820,6 +1090,9 @@ def _inspect(ds: Any, pixel: _PixelElement | None, problem: DicomError | None, p
                 pass
         fields["view_family"] = VIEW_FAMILY.get(fields["view"], "")
         return fields, e
+    except RecursionError:
+        return fields, DicomReadError(path, "sequences are nested too deeply to read (Python's recursion limit was "
+                                            "reached; a mammogram header nests a few levels)")
     except Exception as e:  # a malformed value pydicom only chokes on when converted
         return fields, DicomReadError(path, f"pydicom could not read a header value: {type(e).__name__}: {e}")
     fields.update(laterality=lat, view=view, view_family=VIEW_FAMILY[view])
@@ -837,8 +1110,15 @@ def _decode(ds: Any, path: Path) -> np.ndarray:
             arr = ds.pixel_array
     except DicomError:
         raise
-    except Exception as e:
+    except BaseException as e:
+        if not isinstance(e, Exception) and type(e).__name__ != "PanicException":
+            raise  # KeyboardInterrupt, SystemExit
+        # pylibjpeg-rle's Rust code panics (a BaseException) on runs that overflow the frame.
         msg = str(e)
+        if _transfer_syntax(ds) == _RLE and "out of bounds" in msg:
+            raise DicomReadError(path, f"corrupt RLE pixel data: a segment decodes to more than the "
+                                       f"{_int(ds, 'Rows')} × {_int(ds, 'Columns')} values Rows × Columns allow "
+                                       f"({type(e).__name__}: {msg})") from None
         if "less than expected" in msg or "shorter than" in msg:
             raise TruncatedDicomError(path, f"pixel data is shorter than declared: {msg}") from None
         if "missing dependencies" in msg or "no pixel data plugins" in msg:  # lost a race with the pre-check
@@ -964,7 +1244,7 @@ def _orient(y: np.ndarray, ds: Any, laterality: str) -> tuple[np.ndarray, bool, 
     return np.ascontiguousarray(y, dtype=np.float32), flipped, source
 
 
-def read_mammogram(path: str | os.PathLike[str], voi: str = "auto") -> Mammogram:
+def read_mammogram(path: str | os.PathLike[str], voi: str = "auto", pixel_budget: int | None = None) -> Mammogram:
     """Read one MG DICOM file into a :class:`Mammogram` (steps in the module docstring).
 
     Args:
@@ -972,9 +1252,15 @@ def read_mammogram(path: str | os.PathLike[str], voi: str = "auto") -> Mammogram
         voi: one of :data:`VOI_MODES`: ``"auto"`` applies the file's VOI LUT or window as
             written; ``"linear"`` maps the same range of interest linearly (module docstring,
             step 5).
+        pixel_budget: the most bytes of decoded pixel data the file may declare (Rows ×
+            Columns × frames × samples × BitsAllocated / 8); None: :func:`resolve_pixel_budget`
+            (the ``RISKMODEL_PIXEL_BUDGET`` environment variable, else
+            :data:`PIXEL_BUDGET_BYTES`). A deflated data set may inflate to this plus
+            :data:`METADATA_ALLOWANCE_BYTES`.
 
     Raises:
-        ValueError: ``voi`` is not one of :data:`VOI_MODES`.
+        ValueError: ``voi`` is not one of :data:`VOI_MODES`, or ``pixel_budget`` is not a
+            positive integer.
         DicomError: one of its subclasses, whose message names the file and the rule broken.
             A file that passes every check but whose pixels pydicom cannot decode raises
             :class:`~riskmodel.imaging.errors.DicomReadError`.
@@ -985,15 +1271,17 @@ def read_mammogram(path: str | os.PathLike[str], voi: str = "auto") -> Mammogram
     """
     if voi not in VOI_MODES:
         raise ValueError(f"voi must be one of {VOI_MODES}, got {voi!r}")
+    budget = resolve_pixel_budget(pixel_budget)
     path = Path(path)
-    ds, _, problem = _read_dataset(path, header_only=False)
+    ds, pixel, problem = _read_dataset(path, header_only=False, budget=budget)
     if problem is not None:
         raise problem
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom's warnings about vendor values (e.g. "cc " as CS)
             fields = _header_fields(ds, path)
-            laterality, lat_source, view, view_source = _check_object(ds, path, None, header_only=False)
+            laterality, lat_source, view, view_source = _check_object(ds, path, pixel, header_only=False,
+                                                                      budget=budget)
         arr = _decode(ds, path)
         y, applied = _to_unit_range(arr, ds, path, voi)
         pixels, flipped, orientation_source = _orient(y, ds, laterality)

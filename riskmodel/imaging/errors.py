@@ -10,6 +10,7 @@ what to fix::
     ├── NotMammogramError       Modality is not MG
     ├── DecoderMissingError     compressed pixel data and no installed decoder for its transfer syntax
     ├── UnsupportedImageError   an MG image this pipeline does not handle (colour, multi-frame, blank, …)
+    │   └── PixelBudgetError    more pixel data (or a deflated data set inflating to more) than the budget allows
     ├── MetadataError           laterality or view missing, unrecognised or contradictory
     └── DicomReadError          anything else pydicom raised while reading or decoding
 
@@ -29,6 +30,7 @@ __all__ = [
     "NoPixelDataError",
     "NotDicomError",
     "NotMammogramError",
+    "PixelBudgetError",
     "TruncatedDicomError",
     "UnsupportedImageError",
 ]
@@ -88,3 +90,11 @@ class MetadataError(DicomError):
 
 class DicomReadError(DicomError):
     """Any other failure while pydicom parses or decodes the file; the message carries pydicom's."""
+
+
+class PixelBudgetError(UnsupportedImageError):
+    """The image is larger than the pixel budget: Rows × Columns × frames × samples ×
+    BitsAllocated / 8 bytes exceed :data:`riskmodel.imaging.dicom.PIXEL_BUDGET_BYTES` (or the
+    ``RISKMODEL_PIXEL_BUDGET`` environment variable, or the ``pixel_budget`` argument), or a
+    deflated data set inflates to more than the budget plus the metadata allowance. Raised
+    before anything is decoded or inflated past the limit."""

@@ -42,7 +42,7 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
 _INT_COLUMNS = ("rows", "columns", "instance_number")
 
 
-def scan_dicoms(root: str | os.PathLike[str]) -> pd.DataFrame:
+def scan_dicoms(root: str | os.PathLike[str], pixel_budget: int | None = None) -> pd.DataFrame:
     """One row per regular file under ``root`` (recursively), sorted by path.
 
     Headers are read with ``stop_before_pixels``; pixels are never decoded, so a file whose
@@ -53,6 +53,9 @@ def scan_dicoms(root: str | os.PathLike[str]) -> pd.DataFrame:
 
     Args:
         root: a folder (searched recursively, following no directory symlinks) or a single file.
+        pixel_budget: bytes of decoded pixel data a file may declare, as in
+            :func:`~riskmodel.imaging.read_mammogram` (None: the ``RISKMODEL_PIXEL_BUDGET``
+            environment variable, else :data:`~riskmodel.imaging.PIXEL_BUDGET_BYTES`).
 
     Returns:
         DataFrame with :data:`MANIFEST_COLUMNS`: ``path`` (str), ``status`` (``"ok"`` or an error
@@ -72,7 +75,7 @@ def scan_dicoms(root: str | os.PathLike[str]) -> pd.DataFrame:
     paths = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
     rows = []
     for path in sorted(paths, key=str):
-        fields, error = inspect_header(path)
+        fields, error = inspect_header(path, pixel_budget)
         row = {c: fields.get(c) for c in MANIFEST_COLUMNS}
         row["path"] = str(path)
         row["status"] = "ok" if error is None else type(error).__name__
