@@ -66,6 +66,7 @@ from riskmodel.imaging.errors import (
     NotMammogramError,
     TruncatedDicomError,
     UnsupportedImageError,
+    is_resource_error,
 )
 
 __all__ = [
@@ -297,6 +298,8 @@ def _read_dataset(path: Path, header_only: bool) -> tuple[Any, _PixelElement | N
         except (EOFError, struct.error) as e:  # struct.error: a fixed-size field ran out of bytes
             raise TruncatedDicomError(path, f"file is cut short inside a data element header ({e})") from None
         except Exception as e:  # pydicom raises many types on malformed input
+            if is_resource_error(e):  # out of memory, file descriptors…: not the file's fault
+                raise
             if head[128:132] == b"DICM" and size < 144:  # cut inside the meta group length element
                 raise TruncatedDicomError(path, f"file is cut short inside the file meta information ({size} "
                                                 "bytes)") from None
@@ -797,6 +800,8 @@ def inspect_header(path: str | os.PathLike[str]) -> tuple[dict[str, Any], DicomE
     except DicomError as e:
         return fields, e
     except OSError as e:  # vanished, unreadable: still one row in the manifest
+        if is_resource_error(e):
+            raise
         return fields, DicomReadError(path, f"cannot read the file: {e}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom's warnings about vendor values (e.g. "cc " as CS)
@@ -821,6 +826,8 @@ def _inspect(ds: Any, pixel: _PixelElement | None, problem: DicomError | None, p
         fields["view_family"] = VIEW_FAMILY.get(fields["view"], "")
         return fields, e
     except Exception as e:  # a malformed value pydicom only chokes on when converted
+        if is_resource_error(e):
+            raise
         return fields, DicomReadError(path, f"pydicom could not read a header value: {type(e).__name__}: {e}")
     fields.update(laterality=lat, view=view, view_family=VIEW_FAMILY[view])
     return fields, None
@@ -838,6 +845,8 @@ def _decode(ds: Any, path: Path) -> np.ndarray:
     except DicomError:
         raise
     except Exception as e:
+        if is_resource_error(e):  # e.g. MemoryError: propagates unchanged, never a DicomError
+            raise
         msg = str(e)
         if "less than expected" in msg or "shorter than" in msg:
             raise TruncatedDicomError(path, f"pixel data is shorter than declared: {msg}") from None
@@ -883,7 +892,9 @@ def _to_unit_range(arr: np.ndarray, ds: Any, path: Path, voi_mode: str = "auto")
                 lut_in = np.clip(np.rint(x), first, first + entries - 1).astype(np.int64)
                 y = (np.asarray(apply_voi(lut_in, ds, 0), dtype=np.float64) - t_lo) / (t_hi - t_lo)
                 voi = "voi_lut"
-        except Exception:  # an unusable LUT: fall through to the window or min–max
+        except Exception as e:  # an unusable LUT: fall through to the window or min–max
+            if is_resource_error(e):
+                raise
             y = None
     if y is None and "WindowCenter" in ds and "WindowWidth" in ds:
         function = (_text(ds, "VOILUTFunction").upper() or "LINEAR")
@@ -901,7 +912,9 @@ def _to_unit_range(arr: np.ndarray, ds: Any, path: Path, voi_mode: str = "auto")
             if w_hi != w_lo and np.isfinite(w_lo) and np.isfinite(w_hi):
                 y = (np.asarray(w, dtype=np.float64) - w_lo) / (w_hi - w_lo)
                 voi = f"window:{function}"
-        except Exception:  # width <= 0, non-numeric values: fall back to min–max
+        except Exception as e:  # width <= 0, non-numeric values: fall back to min–max
+            if is_resource_error(e):
+                raise
             y = None
     if y is None:
         y = (x - lo) / (hi - lo)
@@ -1000,6 +1013,8 @@ def read_mammogram(path: str | os.PathLike[str], voi: str = "auto") -> Mammogram
     except DicomError:
         raise
     except Exception as e:  # a header value pydicom only chokes on when converted
+        if is_resource_error(e):
+            raise
         raise DicomReadError(path, f"pydicom could not read the file: {type(e).__name__}: {e}") from None
     fields.pop("rows")
     fields.pop("columns")
