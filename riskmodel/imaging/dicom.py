@@ -23,8 +23,11 @@ first one that fails:
    (``apply_windowing``), else the min–max of the image's own values. The output is scaled to
    [0, 1] by the range of that transform (the LUT's own min…max, the window's output range).
    An unusable LUT or window (e.g. width 0) falls back to the next option; ``Mammogram.voi``
-   records which one was applied. An image whose values are all equal is an
-   ``UnsupportedImageError``. That is ``voi="auto"``, the default. ``voi="linear"`` keeps the
+   records which one was applied. An image whose values are all equal after the modality LUT is
+   an ``UnsupportedImageError``, and so is one that the VOI step leaves blank: a window or LUT
+   that maps every pixel to one value, or to values spanning less than :data:`MIN_VOI_RANGE`
+   (e.g. WindowWidth 1e300, a window far outside the pixel values, a LUT flat over them), or
+   to NaN. That is ``voi="auto"``, the default. ``voi="linear"`` keeps the
    vendor's range of interest but drops its contrast curve: a VOI LUT Sequence becomes a
    straight line over the LUT's input range (``first`` … ``first + entries - 1``; reversed if the
    table falls), and a window is applied LINEAR whatever VOI LUT Function says. Display LUTs
@@ -179,6 +182,10 @@ ORIENTATION_MIN_CONTRAST = 0.10
 
 #: How :func:`read_mammogram` applies the VOI step: as written (``"auto"``) or linearised.
 VOI_MODES = ("auto", "linear")
+
+#: An image whose values after the VOI step span less than this (on the [0, 1] output scale, i.e.
+#: less than one grey level of a 16-bit display) is blank: :func:`read_mammogram` refuses it.
+MIN_VOI_RANGE = 2.0**-16
 
 
 @dataclass(frozen=True, eq=False)
@@ -919,9 +926,47 @@ def _to_unit_range(arr: np.ndarray, ds: Any, path: Path, voi_mode: str = "auto")
     if y is None:
         y = (x - lo) / (hi - lo)
     np.clip(y, 0.0, 1.0, out=y)
+    _check_not_blank(y, ds, path, voi)
     if _text(ds, "PhotometricInterpretation").upper() == "MONOCHROME1":
         y = 1.0 - y
     return y, voi
+
+
+def _voi_description(ds: Any, voi: str) -> str:
+    """The VOI transform ``voi`` (a ``Mammogram.voi`` value) with the file's values, for messages."""
+    if voi.startswith("window:"):
+        return (f"window center {_text(ds, 'WindowCenter')} / width {_text(ds, 'WindowWidth')} "
+                f"({voi.removeprefix('window:')})")
+    if voi.startswith("voi_lut"):
+        try:
+            descriptor = [int(v) for v in ds.VOILUTSequence[0].LUTDescriptor]
+        except Exception:
+            descriptor = "unreadable"
+        return f"the VOI LUT (LUTDescriptor {descriptor}{', applied linearly' if voi == 'voi_lut_range' else ''})"
+    return "the min-max scaling"
+
+
+def _check_not_blank(y: np.ndarray, ds: Any, path: Path, voi: str) -> None:
+    """Refuse an image the VOI step left blank: NaN values, or a range below :data:`MIN_VOI_RANGE`.
+
+    Args:
+        y: the image after the VOI step and clipping, values in [0, 1] (NaN if the transform made any).
+        voi: the transform applied (``Mammogram.voi``), named in the message with the file's values.
+
+    Raises:
+        UnsupportedImageError: naming the file, the transform and its values, and what it gave.
+    """
+    lo, hi = float(y.min()), float(y.max())  # NaN if any value is NaN
+    if np.isfinite(lo) and np.isfinite(hi) and hi - lo >= MIN_VOI_RANGE:
+        return
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        result = "values that are not finite"
+    elif hi == lo:
+        result = f"the single value {lo:g} (on a 0..1 scale)"
+    else:
+        result = f"values within {hi - lo:.3g} of each other (less than 1/65536 of the 0..1 scale)"
+    raise UnsupportedImageError(
+        path, f"blank image after the VOI step: {_voi_description(ds, voi)} maps every pixel to {result}")
 
 
 def chest_wall_side(pixels: np.ndarray) -> str:
