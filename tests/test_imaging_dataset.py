@@ -247,3 +247,17 @@ def test_a_file_fault_is_still_cached_after_the_resource_rule(exams, tmp_path, m
     item = ExamDataset(table, image_size=SIZE, cache_dir=cache)[0]
     assert item["mask"].tolist() == [False] * 4 and "DicomReadError" in item["errors"] and "bad LUT" in item["errors"]
     assert len(list(cache.rglob("*.err"))) == 4
+
+
+def test_a_view_blank_after_its_window_is_masked_and_cached_as_bad(exams, tmp_path):
+    """Issue 17 item 6 through the dataset: the constant image a 1e300-wide window gives was an
+    ok view; now it is a refused one (PREPROCESSING_VERSION is 2, so no cache entry written before
+    still holds it as an image)."""
+    table, _ = exams
+    path = table.loc[0, "L-CC"]
+    write_mg(path, window=(1500, 1e300), laterality="L", view="CC", patient_id="P001", study_uid="1.2.1")
+    cache = tmp_path / "cache"
+    item = ExamDataset(table, image_size=SIZE, cache_dir=cache)[0]
+    assert item["mask"].tolist() == [False, True, True, True]
+    assert item["errors"].startswith("L-CC: UnsupportedImageError") and "width 1e+300" in item["errors"]
+    assert len(list(cache.rglob("*.err"))) == 1

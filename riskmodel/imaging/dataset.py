@@ -49,7 +49,7 @@ from riskmodel.imaging.exams import VIEW_ORDER
 __all__ = ["PREPROCESSING_VERSION", "ExamDataset", "fit_to_size"]
 
 #: Bump when read_mammogram's output or fit_to_size changes: it is part of every cache key.
-PREPROCESSING_VERSION = "1"
+PREPROCESSING_VERSION = "2"  # 2: images blank after the VOI step are refused (were cached as images)
 
 
 def fit_to_size(pixels: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
