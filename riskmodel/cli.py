@@ -1083,8 +1083,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="list the DICOM files under a folder, one row per file, with a status for each",
         description=(
             "Read the headers of every file under ROOT and write a manifest: ids, laterality, view, size and a "
-            "status (bad files are listed with their error, never dropped). With --exams, also write one row "
-            "per exam with its four views and flags."
+            "status (bad files are listed with their error, never dropped; so are broken or looping symlinks, "
+            "FIFOs, sockets, devices, links to folders and entries that cannot be read, with a status such as "
+            "broken_link or not_regular_file). With --exams, also write one row per exam with its four views and "
+            "flags."
         ),
     )
     p.add_argument("root", help="folder to scan (recursively)")

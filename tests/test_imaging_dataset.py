@@ -1,5 +1,7 @@
 """ExamDataset: shapes, mask, resize rule, per-view error isolation and the on-disk cache."""
 
+import errno
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -205,3 +207,57 @@ def test_a_vanished_file_is_masked_and_not_cached(exams, tmp_path):
     assert item["mask"].tolist() == [True, True, False, False]
     assert item["errors"].startswith("R-CC: FileNotFoundError")
     assert not list(cache.rglob("*.err"))
+
+
+@pytest.mark.parametrize("error", [MemoryError("out of memory"), OSError(errno.ENOMEM, "Cannot allocate memory"),
+                                   OSError(errno.EMFILE, "Too many open files")], ids=repr)
+def test_a_transient_resource_error_propagates_and_is_not_cached(exams, tmp_path, monkeypatch, error):
+    """A resource error inside the reader is not the file's fault: it reaches the caller unchanged
+    (not wrapped in a DicomError, not cached as ``.err``), and a retry reads the file."""
+    table, _ = exams
+    real = dicom_module._to_unit_range
+    failures = [error]
+
+    def flaky(*args, **kw):  # fails once, inside read_mammogram (where a real MemoryError happens)
+        if failures:
+            raise failures.pop()
+        return real(*args, **kw)
+
+    monkeypatch.setattr(dicom_module, "_to_unit_range", flaky)
+    cache = tmp_path / "cache"
+    ds = ExamDataset(table, image_size=SIZE, cache_dir=cache)
+    with pytest.raises(type(error)) as raised:
+        ds[0]
+    assert raised.value is error
+    assert not list(cache.rglob("*.err"))
+    item = ds[0]  # the retry succeeds
+    assert item["mask"].tolist() == [True] * 4 and item["errors"] == ""
+    assert not list(cache.rglob("*.err")) and len(list(cache.rglob("*.npy"))) == 4
+
+
+def test_a_file_fault_is_still_cached_after_the_resource_rule(exams, tmp_path, monkeypatch):
+    """The other side of the rule: a DicomError raised at the same place is cached once."""
+    table, _ = exams
+
+    def broken(*args, **kw):
+        raise ValueError("bad LUT")
+
+    monkeypatch.setattr(dicom_module, "_to_unit_range", broken)
+    cache = tmp_path / "cache"
+    item = ExamDataset(table, image_size=SIZE, cache_dir=cache)[0]
+    assert item["mask"].tolist() == [False] * 4 and "DicomReadError" in item["errors"] and "bad LUT" in item["errors"]
+    assert len(list(cache.rglob("*.err"))) == 4
+
+
+def test_a_view_blank_after_its_window_is_masked_and_cached_as_bad(exams, tmp_path):
+    """Issue 17 item 6 through the dataset: the constant image a 1e300-wide window gives was an
+    ok view; now it is a refused one (PREPROCESSING_VERSION is 2, so no cache entry written before
+    still holds it as an image)."""
+    table, _ = exams
+    path = table.loc[0, "L-CC"]
+    write_mg(path, window=(1500, 1e300), laterality="L", view="CC", patient_id="P001", study_uid="1.2.1")
+    cache = tmp_path / "cache"
+    item = ExamDataset(table, image_size=SIZE, cache_dir=cache)[0]
+    assert item["mask"].tolist() == [False, True, True, True]
+    assert item["errors"].startswith("L-CC: UnsupportedImageError") and "width 1e+300" in item["errors"]
+    assert len(list(cache.rglob("*.err"))) == 1

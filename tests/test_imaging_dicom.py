@@ -555,3 +555,34 @@ def test_errors_pickle_with_their_fields():
 def test_missing_file_is_an_os_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         read_mammogram(tmp_path / "nope.dcm")
+
+
+@pytest.mark.parametrize(("window", "shown"), [
+    ((1500, 1e300), "single value 0.5"),  # the case: a constant image was accepted
+    ((1500, 1e9), "within 3.8"),  # not constant, but less than one 16-bit grey level
+    ((40000, 10), "single value 0"),  # a window far above every pixel value
+    ((-1e300, 10), "single value 1"),
+])
+@pytest.mark.parametrize("voi", ["auto", "linear"])
+def test_an_image_blank_after_the_window_is_refused(tmp_path, window, shown, voi):
+    path, _ = write_mg(tmp_path / "wide.dcm", window=window)
+    with pytest.raises(UnsupportedImageError, match="blank image after the VOI step") as raised:
+        read_mammogram(path, voi=voi)
+    message = str(raised.value)
+    assert message.startswith(str(path)) and shown in message
+    assert f"width {float(window[1])}" in message and f"center {float(window[0])}" in message
+
+
+def test_a_wide_but_usable_window_is_still_read(tmp_path):
+    path, _ = write_mg(tmp_path / "w.dcm", window=(1500, 1e6))  # 4095 stored values span 1/244 of it
+    m = read_mammogram(path)
+    assert m.voi == "window:LINEAR" and m.pixels.max() - m.pixels.min() > 2**-16
+
+
+@pytest.mark.parametrize("voi", ["auto", "linear"])
+def test_a_voi_lut_that_maps_every_pixel_to_one_value_is_refused(tmp_path, voi):
+    # the LUT covers stored values 5000..5002; every pixel (0..4095) clamps to its first entry
+    path, _ = write_mg(tmp_path / "flat.dcm", voi_lut=(5000, [0, 1000, 4095], 12))
+    with pytest.raises(UnsupportedImageError, match=r"blank image after the VOI step: the VOI LUT "
+                                                    r"\(LUTDescriptor \[3, 5000, 12\].* single value 0"):
+        read_mammogram(path, voi=voi)

@@ -284,3 +284,115 @@ def test_no_cut_point_gives_an_image_and_scan_agrees_with_read(tmp_path, compres
     assert set(counts.index) <= {"NotDicomError", "TruncatedDicomError", "NotMammogramError", "NoPixelDataError"}
     assert counts["TruncatedDicomError"] > 0.8 * len(statuses)
     assert all(s == "NotDicomError" for n, s in statuses.items() if n < 132)  # inside preamble + "DICM"
+
+
+def _special_tree(root):
+    """One good DICOM file, and beside it every kind of entry that is not a readable regular file."""
+    good, _ = write_mg(root / "good.dcm")
+    (root / "dangling.dcm").symlink_to(root / "gone.dcm")
+    (root / "loop_a").symlink_to(root / "loop_b")
+    (root / "loop_b").symlink_to(root / "loop_a")
+    (root / "self").symlink_to(root / "self")
+    (root / "link_to_good.dcm").symlink_to(good)
+    os.mkfifo(root / "pipe.dcm")
+    (root / "real_dir").mkdir()
+    (root / "dir_link").symlink_to(root / "real_dir", target_is_directory=True)
+    write_mg(root / "real_dir" / "inner.dcm", laterality="R")
+    return good
+
+
+def test_scan_lists_links_pipes_and_folder_links_with_a_status(tmp_path):
+    good = _special_tree(tmp_path)
+    manifest = scan_dicoms(tmp_path)  # returns at once: the FIFO is never opened
+    status = dict(zip(manifest["path"], manifest["status"], strict=True))
+    error = dict(zip(manifest["path"], manifest["error"], strict=True))
+    assert manifest["path"].tolist() == sorted(str(tmp_path / n) for n in (
+        "good.dcm", "dangling.dcm", "loop_a", "loop_b", "self", "link_to_good.dcm", "pipe.dcm", "dir_link",
+        "real_dir/inner.dcm"))
+    assert status == {
+        str(good): "ok", str(tmp_path / "link_to_good.dcm"): "ok", str(tmp_path / "real_dir" / "inner.dcm"): "ok",
+        str(tmp_path / "dangling.dcm"): "broken_link", str(tmp_path / "loop_a"): "broken_link",
+        str(tmp_path / "loop_b"): "broken_link", str(tmp_path / "self"): "broken_link",
+        str(tmp_path / "pipe.dcm"): "not_regular_file", str(tmp_path / "dir_link"): "directory_link"}
+    assert "gone.dcm, which does not exist" in error[str(tmp_path / "dangling.dcm")]
+    assert "symbolic link loop" in error[str(tmp_path / "loop_a")]
+    assert "named pipe (FIFO)" in error[str(tmp_path / "pipe.dcm")]
+    assert "not followed" in error[str(tmp_path / "dir_link")]
+    for path, message in error.items():
+        assert message == "" if status[path] == "ok" else message.startswith(path + ": ")
+    assert set(manifest["status"]) - {"ok"} <= set(im.exams.FILE_STATUSES)
+    # such rows carry no identity: they join no exam, and the good files still make theirs
+    exams = assemble_exams(manifest)
+    assert len(exams) == 1 and exams.loc[0, "L-CC"] in (str(good), str(tmp_path / "link_to_good.dcm"))
+    # a single special entry as the root is one row too
+    assert scan_dicoms(tmp_path / "pipe.dcm")[["status"]].values.tolist() == [["not_regular_file"]]
+
+
+def test_scan_lists_a_socket_and_a_device(tmp_path):
+    import socket
+    import stat
+
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.bind(str(tmp_path / "s"))
+        kinds = {str(tmp_path / "s"): "a socket"}
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            try:
+                os.mknod(tmp_path / "null", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+                kinds[str(tmp_path / "null")] = "a character device"
+            except OSError:  # a container may forbid mknod even to root
+                pass
+        m = scan_dicoms(tmp_path)
+    finally:
+        sock.close()
+    assert m["path"].tolist() == sorted(kinds)
+    assert (m["status"] == "not_regular_file").all()
+    for path, message in zip(m["path"], m["error"], strict=True):
+        assert kinds[path] in message and "not opened" in message
+
+
+def test_scan_lists_files_and_folders_it_may_not_read(tmp_path, monkeypatch):
+    good, _ = write_mg(tmp_path / "good.dcm")
+    secret, _ = write_mg(tmp_path / "secret.dcm")
+    (tmp_path / "closed").mkdir()
+    write_mg(tmp_path / "closed" / "hidden.dcm")
+    if os.geteuid() != 0:  # a real permission error
+        secret.chmod(0)
+        (tmp_path / "closed").chmod(0)
+    else:  # root reads everything: deny the same two entries as the kernel would
+        real_open, real_scandir = os.open, os.scandir
+
+        def deny_open(path, *args, **kw):
+            if str(path) == str(secret):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_open(path, *args, **kw)
+
+        def deny_scandir(path="."):
+            if str(path) == str(tmp_path / "closed"):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_scandir(path)
+
+        monkeypatch.setattr(os, "open", deny_open)
+        monkeypatch.setattr(os, "scandir", deny_scandir)
+    try:
+        m = scan_dicoms(tmp_path).set_index("path")
+    finally:
+        secret.chmod(0o644)
+        (tmp_path / "closed").chmod(0o755)
+    assert m["status"].to_dict() == {str(good): "ok", str(secret): "unreadable",
+                                     str(tmp_path / "closed"): "unreadable"}
+    assert m.loc[str(secret), "error"] == f"{secret}: cannot open the file: Permission denied"
+    assert m.loc[str(tmp_path / "closed"), "error"].endswith("cannot list the folder: Permission denied")
+
+
+def test_scan_lets_a_resource_error_through(tmp_path, monkeypatch):
+    import errno
+
+    write_mg(tmp_path / "good.dcm")
+
+    def no_descriptors(*args, **kw):
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(os, "open", no_descriptors)
+    with pytest.raises(OSError, match="Too many open files"):
+        scan_dicoms(tmp_path)

@@ -18,8 +18,12 @@ from the chest wall.
 absolute path, file size, mtime (ns), slot, image size, VOI mode and :data:`PREPROCESSING_VERSION`.
 Files are written to a temporary name and renamed (atomic on POSIX), loaded with
 ``np.load(allow_pickle=False)``, and a :class:`~riskmodel.imaging.errors.DicomError` is cached
-as ``<k>.err`` (text), so a later epoch neither decodes DICOM nor retries a known-bad file (an
-OSError, possibly transient, is not cached). Changing the file (size or mtime), the
+as ``<k>.err`` (text), so a later epoch neither decodes DICOM nor retries a known-bad file. Only a
+DicomError (a property of the file) is cached: an OSError (a missing file, no permission) is
+reported for the view but not cached, and a resource error
+(:func:`~riskmodel.imaging.errors.is_resource_error`: ``MemoryError``, ENOMEM, EMFILE, ENOSPC,
+``KeyboardInterrupt``) propagates out of ``__getitem__`` and is never cached, so a retry reads
+the file again. Changing the file (size or mtime), the
 image size or the VOI mode gives a new key; an unreadable cache entry is recomputed.
 """
 
@@ -39,13 +43,13 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from riskmodel.imaging import dicom
-from riskmodel.imaging.errors import DicomError, MetadataError
+from riskmodel.imaging.errors import DicomError, MetadataError, is_resource_error
 from riskmodel.imaging.exams import VIEW_ORDER
 
 __all__ = ["PREPROCESSING_VERSION", "ExamDataset", "fit_to_size"]
 
 #: Bump when read_mammogram's output or fit_to_size changes: it is part of every cache key.
-PREPROCESSING_VERSION = "1"
+PREPROCESSING_VERSION = "2"  # 2: images blank after the VOI step are refused (were cached as images)
 
 
 def fit_to_size(pixels: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
@@ -94,6 +98,8 @@ class ExamDataset(Dataset):
     A view that cannot be read (any :class:`~riskmodel.imaging.errors.DicomError` or OSError), or
     whose file says another side or view family than its slot, comes back as zeros with
     ``mask`` False and its error in ``errors``; the other views and exams are unaffected.
+    A resource error (out of memory, too many open files, no space left) is not the file's
+    fault: it propagates, and nothing is cached.
     """
 
     def __init__(self, exams: pd.DataFrame, image_size: tuple[int, int] = (2048, 1664),
@@ -138,7 +144,12 @@ class ExamDataset(Dataset):
 
     def load_view(self, path: str, slot: str) -> tuple[np.ndarray | None, str]:
         """The preprocessed ``(H, W)`` float32 array of one file in ``slot``, and ``""``; or
-        ``(None, "<ErrorClass>: <message>")``. Uses and fills the cache."""
+        ``(None, "<ErrorClass>: <message>")``. Uses and fills the cache (DicomErrors only).
+
+        Raises:
+            MemoryError, OSError: a resource error (:func:`~riskmodel.imaging.errors.is_resource_error`),
+                unchanged and not cached.
+        """
         key = self._key(path, slot)
         if key is not None:
             cached = self._cache_get(key)
@@ -153,6 +164,8 @@ class ExamDataset(Dataset):
         except DicomError as e:  # a property of the file: cached
             result = (None, f"{type(e).__name__}: {e}")
         except OSError as e:  # possibly transient (network share, permissions): not cached
+            if is_resource_error(e):  # ENOMEM, EMFILE, ENOSPC…: the run's problem, not this view's
+                raise
             return None, f"{type(e).__name__}: {e}"
         if key is not None:
             self._cache_put(key, result)

@@ -23,8 +23,11 @@ first one that fails:
    (``apply_windowing``), else the min–max of the image's own values. The output is scaled to
    [0, 1] by the range of that transform (the LUT's own min…max, the window's output range).
    An unusable LUT or window (e.g. width 0) falls back to the next option; ``Mammogram.voi``
-   records which one was applied. An image whose values are all equal is an
-   ``UnsupportedImageError``. That is ``voi="auto"``, the default. ``voi="linear"`` keeps the
+   records which one was applied. An image whose values are all equal after the modality LUT is
+   an ``UnsupportedImageError``, and so is one that the VOI step leaves blank: a window or LUT
+   that maps every pixel to one value, or to values spanning less than :data:`MIN_VOI_RANGE`
+   (e.g. WindowWidth 1e300, a window far outside the pixel values, a LUT flat over them), or
+   to NaN. That is ``voi="auto"``, the default. ``voi="linear"`` keeps the
    vendor's range of interest but drops its contrast curve: a VOI LUT Sequence becomes a
    straight line over the LUT's input range (``first`` … ``first + entries - 1``; reversed if the
    table falls), and a window is applied LINEAR whatever VOI LUT Function says. Display LUTs
@@ -69,6 +72,7 @@ from riskmodel.imaging.errors import (
     PixelBudgetError,
     TruncatedDicomError,
     UnsupportedImageError,
+    is_resource_error,
 )
 
 __all__ = [
@@ -239,6 +243,10 @@ ORIENTATION_MIN_CONTRAST = 0.10
 #: How :func:`read_mammogram` applies the VOI step: as written (``"auto"``) or linearised.
 VOI_MODES = ("auto", "linear")
 
+#: An image whose values after the VOI step span less than this (on the [0, 1] output scale, i.e.
+#: less than one grey level of a 16-bit display) is blank: :func:`read_mammogram` refuses it.
+MIN_VOI_RANGE = 2.0**-16
+
 
 @dataclass(frozen=True, eq=False)
 class Mammogram:
@@ -366,6 +374,8 @@ def _read_dataset(path: Path, header_only: bool,
         except (EOFError, struct.error) as e:  # struct.error: a fixed-size field ran out of bytes
             raise TruncatedDicomError(path, f"file is cut short inside a data element header ({e})") from None
         except Exception as e:  # pydicom raises many types on malformed input
+            if is_resource_error(e):  # out of memory, file descriptors…: not the file's fault
+                raise
             if head[128:132] == b"DICM" and size < 144:  # cut inside the meta group length element
                 raise TruncatedDicomError(path, f"file is cut short inside the file meta information ({size} "
                                                 "bytes)") from None
@@ -1067,6 +1077,8 @@ def inspect_header(path: str | os.PathLike[str],
     except DicomError as e:
         return fields, e
     except OSError as e:  # vanished, unreadable: still one row in the manifest
+        if is_resource_error(e):
+            raise
         return fields, DicomReadError(path, f"cannot read the file: {e}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom's warnings about vendor values (e.g. "cc " as CS)
@@ -1094,6 +1106,8 @@ def _inspect(ds: Any, pixel: _PixelElement | None, problem: DicomError | None, p
         return fields, DicomReadError(path, "sequences are nested too deeply to read (Python's recursion limit was "
                                             "reached; a mammogram header nests a few levels)")
     except Exception as e:  # a malformed value pydicom only chokes on when converted
+        if is_resource_error(e):
+            raise
         return fields, DicomReadError(path, f"pydicom could not read a header value: {type(e).__name__}: {e}")
     fields.update(laterality=lat, view=view, view_family=VIEW_FAMILY[view])
     return fields, None
@@ -1113,6 +1127,8 @@ def _decode(ds: Any, path: Path) -> np.ndarray:
     except BaseException as e:
         if not isinstance(e, Exception) and type(e).__name__ != "PanicException":
             raise  # KeyboardInterrupt, SystemExit
+        if is_resource_error(e):  # e.g. MemoryError: propagates unchanged, never a DicomError
+            raise
         # pylibjpeg-rle's Rust code panics (a BaseException) on runs that overflow the frame.
         msg = str(e)
         if _transfer_syntax(ds) == _RLE and "out of bounds" in msg:
@@ -1163,7 +1179,9 @@ def _to_unit_range(arr: np.ndarray, ds: Any, path: Path, voi_mode: str = "auto")
                 lut_in = np.clip(np.rint(x), first, first + entries - 1).astype(np.int64)
                 y = (np.asarray(apply_voi(lut_in, ds, 0), dtype=np.float64) - t_lo) / (t_hi - t_lo)
                 voi = "voi_lut"
-        except Exception:  # an unusable LUT: fall through to the window or min–max
+        except Exception as e:  # an unusable LUT: fall through to the window or min–max
+            if is_resource_error(e):
+                raise
             y = None
     if y is None and "WindowCenter" in ds and "WindowWidth" in ds:
         function = (_text(ds, "VOILUTFunction").upper() or "LINEAR")
@@ -1181,14 +1199,54 @@ def _to_unit_range(arr: np.ndarray, ds: Any, path: Path, voi_mode: str = "auto")
             if w_hi != w_lo and np.isfinite(w_lo) and np.isfinite(w_hi):
                 y = (np.asarray(w, dtype=np.float64) - w_lo) / (w_hi - w_lo)
                 voi = f"window:{function}"
-        except Exception:  # width <= 0, non-numeric values: fall back to min–max
+        except Exception as e:  # width <= 0, non-numeric values: fall back to min–max
+            if is_resource_error(e):
+                raise
             y = None
     if y is None:
         y = (x - lo) / (hi - lo)
     np.clip(y, 0.0, 1.0, out=y)
+    _check_not_blank(y, ds, path, voi)
     if _text(ds, "PhotometricInterpretation").upper() == "MONOCHROME1":
         y = 1.0 - y
     return y, voi
+
+
+def _voi_description(ds: Any, voi: str) -> str:
+    """The VOI transform ``voi`` (a ``Mammogram.voi`` value) with the file's values, for messages."""
+    if voi.startswith("window:"):
+        return (f"window center {_text(ds, 'WindowCenter')} / width {_text(ds, 'WindowWidth')} "
+                f"({voi.removeprefix('window:')})")
+    if voi.startswith("voi_lut"):
+        try:
+            descriptor = [int(v) for v in ds.VOILUTSequence[0].LUTDescriptor]
+        except Exception:
+            descriptor = "unreadable"
+        return f"the VOI LUT (LUTDescriptor {descriptor}{', applied linearly' if voi == 'voi_lut_range' else ''})"
+    return "the min-max scaling"
+
+
+def _check_not_blank(y: np.ndarray, ds: Any, path: Path, voi: str) -> None:
+    """Refuse an image the VOI step left blank: NaN values, or a range below :data:`MIN_VOI_RANGE`.
+
+    Args:
+        y: the image after the VOI step and clipping, values in [0, 1] (NaN if the transform made any).
+        voi: the transform applied (``Mammogram.voi``), named in the message with the file's values.
+
+    Raises:
+        UnsupportedImageError: naming the file, the transform and its values, and what it gave.
+    """
+    lo, hi = float(y.min()), float(y.max())  # NaN if any value is NaN
+    if np.isfinite(lo) and np.isfinite(hi) and hi - lo >= MIN_VOI_RANGE:
+        return
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        result = "values that are not finite"
+    elif hi == lo:
+        result = f"the single value {lo:g} (on a 0..1 scale)"
+    else:
+        result = f"values within {hi - lo:.3g} of each other (less than 1/65536 of the 0..1 scale)"
+    raise UnsupportedImageError(
+        path, f"blank image after the VOI step: {_voi_description(ds, voi)} maps every pixel to {result}")
 
 
 def chest_wall_side(pixels: np.ndarray) -> str:
@@ -1288,6 +1346,8 @@ def read_mammogram(path: str | os.PathLike[str], voi: str = "auto", pixel_budget
     except DicomError:
         raise
     except Exception as e:  # a header value pydicom only chokes on when converted
+        if is_resource_error(e):
+            raise
         raise DicomReadError(path, f"pydicom could not read the file: {type(e).__name__}: {e}") from None
     fields.pop("rows")
     fields.pop("columns")

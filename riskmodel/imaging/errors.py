@@ -14,15 +14,22 @@ what to fix::
     ├── MetadataError           laterality or view missing, unrecognised or contradictory
     └── DicomReadError          anything else pydicom raised while reading or decoding
 
+A DicomError is a property of the file: retrying gives the same answer, so it may be cached.
+Running out of a resource while reading (:func:`is_resource_error`: ``MemoryError``, an
+``OSError`` such as ENOMEM, EMFILE or ENOSPC, ``KeyboardInterrupt``) is not the file's fault: the
+reader lets it propagate unchanged, never wrapped in a DicomError, and nothing caches it.
+
 :func:`riskmodel.imaging.scan_dicoms` reports the class name of the error as a file's
 ``status``, so the names are part of the public interface.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 
 __all__ = [
+    "RESOURCE_ERRNOS",
     "DecoderMissingError",
     "DicomError",
     "DicomReadError",
@@ -33,7 +40,31 @@ __all__ = [
     "PixelBudgetError",
     "TruncatedDicomError",
     "UnsupportedImageError",
+    "is_resource_error",
 ]
+
+#: errno values of an OSError that says the machine ran short (memory, file descriptors, buffers,
+#: disk space or quota), not that the file is bad.
+RESOURCE_ERRNOS: frozenset[int] = frozenset(
+    getattr(errno, name) for name in ("ENOMEM", "EMFILE", "ENFILE", "ENOSPC", "EDQUOT", "EAGAIN", "ENOBUFS")
+    if hasattr(errno, name))
+
+
+def is_resource_error(error: BaseException) -> bool:
+    """True if ``error`` is a resource or interruption error rather than a fault of the file:
+    ``MemoryError``, an ``OSError`` whose errno is in :data:`RESOURCE_ERRNOS`, or anything that is
+    not an ``Exception`` (``KeyboardInterrupt``, ``SystemExit``). Such errors are transient: they
+    propagate and are never cached as a bad file.
+
+    >>> import errno
+    >>> is_resource_error(MemoryError()), is_resource_error(OSError(errno.EMFILE, "Too many open files"))
+    (True, True)
+    >>> is_resource_error(OSError("broken data stream")), is_resource_error(ValueError("bad tag"))
+    (False, False)
+    """
+    if isinstance(error, MemoryError) or not isinstance(error, Exception):
+        return True
+    return isinstance(error, OSError) and error.errno in RESOURCE_ERRNOS
 
 
 class DicomError(ValueError):

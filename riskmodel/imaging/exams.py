@@ -1,9 +1,11 @@
 """From a folder of files to a manifest (one row per file) to exams (one row per 4-view study).
 
-:func:`scan_dicoms` lists every regular file under a folder with a status: ``"ok"`` or the
+:func:`scan_dicoms` lists every entry under a folder with a status: ``"ok"`` or the
 class name of the :class:`~riskmodel.imaging.errors.DicomError` that
-:func:`~riskmodel.imaging.read_mammogram` would raise before decoding. Bad files stay in the
-manifest with their message; nothing is dropped.
+:func:`~riskmodel.imaging.read_mammogram` would raise before decoding for a regular file, or one
+of :data:`FILE_STATUSES` for an entry that is not a readable regular file (a broken symlink, a
+FIFO, a device, a socket, a link to a folder, a file or folder it may not read). Bad files stay
+in the manifest with their message; nothing is dropped.
 
 :func:`assemble_exams` groups the manifest by exam (PatientID + StudyInstanceUID) and picks one
 file per slot of :data:`VIEW_ORDER`; the rules are in its docstring and in ``docs/imaging.md``.
@@ -11,15 +13,19 @@ file per slot of :data:`VIEW_ORDER`; the rules are in its docstring and in ``doc
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from riskmodel.imaging.dicom import inspect_header
+from riskmodel.imaging.errors import is_resource_error
 
-__all__ = ["MANIFEST_COLUMNS", "SLOT_VIEWS", "VIEW_ORDER", "assemble_exams", "resolve_view_paths", "scan_dicoms"]
+__all__ = ["FILE_STATUSES", "MANIFEST_COLUMNS", "SLOT_VIEWS", "VIEW_ORDER", "assemble_exams", "resolve_view_paths",
+           "scan_dicoms"]
 
 #: The four standard views, in the order every exam-level output uses.
 VIEW_ORDER: tuple[str, ...] = ("L-CC", "L-MLO", "R-CC", "R-MLO")
@@ -41,9 +47,95 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
 )
 _INT_COLUMNS = ("rows", "columns", "instance_number")
 
+#: Statuses of :func:`scan_dicoms` rows that are not a regular file it could open (no DICOM is read
+#: from them): ``broken_link`` (a symbolic link to nothing, or a link loop), ``not_regular_file``
+#: (a FIFO, socket, character or block device: never opened, a FIFO would block),
+#: ``directory_link`` (a symbolic link to a folder: not followed) and ``unreadable`` (no
+#: permission, or another error while looking at the file or listing a folder).
+FILE_STATUSES: tuple[str, ...] = ("broken_link", "not_regular_file", "directory_link", "unreadable")
+
+_FILE_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def _os_error(e: OSError) -> str:
+    if is_resource_error(e):  # out of file descriptors or memory: the scan's problem, not this file's
+        raise e
+    return e.strerror or str(e)
+
+
+def _check_entry(path: Path) -> tuple[str, str] | None:
+    """``None`` if ``path`` is a regular file (or a link to one) that can be opened for reading,
+    else ``(status, message)`` with a status of :data:`FILE_STATUSES`.
+
+    Only ``lstat``/``stat`` look at the entry before it is known to be a regular file, and the
+    readability check opens with ``O_NONBLOCK``, so a FIFO is never waited on.
+
+    Raises:
+        OSError, MemoryError: a resource error (:func:`~riskmodel.imaging.errors.is_resource_error`).
+    """
+    try:
+        info = os.lstat(path)
+    except OSError as e:
+        return "unreadable", f"cannot look at the entry: {_os_error(e)}"
+    where = ""
+    if stat.S_ISLNK(info.st_mode):
+        try:
+            target = os.readlink(path)
+        except OSError as e:
+            return "unreadable", f"cannot read the symbolic link: {_os_error(e)}"
+        where = f" (a symbolic link to {target})"
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            return "broken_link", f"symbolic link to {target}, which does not exist"
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                return "broken_link", f"symbolic link loop: {target} leads back to a link on the same path"
+            return "unreadable", f"cannot follow the symbolic link to {target}: {_os_error(e)}"
+        if stat.S_ISDIR(info.st_mode):
+            return "directory_link", (f"symbolic link to the folder {target}, not followed (scan that folder itself "
+                                      "to include its files)")
+    for test, kind in _FILE_KINDS:
+        if test(info.st_mode):
+            return "not_regular_file", f"{kind}{where}, not a regular file; not opened"
+    if not stat.S_ISREG(info.st_mode):
+        return "not_regular_file", f"not a regular file (mode {info.st_mode:#o}){where}; not opened"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        return "unreadable", f"cannot open the file{where}: {_os_error(e)}"
+    os.close(fd)
+    return None
+
+
+def _walk(root: Path) -> list[tuple[Path, tuple[str, str] | None]]:
+    """Every entry under ``root`` except the folders walked into, each with :func:`_check_entry`'s
+    verdict; a folder that cannot be listed is an entry with status ``unreadable``."""
+    if not root.is_dir():
+        return [(root, _check_entry(root))]
+    entries: list[tuple[Path, tuple[str, str] | None]] = []
+
+    def unlisted(e: OSError) -> None:
+        entries.append((Path(e.filename or root), ("unreadable", f"cannot list the folder: {_os_error(e)}")))
+
+    for folder, dirs, files in os.walk(root, followlinks=False, onerror=unlisted):
+        for name in dirs + files:
+            path = Path(folder) / name
+            if name in dirs and not path.is_symlink():
+                continue  # a real folder: os.walk goes into it
+            entries.append((path, _check_entry(path)))
+    return entries
+
 
 def scan_dicoms(root: str | os.PathLike[str], pixel_budget: int | None = None) -> pd.DataFrame:
-    """One row per regular file under ``root`` (recursively), sorted by path.
+    """One row per file under ``root`` (recursively), sorted by path; nothing is left out.
+
+    Regular files (and symbolic links to them) are checked as DICOM. Every other entry is a row
+    too, with a status of :data:`FILE_STATUSES` and a message: a broken link or link loop
+    (``broken_link``), a FIFO, socket or device (``not_regular_file``, never opened), a link to a
+    folder (``directory_link``, not followed), a file that cannot be opened or a folder that
+    cannot be listed (``unreadable``).
 
     Headers are read with ``stop_before_pixels``; pixels are never decoded, so a file whose
     compressed stream is corrupt inside is reported ``ok`` here and fails only when read.
@@ -58,8 +150,9 @@ def scan_dicoms(root: str | os.PathLike[str], pixel_budget: int | None = None) -
             environment variable, else :data:`~riskmodel.imaging.PIXEL_BUDGET_BYTES`).
 
     Returns:
-        DataFrame with :data:`MANIFEST_COLUMNS`: ``path`` (str), ``status`` (``"ok"`` or an error
-        class name such as ``"TruncatedDicomError"``), ``error`` (the message, ``""`` when ok),
+        DataFrame with :data:`MANIFEST_COLUMNS`: ``path`` (str), ``status`` (``"ok"``, an error
+        class name such as ``"TruncatedDicomError"``, or one of :data:`FILE_STATUSES`), ``error``
+        (the message, starting with the path; ``""`` when ok),
         the identification tags as strings (``""`` when absent or unreadable), ``laterality``
         (``L``/``R``), ``view`` and ``view_family`` (see :data:`~riskmodel.imaging.VIEW_FAMILY`),
         ``view_modifiers`` (``;``-joined), ``rows``/``columns``/``instance_number`` (nullable Int64)
@@ -68,18 +161,22 @@ def scan_dicoms(root: str | os.PathLike[str], pixel_budget: int | None = None) -
 
     Raises:
         FileNotFoundError: ``root`` does not exist.
+        OSError, MemoryError: a resource error (out of file descriptors or memory), which would
+            otherwise misreport good files.
     """
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"{root}: no such file or folder")
-    paths = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
     rows = []
-    for path in sorted(paths, key=str):
-        fields, error = inspect_header(path, pixel_budget)
+    for path, problem in sorted(_walk(root), key=lambda entry: str(entry[0])):
+        if problem is None:
+            fields, error = inspect_header(path, pixel_budget)
+            status, message = ("ok", "") if error is None else (type(error).__name__, str(error))
+        else:
+            fields, (status, rule) = {}, problem
+            message = f"{path}: {rule}"
         row = {c: fields.get(c) for c in MANIFEST_COLUMNS}
-        row["path"] = str(path)
-        row["status"] = "ok" if error is None else type(error).__name__
-        row["error"] = "" if error is None else str(error)
+        row["path"], row["status"], row["error"] = str(path), status, message
         row["view_modifiers"] = ";".join(fields.get("view_modifiers") or ())
         rows.append(row)
     frame = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
