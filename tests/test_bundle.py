@@ -379,7 +379,7 @@ def test_crash_while_saving_keeps_the_old_bundle(bundle, tmp_path, monkeypatch):
     def broken_write(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(rb, "_save_safetensors_file", broken_write)
+    monkeypatch.setattr(rb, "write_file", broken_write)
     with pytest.raises(OSError, match="disk full"):
         save_bundle(bundle, new, config=CONFIG, preprocessing=PREPROCESSING, overwrite=True)
     monkeypatch.undo()
