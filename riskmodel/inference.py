@@ -370,7 +370,8 @@ def _check_image_bundle(bundle: Any) -> None:
     expected = meta_state(lambda: ImageRiskModel(config))
     try:
         check_tensor_shapes({k: tuple(v.shape) for k, v in expected.items()},
-                            {k: shape for k, (_, shape) in bundle.tensors.items()}, "the weights do not fit config.json")
+                            {k: shape for k, (_, shape) in bundle.tensors.items()},
+                            "the weights do not fit config.json")
     except ValueError as exc:
         raise BundleFormatError(folder / WEIGHTS, str(exc)) from None
     for name, (dtype, _) in bundle.tensors.items():  # a float weight may be stored in another float precision

@@ -451,8 +451,8 @@ def test_weights_larger_than_the_manifest_says_are_not_read(bundle, monkeypatch)
 
     monkeypatch.setattr("builtins.open", spy)
     for call in (load_bundle, verify_bundle, bundle_digest):
-        with pytest.raises(BundleIntegrityError, match=r"weights\.safetensors: does not match manifest\.json: "
-                                                       r"expected \d+ bytes, the file has 1500000000 bytes \(not read\)"):
+        with pytest.raises(BundleIntegrityError, match=r"weights\.safetensors: does not match manifest\.json: expected "
+                                                       r"\d+ bytes, the file has 1500000000 bytes \(not read\)"):
             call(bundle)
     assert "weights.safetensors" not in opened
 
@@ -547,7 +547,8 @@ def test_image_bundle_config_sizes_are_bounded(image_bundle, edit, field):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda p: p.update(image_size=[60000, 60000]), r"image_size must be .* each in \[32, 8192\], got \[60000, 60000\]"),
+    (lambda p: p.update(image_size=[60000, 60000]),
+     r"image_size must be .* each in \[32, 8192\], got \[60000, 60000\]"),
     (lambda p: p.update(image_size=[1, 1]), r"image_size must be .* each in \[32, 8192\], got \[1, 1\]"),
     (lambda p: p.update(image_size=[128, 104]), r"image_size \[128, 104\] differs from config\.json's image_size "
                                                 r"\[64, 52\]"),
