@@ -19,8 +19,13 @@ code on load and break when a class is renamed; a bundle avoids both):
   listed, every listed file must be present, and (with ``verify=True``, the default) its
   size and SHA-256 must match. A file not in the manifest, such as a ``.pkl`` or ``.pt``
   dropped into the folder, is an error, never loaded;
+* nothing in the folder may be a symbolic link, and each file's size (``stat``) is compared with
+  the manifest before the file is read, so memory is bounded by the sizes the manifest states;
 * each file is read once: the bytes that are hashed are the bytes that are parsed;
-* JSON is parsed strictly (no NaN/Infinity, no duplicate keys, objects only at the top).
+* JSON is parsed strictly (no NaN/Infinity, no duplicate keys, objects only at the top);
+* the safetensors header is parsed here (length capped) and its tensor names, dtypes and shapes
+  are offered to the caller's ``check`` before any tensor is decoded; every floating-point
+  tensor must be finite.
 
 Errors::
 
@@ -43,9 +48,9 @@ import math
 import os
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +58,7 @@ import numpy as np
 import safetensors
 import torch
 from safetensors.torch import load as _load_safetensors_bytes
-from safetensors.torch import save_file as _save_safetensors_file
+from safetensors.torch import save as _safetensors_bytes
 
 if TYPE_CHECKING:
     from riskmodel.calibration import YearlyCalibrator
@@ -85,6 +90,15 @@ FILES = (WEIGHTS, "config.json", "preprocessing.json", "calibration.json", "meta
 OPTIONAL_FILES = ("calibration.json",)
 
 _CHUNK = 1 << 20
+#: Largest ``manifest.json`` read (bytes); a manifest of six entries is under 1 kB.
+MAX_MANIFEST_BYTES = 1 << 20
+#: Largest safetensors JSON header read (bytes); safetensors itself caps it at 100 MB.
+MAX_HEADER_BYTES = 100 << 20
+#: Bytes per element of each safetensors dtype.
+_DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+                "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+#: A tensor as the safetensors header describes it: (dtype such as ``"F32"``, shape).
+TensorSpec = tuple[str, tuple[int, ...]]
 
 
 class BundleError(ValueError):
@@ -136,6 +150,8 @@ class Bundle:
             ``torch_version``, ``safetensors_version`` and the user's dict under ``user``.
         path: the bundle folder.
         digest: :func:`bundle_digest` of the bundle.
+        tensors: tensor name → ``(dtype, shape)`` from the safetensors header (dtype as safetensors
+            names it, e.g. ``"F32"``), in the saved order; filled before any tensor is decoded.
     """
 
     state_dict: dict[str, torch.Tensor]
@@ -145,6 +161,7 @@ class Bundle:
     metadata: dict[str, Any]
     path: Path
     digest: str = ""
+    tensors: dict[str, TensorSpec] = field(default_factory=dict)
 
     def calibrator(self) -> YearlyCalibrator | None:
         """The bundle's :class:`~riskmodel.calibration.YearlyCalibrator`, or None."""
@@ -234,6 +251,169 @@ def _mismatch(path: Path, entry: Mapping[str, Any], actual: str, size: int) -> B
         expected=entry["sha256"], actual=actual)
 
 
+def _lstat_listed(path: Path, expected_size: int | None = None) -> os.stat_result:
+    """``lstat`` of a file of a saved model: it must be a regular file, not a symbolic link, and
+    (when ``expected_size`` is given) have that size — checked before a byte is read.
+
+    Raises:
+        BundleIntegrityError: missing, a symbolic link, not a regular file, or another size.
+    """
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        raise BundleIntegrityError(path, "missing; manifest.json lists it") from None
+    if path.is_symlink():
+        raise BundleIntegrityError(path, "is a symbolic link; a saved model holds only regular files and folders "
+                                         "(links are refused, so nothing outside the folder is read)")
+    if not path.is_file():
+        raise BundleIntegrityError(path, "listed in manifest.json but is not a regular file")
+    if expected_size is not None and st.st_size != expected_size:
+        raise BundleIntegrityError(path, f"does not match manifest.json: expected {expected_size} bytes, the file "
+                                         f"has {st.st_size} bytes (not read); the file was changed or damaged")
+    return st
+
+
+def read_listed(path: Path, entry: Mapping[str, Any], verify: bool = True) -> bytes:
+    """The bytes of a file listed in a manifest (``entry``: ``{"sha256", "size"}``): its size is
+    checked with ``stat`` before it is read, and (``verify``) its SHA-256 after.
+
+    Raises:
+        BundleIntegrityError: missing, a symbolic link, not a regular file, a size or hash mismatch.
+    """
+    _lstat_listed(path, entry["size"])
+    with open(path, "rb") as f:
+        data = f.read(entry["size"] + 1)  # never more than the manifest says (+1 to see growth)
+    if len(data) != entry["size"] or verify:
+        actual = _sha256(data)
+        if len(data) != entry["size"] or actual != entry["sha256"]:
+            raise _mismatch(path, entry, actual, len(data))
+    return data
+
+
+def read_json_file(path: Path, limit: int, what: str) -> dict[str, Any]:
+    """A small JSON object file (a manifest): no symbolic link, at most ``limit`` bytes, strict JSON.
+
+    Raises:
+        BundleFormatError: missing, a link, larger than ``limit``, or not a JSON object.
+    """
+    if path.is_symlink():
+        raise BundleFormatError(path, "is a symbolic link; a saved model holds only regular files and folders")
+    if not path.is_file():
+        raise BundleFormatError(path, f"missing; {what}")
+    size = path.stat().st_size
+    if size > limit:
+        raise BundleFormatError(path, f"is {size} bytes; a manifest is at most {limit} bytes (not read)")
+    return _parse_json(path.read_bytes()[:limit + 1], path)
+
+
+def check_folder_entries(folder: Path, files: set[str], folders: frozenset[str] = frozenset()) -> None:
+    """Every entry of ``folder`` must be one of ``files`` (a regular file) or ``folders`` (a folder),
+    and none may be a symbolic link. One rule for image bundles and saved hybrid models.
+
+    Raises:
+        BundleIntegrityError: an unexpected entry, a symbolic link, or an entry of the wrong kind.
+    """
+    allowed = ", ".join([*sorted(files), *(f"{d}/" for d in sorted(folders))])
+    for p in sorted(folder.iterdir()):
+        if p.name not in files and p.name not in folders:
+            raise BundleIntegrityError(p, f"unexpected file, not listed in manifest.json; the folder holds only "
+                                          f"{allowed}. It was not loaded; remove it")
+        if p.is_symlink():
+            raise BundleIntegrityError(p, "is a symbolic link; a saved model holds only regular files and folders "
+                                          "(links are refused, so nothing outside the folder is read)")
+        if p.name in files and not p.is_file():
+            raise BundleIntegrityError(p, "listed in manifest.json but is not a regular file")
+        if p.name in folders and not p.is_dir():
+            raise BundleIntegrityError(p, "must be a folder")
+
+
+def safetensors_header(data: bytes, path: Path) -> tuple[dict[str, TensorSpec], dict[str, str]]:
+    """Tensor names, dtypes and shapes, and the metadata map, from a safetensors file's header.
+
+    The format: 8 bytes of little-endian header length ``n`` (capped at :data:`MAX_HEADER_BYTES`),
+    ``n`` bytes of JSON (``name → {dtype, shape, data_offsets}`` and ``__metadata__``), then the
+    tensor bytes. Each tensor's byte range must match its dtype and shape, and the ranges must tile
+    the data exactly, so the shapes returned are the ones safetensors will decode.
+
+    Returns:
+        (name → (dtype, shape) in header order, metadata map).
+
+    Raises:
+        BundleFormatError: naming the file and the tensor or field.
+    """
+    if len(data) < 8:
+        raise BundleFormatError(path, "not a valid safetensors file: shorter than its 8-byte header length")
+    n = int.from_bytes(data[:8], "little")
+    if n > MAX_HEADER_BYTES or n > len(data) - 8:
+        raise BundleFormatError(path, f"not a valid safetensors file: header length {n} bytes exceeds "
+                                      f"{'the file' if n <= MAX_HEADER_BYTES else f'the cap of {MAX_HEADER_BYTES}'}")
+    header = _parse_json(data[8:8 + n], path)
+    meta = header.pop("__metadata__", None) or {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise BundleFormatError(path, "safetensors header: __metadata__ must map str to str")
+    specs: dict[str, TensorSpec] = {}
+    ranges = []
+    for name, t in header.items():
+        ok = (isinstance(t, dict) and t.get("dtype") in _DTYPE_BYTES and isinstance(t.get("shape"), list)
+              and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in t["shape"])
+              and isinstance(t.get("data_offsets"), list) and len(t["data_offsets"]) == 2
+              and all(isinstance(o, int) and not isinstance(o, bool) for o in t["data_offsets"]))
+        if not ok:
+            raise BundleFormatError(path, f"safetensors header: tensor {name!r} must have a known dtype, a shape of "
+                                          f"non-negative ints and two data_offsets, got {t!r}")
+        begin, end = t["data_offsets"]
+        if end - begin != math.prod(t["shape"]) * _DTYPE_BYTES[t["dtype"]]:
+            raise BundleFormatError(path, f"safetensors header: tensor {name!r}: data_offsets {t['data_offsets']} "
+                                          f"do not hold a {t['dtype']} tensor of shape {t['shape']}")
+        specs[name] = (t["dtype"], tuple(t["shape"]))
+        ranges.append((begin, end))
+    position = 0
+    for begin, end in sorted(ranges):
+        if begin != position:
+            raise BundleFormatError(path, "safetensors header: tensor data ranges overlap or leave gaps")
+        position = end
+    if position != len(data) - 8 - n:
+        raise BundleFormatError(path, f"safetensors header: tensors hold {position} bytes, the file "
+                                      f"{len(data) - 8 - n} bytes of data")
+    return specs, meta
+
+
+def check_tensor_shapes(expected: Mapping[str, tuple[int, ...]], actual: Mapping[str, tuple[int, ...]],
+                        where: str) -> None:
+    """``actual`` must have exactly the tensor names of ``expected``, each with the same shape.
+
+    Args:
+        expected: name → shape the architecture implies (e.g. from a model built on the ``meta``
+            device, which allocates nothing).
+        actual: name → shape found in the file.
+        where: prefix of the message (the file and the field).
+
+    Raises:
+        ValueError: naming the first missing, unexpected or mis-shaped tensor.
+    """
+    missing = [k for k in expected if k not in actual]
+    extra = [k for k in actual if k not in expected]
+    if missing or extra:
+        raise ValueError(f"{where}: tensors missing {missing[:5]}{' …' if len(missing) > 5 else ''}, unexpected "
+                         f"{extra[:5]}{' …' if len(extra) > 5 else ''}")
+    for k, shape in expected.items():
+        if tuple(actual[k]) != tuple(shape):
+            raise ValueError(f"{where}: tensor {k!r} has shape {list(actual[k])}, expected {list(shape)}")
+
+
+def meta_state(build: Callable[[], torch.nn.Module]) -> dict[str, torch.Tensor]:
+    """The state dict of the module ``build()`` makes, built on the ``meta`` device: tensors with
+    shapes and dtypes but no memory, however large the architecture."""
+    with torch.device("meta"):
+        return dict(build().state_dict())
+
+
+def _check_finite(state_dict: Mapping[str, torch.Tensor], path: Path) -> None:
+    for name, t in state_dict.items():
+        if (t.is_floating_point() or t.is_complex()) and t.numel() and not bool(torch.isfinite(t).all()):
+            raise BundleFormatError(path, f"tensor {name!r} holds NaN or infinite values")
+
+
 # ---------------------------------------------------------------------------------------
 # Saving
 
@@ -296,6 +476,13 @@ def prepare_target(path: Path, overwrite: bool, files: set[str], what: str, fold
                 raise FileExistsError(f"{path}: folder holds files that are not part of {what}; refusing to delete "
                                       "it even with overwrite=True")
     path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file at ``path`` with mode 0666 less the umask (0644 with the usual
+    umask 022): the one mode of every file of a bundle, a saved hybrid model and a checkpoint."""
+    with open(path, "wb") as f:
+        f.write(data)
 
 
 @contextmanager
@@ -391,15 +578,17 @@ def save_bundle(
         # safetensors stores tensors sorted by dtype and name; the header keeps the original order.
         # One metadata key only: safetensors writes its metadata map in random order, so two
         # keys would make the same weights give different bytes (and hashes) from run to run.
-        _save_safetensors_file(tensors, str(tmp / WEIGHTS), metadata={"riskmodel.order": json.dumps(list(tensors))})
+        # Written by Python like every other file (safetensors' save_file makes 0600 files): all
+        # files of a bundle get the same mode, 0666 less the umask (0644 with the usual 022).
+        write_file(tmp / WEIGHTS, _safetensors_bytes(tensors, metadata={"riskmodel.order": json.dumps(list(tensors))}))
         for name, obj in docs.items():
-            (tmp / name).write_bytes(_dump_json(obj))
+            write_file(tmp / name, _dump_json(obj))
         files = {}
         for name in sorted(p.name for p in tmp.iterdir()):
             data = (tmp / name).read_bytes()
             files[name] = {"sha256": _sha256(data), "size": len(data)}
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "hash": "sha256", "files": files}
-        (tmp / MANIFEST).write_bytes(_dump_json(manifest))
+        write_file(tmp / MANIFEST, _dump_json(manifest))
     return path
 
 
@@ -407,15 +596,13 @@ def save_bundle(
 # Loading
 
 
-def _read_manifest(folder: Path) -> tuple[dict[str, Any], bytes]:
+def _read_manifest(folder: Path) -> dict[str, Any]:
     if not folder.is_dir():
         what = "does not exist" if not folder.exists() else "is not a folder"
         raise BundleFormatError(folder, f"{what}; a bundle is a folder")
     mpath = folder / MANIFEST
-    if not mpath.is_file():
-        raise BundleFormatError(mpath, "missing; every bundle has a manifest.json listing its files and hashes")
-    data = mpath.read_bytes()
-    manifest = _parse_json(data, mpath)
+    manifest = read_json_file(mpath, MAX_MANIFEST_BYTES, "every bundle has a manifest.json listing its files and "
+                                                         "hashes")
     if manifest.get("format") != FORMAT:
         raise BundleFormatError(mpath, f"'format' must be {FORMAT!r}, got {manifest.get('format')!r}")
     version = manifest.get("format_version")
@@ -440,48 +627,25 @@ def _read_manifest(folder: Path) -> tuple[dict[str, Any], bytes]:
     for name in FILES:
         if name not in files and name not in OPTIONAL_FILES:
             raise BundleFormatError(mpath, f"does not list {name!r}, which every bundle has")
-    return manifest, data
+    return manifest
 
 
 def _check_file_set(folder: Path, files: Mapping[str, Any]) -> None:
-    for p in sorted(folder.iterdir()):
-        if p.name == MANIFEST:
-            continue
-        if p.name not in files:
-            raise BundleIntegrityError(p, "unexpected file, not listed in manifest.json; a bundle holds only "
-                                          f"{', '.join((*files, MANIFEST))}. It was not loaded; remove it")
-        if not p.is_file():
-            raise BundleIntegrityError(p, "listed in manifest.json but is not a regular file")
+    check_folder_entries(folder, {*files, MANIFEST})
     for name in files:
-        if not (folder / name).exists():
-            raise BundleIntegrityError(folder / name, "missing; manifest.json lists it")
+        _lstat_listed(folder / name, files[name]["size"])  # missing, or a size other than the manifest's
 
 
 def _read_verified(folder: Path, files: Mapping[str, Any], verify: bool) -> dict[str, bytes]:
     """Every listed file's bytes, each checked against the manifest before anything is parsed."""
-    out = {}
-    for name, entry in files.items():
-        p = folder / name
-        data = p.read_bytes()
-        if verify:
-            actual = _sha256(data)
-            if len(data) != entry["size"] or actual != entry["sha256"]:
-                raise _mismatch(p, entry, actual, len(data))
-        out[name] = data
-    return out
+    return {name: read_listed(folder / name, entry, verify) for name, entry in files.items()}
 
 
-def _saved_order(data: bytes) -> list[str] | None:
-    """The tensor order recorded by :func:`save_bundle` in the safetensors header, if any.
-
-    The header is 8 bytes of little-endian length, then that many bytes of JSON; safetensors
-    has already parsed and accepted it.
-    """
+def _saved_order(meta: Mapping[str, str]) -> list[str] | None:
+    """The tensor order recorded by :func:`save_bundle` in the safetensors header metadata, if any."""
     try:
-        n = int.from_bytes(data[:8], "little")
-        meta = json.loads(data[8:8 + n].decode("utf-8")).get("__metadata__") or {}
         order = json.loads(meta["riskmodel.order"])
-    except (KeyError, ValueError, AttributeError, TypeError):
+    except (KeyError, ValueError):
         return None
     return order if isinstance(order, list) and all(isinstance(k, str) for k in order) else None
 
@@ -491,21 +655,31 @@ def _digest(manifest: Mapping[str, Any]) -> str:
     return _sha256(canonical.encode("ascii"))
 
 
-def load_bundle(path: str | os.PathLike[str], *, verify: bool = True) -> Bundle:
+def load_bundle(path: str | os.PathLike[str], *, verify: bool = True,
+                check: Callable[[Bundle], None] | None = None) -> Bundle:
     """Load a bundle folder.
 
     The manifest is read and checked first; then the set of files (nothing missing, nothing
-    extra); then (``verify=True``) every file's size and SHA-256; only then is anything else
-    parsed. ``verify=False`` skips the hashing (for a bundle just verified) but not the other
-    checks. Tensors are loaded onto the CPU.
+    extra, no symbolic link, each file's size by ``stat``); then (``verify=True``) every file's
+    SHA-256; only then is anything else parsed. ``verify=False`` skips the hashing (for a bundle
+    just verified) but not the other checks. Tensors are loaded onto the CPU.
+
+    Args:
+        path: the bundle folder.
+        verify: hash every file.
+        check: called with the :class:`Bundle` before any tensor is decoded (``state_dict`` still
+            empty, ``tensors`` filled from the safetensors header): raise to refuse the bundle,
+            e.g. when the shapes do not fit the architecture ``config`` describes.
 
     Raises:
         BundleFormatError: not a folder, manifest missing or invalid, unsupported format
-            version, a JSON file that is not a JSON object, weights that are not safetensors.
-        BundleIntegrityError: a file missing, an unexpected file, a size or hash mismatch.
+            version, a JSON file that is not a JSON object, weights that are not safetensors,
+            a floating-point tensor with NaN or infinite values.
+        BundleIntegrityError: a file missing, an unexpected file, a symbolic link, a size or
+            hash mismatch.
     """
     folder = Path(path)
-    manifest, _ = _read_manifest(folder)
+    manifest = _read_manifest(folder)
     files = manifest["files"]
     _check_file_set(folder, files)
     raw = _read_verified(folder, files, verify)
@@ -519,22 +693,22 @@ def load_bundle(path: str | os.PathLike[str], *, verify: bool = True) -> Bundle:
             YearlyCalibrator.from_dict(calibration)
         except ValueError as e:
             raise BundleFormatError(folder / "calibration.json", str(e)) from None
+    specs, meta = safetensors_header(raw[WEIGHTS], folder / WEIGHTS)
+    order = _saved_order(meta)
+    if order is not None and sorted(order) == sorted(specs):
+        specs = {k: specs[k] for k in order}
+    bundle = Bundle(state_dict={}, config=docs["config.json"], preprocessing=docs["preprocessing.json"],
+                    calibration=calibration, metadata=docs["metadata.json"], path=folder, digest=_digest(manifest),
+                    tensors=specs)
+    if check is not None:
+        check(bundle)
     try:
         state_dict = _load_safetensors_bytes(raw[WEIGHTS])
     except Exception as e:  # safetensors raises its own SafetensorError (and others) on bad input
         raise BundleFormatError(folder / WEIGHTS, f"not a valid safetensors file ({type(e).__name__}: {e})") from None
-    order = _saved_order(raw[WEIGHTS])
-    if order is not None and sorted(order) == sorted(state_dict):
-        state_dict = {k: state_dict[k] for k in order}
-    return Bundle(
-        state_dict=state_dict,
-        config=docs["config.json"],
-        preprocessing=docs["preprocessing.json"],
-        calibration=calibration,
-        metadata=docs["metadata.json"],
-        path=folder,
-        digest=_digest(manifest),
-    )
+    bundle.state_dict = {k: state_dict[k] for k in specs} if sorted(specs) == sorted(state_dict) else state_dict
+    _check_finite(bundle.state_dict, folder / WEIGHTS)
+    return bundle
 
 
 def verify_bundle(path: str | os.PathLike[str]) -> None:
@@ -554,7 +728,7 @@ def bundle_digest(path: str | os.PathLike[str], *, verify: bool = True) -> str:
     Two saves of the same weights differ (``metadata.json`` holds the creation time).
     """
     folder = Path(path)
-    manifest, _ = _read_manifest(folder)
+    manifest = _read_manifest(folder)
     _check_file_set(folder, manifest["files"])
     if verify:
         for name, entry in manifest["files"].items():

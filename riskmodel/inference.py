@@ -21,6 +21,14 @@ import pandas as pd
 
 #: Version of the preprocessing contract written into bundles (image reading + resizing).
 PREPROCESSING = "riskmodel.imaging/1"
+#: Smallest and largest side (pixels) of the image size a model reads views at. 32 is the smallest
+#: the network runs at; 8192 is above the largest mammograms (about 4096 × 5120) and keeps one
+#: exam's four float32 views under 1.1 GB.
+MIN_IMAGE_SIDE, MAX_IMAGE_SIDE = 32, 8192
+#: Largest architecture values a bundle's ``config.json`` may hold (checked before anything is
+#: built): far above any trained Mirai-style model (ResNet-18: widths ≤ 512, 2 blocks a stage).
+CONFIG_LIMITS = {"in_channels": 16, "widths": 4096, "blocks": 64, "stages": 8, "embed_dim": 8192,
+                 "agg_layers": 48, "agg_heads": 128, "n_years": 30}
 
 
 def image_preprocessing(image_size: tuple[int, int] | list[int], voi: str = "auto") -> dict[str, Any]:
@@ -38,7 +46,8 @@ def image_preprocessing(image_size: tuple[int, int] | list[int], voi: str = "aut
         :data:`riskmodel.imaging.exams.VIEW_ORDER`.
 
     Raises:
-        ValueError: ``image_size`` is not two positive integers, or ``voi`` is not a known mode.
+        ValueError: ``image_size`` is not two integers in [:data:`MIN_IMAGE_SIDE`,
+            :data:`MAX_IMAGE_SIDE`], or ``voi`` is not a known mode.
 
     >>> image_preprocessing((256, 208), voi="linear")
     {'image_size': [256, 208], 'view_order': ['L-CC', 'L-MLO', 'R-CC', 'R-MLO'], 'voi': 'linear'}
@@ -47,8 +56,10 @@ def image_preprocessing(image_size: tuple[int, int] | list[int], voi: str = "aut
     from riskmodel.imaging.exams import VIEW_ORDER
 
     size = list(image_size)
-    if len(size) != 2 or not all(isinstance(v, (int, np.integer)) and v > 0 for v in size):
-        raise ValueError(f"image_size must be (height, width) in positive whole pixels, got {image_size!r}")
+    if len(size) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                 and MIN_IMAGE_SIDE <= v <= MAX_IMAGE_SIDE for v in size):
+        raise ValueError(f"image_size must be (height, width) in whole pixels, each in [{MIN_IMAGE_SIDE}, "
+                         f"{MAX_IMAGE_SIDE}], got {image_size!r}")
     if voi not in VOI_MODES:
         raise ValueError(f"voi must be one of {VOI_MODES}, got {voi!r}")
     return {"image_size": [int(v) for v in size], "view_order": list(VIEW_ORDER), "voi": voi}
@@ -331,31 +342,90 @@ def save_image_model(path: str | Path, model: Any, *, preprocessing: dict, calib
                        metadata=metadata or {}, overwrite=overwrite)
 
 
-def load_image_model(path: str | Path, device: str = "auto") -> ImageRiskPredictor:
-    """Load a bundle written by :func:`save_image_model`, verifying every file's SHA-256 first.
+def _bounded_config(d: dict[str, Any], path: Path) -> Any:
+    """``config.json`` as a :class:`~riskmodel.nn.ModelConfig`, each size within :data:`CONFIG_LIMITS`."""
+    from riskmodel.bundle import BundleFormatError
+    from riskmodel.nn import ModelConfig
 
-    Raises:
-        riskmodel.bundle.BundleError: the bundle is incomplete, altered or of another format;
-            or its weights do not fit its architecture config.
-    """
-    from riskmodel.bundle import BundleFormatError, load_bundle
-    from riskmodel.calibration import YearlyCalibrator
-    from riskmodel.nn import ImageRiskModel, ModelConfig
-
-    bundle = load_bundle(path)
     try:
-        config = ModelConfig.from_dict(bundle.config)
-        model = ImageRiskModel(config)
-        model.load_state_dict(bundle.state_dict, strict=True)
-    except (ValueError, TypeError, RuntimeError) as exc:
-        raise BundleFormatError(f"{path}: weights and config.json do not describe the same model: {exc}") from exc
-    prep = bundle.preprocessing
+        config = ModelConfig.from_dict(d)
+    except (ValueError, TypeError) as exc:
+        raise BundleFormatError(path, str(exc)) from None
+    values = {"in_channels": [config.in_channels], "widths": list(config.widths), "blocks": list(config.blocks),
+              "stages": [len(config.widths)], "embed_dim": [config.embedding_dim], "agg_layers": [config.agg_layers],
+              "agg_heads": [config.agg_heads], "n_years": [config.n_years]}
+    for name, vals in values.items():
+        if max(vals) > CONFIG_LIMITS[name]:
+            field = "len(widths)" if name == "stages" else name
+            raise BundleFormatError(path, f"{field} {vals if len(vals) > 1 else vals[0]} exceeds the limit "
+                                          f"{CONFIG_LIMITS[name]} of riskmodel.inference.CONFIG_LIMITS")
+    return config
+
+
+def _check_image_bundle(bundle: Any) -> None:
+    """Everything a bundle's files must agree on, checked before any tensor is decoded or any
+    model built: the config's sizes, the weights' names, dtypes and shapes (from the safetensors
+    header, against the model built on the ``meta`` device), the preprocessing, and the calibration."""
+    from riskmodel.bundle import WEIGHTS, BundleFormatError, check_tensor_shapes, meta_state
+    from riskmodel.imaging.exams import VIEW_ORDER
+    from riskmodel.nn import ImageRiskModel
+
+    folder = bundle.path
+    config = _bounded_config(bundle.config, folder / "config.json")
+    expected = meta_state(lambda: ImageRiskModel(config))
+    try:
+        check_tensor_shapes({k: tuple(v.shape) for k, v in expected.items()},
+                            {k: shape for k, (_, shape) in bundle.tensors.items()},
+                            "the weights do not fit config.json")
+    except ValueError as exc:
+        raise BundleFormatError(folder / WEIGHTS, str(exc)) from None
+    for name, (dtype, _) in bundle.tensors.items():  # a float weight may be stored in another float precision
+        if expected[name].is_floating_point() != (dtype in ("F16", "BF16", "F32", "F64")):
+            raise BundleFormatError(folder / WEIGHTS, f"tensor {name!r} is {dtype}; the model holds "
+                                                      f"{expected[name].dtype}")
+    prep, ppath = bundle.preprocessing, folder / "preprocessing.json"
     if prep.get("preprocessing_version") != PREPROCESSING:
-        raise BundleFormatError(f"{path}: preprocessing {prep.get('preprocessing_version')!r} is not supported "
-                                f"by this version of riskmodel (expects {PREPROCESSING!r})")
+        raise BundleFormatError(ppath, f"preprocessing_version {prep.get('preprocessing_version')!r} is not "
+                                       f"supported by this version of riskmodel (expects {PREPROCESSING!r})")
     try:  # the same rules as for a new model's preprocessing
         image_preprocessing(prep.get("image_size", ()), prep.get("voi", "auto"))
     except (ValueError, TypeError) as exc:
-        raise BundleFormatError(f"{path}: preprocessing.json: {exc}") from exc
+        raise BundleFormatError(ppath, str(exc)) from None
+    if list(prep["image_size"]) != list(config.image_size):
+        raise BundleFormatError(ppath, f"image_size {prep['image_size']} differs from config.json's image_size "
+                                       f"{list(config.image_size)} (the size the model was trained at)")
+    if "view_order" in prep and prep["view_order"] != list(VIEW_ORDER):
+        raise BundleFormatError(ppath, f"view_order {prep['view_order']!r} is not {list(VIEW_ORDER)}, the order in "
+                                       "which riskmodel always gives the views to the model")
+    if bundle.calibration is not None and bundle.calibration["n_years"] != config.n_years:
+        raise BundleFormatError(folder / "calibration.json", f"n_years {bundle.calibration['n_years']} differs from "
+                                                             f"config.json's n_years {config.n_years}")
+
+
+def load_image_model(path: str | Path, device: str = "auto") -> ImageRiskPredictor:
+    """Load a bundle written by :func:`save_image_model`, verifying every file's SHA-256 first.
+
+    Before any tensor is decoded or the model built, the bundle's files must agree
+    (:func:`_check_image_bundle`): config sizes within :data:`CONFIG_LIMITS`; the weights'
+    names, shapes and kinds of dtype those of the model ``config.json`` describes; a supported
+    preprocessing version; ``image_size`` within [:data:`MIN_IMAGE_SIDE`, :data:`MAX_IMAGE_SIDE`] and equal
+    to the config's; ``view_order`` (when present) the order riskmodel feeds views in; and the
+    calibration's ``n_years`` the model's. Every weight must be finite (:func:`riskmodel.bundle.load_bundle`).
+
+    Raises:
+        riskmodel.bundle.BundleError: the bundle is incomplete, altered or of another format;
+            or its files do not agree (the message names the file and the field).
+    """
+    from riskmodel.bundle import WEIGHTS, BundleFormatError, load_bundle
+    from riskmodel.calibration import YearlyCalibrator
+    from riskmodel.nn import ImageRiskModel, ModelConfig
+
+    bundle = load_bundle(path, check=_check_image_bundle)
+    try:
+        model = ImageRiskModel(ModelConfig.from_dict(bundle.config))
+        model.load_state_dict(bundle.state_dict, strict=True)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise BundleFormatError(Path(path) / WEIGHTS, f"weights and config.json do not describe the same model: "
+                                                      f"{exc}") from exc
     calibrator = YearlyCalibrator.from_dict(bundle.calibration) if bundle.calibration else None
-    return ImageRiskPredictor(model, prep, calibrator, bundle.metadata.get("user", {}), device=device)
+    return ImageRiskPredictor(model, bundle.preprocessing, calibrator, bundle.metadata.get("user", {}), device=device)

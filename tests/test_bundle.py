@@ -379,7 +379,7 @@ def test_crash_while_saving_keeps_the_old_bundle(bundle, tmp_path, monkeypatch):
     def broken_write(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(rb, "_save_safetensors_file", broken_write)
+    monkeypatch.setattr(rb, "write_file", broken_write)
     with pytest.raises(OSError, match="disk full"):
         save_bundle(bundle, new, config=CONFIG, preprocessing=PREPROCESSING, overwrite=True)
     monkeypatch.undo()
@@ -408,3 +408,261 @@ def test_same_inputs_give_same_files(tmp_path):
         files.append({n: (p / n).read_bytes() for n in ("weights.safetensors", "config.json", "preprocessing.json",
                                                          "calibration.json")})
     assert all(f == files[0] for f in files)
+
+
+# ---------------------------------------------------------------------------------------
+# Re-hashed bundles (issue 17): the manifest's hashes were updated, so only the load checks can
+# catch these. Each test builds its tampered bundle here and expects the file and field named.
+
+
+def _rehash_all(folder: Path) -> None:
+    for p in folder.iterdir():
+        if p.name != "manifest.json":
+            _rehash(folder, p.name)
+
+
+@pytest.fixture
+def image_bundle(tmp_path):
+    from riskmodel.inference import image_preprocessing, save_image_model
+    from riskmodel.nn import ImageRiskModel, tiny_config
+
+    torch.manual_seed(0)
+    return save_image_model(tmp_path / "image", ImageRiskModel(tiny_config()),
+                            preprocessing=image_preprocessing((64, 52)))
+
+
+def _edit_json(folder: Path, name: str, edit) -> None:
+    d = json.loads((folder / name).read_text())
+    edit(d)
+    (folder / name).write_text(json.dumps(d))
+    _rehash(folder, name)
+
+
+def test_weights_larger_than_the_manifest_says_are_not_read(bundle, monkeypatch):
+    weights = bundle / "weights.safetensors"
+    with open(weights, "r+b") as f:
+        f.truncate(int(1.5e9))  # sparse: no disk or memory used unless read
+    opened = []
+    real_open = open
+
+    def spy(path, *args, **kwargs):
+        opened.append(Path(path).name)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", spy)
+    for call in (load_bundle, verify_bundle, bundle_digest):
+        with pytest.raises(BundleIntegrityError, match=r"weights\.safetensors: does not match manifest\.json: expected "
+                                                       r"\d+ bytes, the file has 1500000000 bytes \(not read\)"):
+            call(bundle)
+    assert "weights.safetensors" not in opened
+
+
+@pytest.mark.parametrize("name", ["config.json", "weights.safetensors", "manifest.json"])
+def test_symbolic_links_are_refused(bundle, tmp_path, name):
+    outside = tmp_path / f"outside-{name}"
+    shutil.copy(bundle / name, outside)
+    (bundle / name).unlink()
+    (bundle / name).symlink_to(outside)
+    with pytest.raises(BundleError, match=rf"{re.escape(name)}: is a symbolic link"):
+        load_bundle(bundle)
+
+
+def test_a_symlinked_sub_folder_is_refused(bundle, tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (bundle / "calibration.json").unlink()
+    (bundle / "calibration.json").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(BundleIntegrityError, match=r"calibration\.json: is a symbolic link"):
+        load_bundle(bundle)
+
+
+def test_non_finite_weights_are_refused_naming_the_tensor(tmp_path):
+    sd = {"ok": torch.ones(3), "bad": torch.tensor([1.0, float("nan")]), "ints": torch.tensor([1, 2])}
+    p = save_bundle(tmp_path / "b", sd, config={}, preprocessing={})
+    with pytest.raises(BundleFormatError, match=r"weights\.safetensors: tensor 'bad' holds NaN or infinite values"):
+        load_bundle(p)
+    p = save_bundle(tmp_path / "c", {"w": torch.tensor([float("inf")], dtype=torch.float16)}, config={},
+                    preprocessing={})
+    with pytest.raises(BundleFormatError, match="tensor 'w' holds NaN or infinite"):
+        load_bundle(p)
+
+
+def test_safetensors_header_is_parsed_with_a_cap(bundle):
+    weights = bundle / "weights.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes((1 << 40).to_bytes(8, "little") + data[8:])
+    _rehash(bundle, "weights.safetensors")
+    with pytest.raises(BundleFormatError, match=r"weights\.safetensors: not a valid safetensors file: header length"):
+        load_bundle(bundle)
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    header["weight"]["shape"] = [5, 5]  # 25 floats claimed in a 20-float range
+    text = json.dumps(header).encode()
+    weights.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + n:])
+    _rehash(bundle, "weights.safetensors")
+    with pytest.raises(BundleFormatError, match=r"tensor 'weight': data_offsets .* do not hold a F32 tensor of shape"):
+        load_bundle(bundle)
+
+
+def test_check_runs_before_any_tensor_is_decoded(bundle, monkeypatch):
+    import riskmodel.bundle as rb
+
+    seen = []
+
+    def check(b):
+        seen.append((dict(b.tensors), dict(b.state_dict)))
+        raise BundleFormatError(b.path / "config.json", "refused by the caller")
+
+    monkeypatch.setattr(rb, "_load_safetensors_bytes", lambda data: pytest.fail("decoded before the check"))
+    with pytest.raises(BundleFormatError, match="refused by the caller"):
+        load_bundle(bundle, check=check)
+    assert seen == [({"weight": ("F32", (5, 4)), "bias": ("F32", (5,))}, {})]
+
+
+def test_image_bundle_config_that_does_not_fit_the_weights_builds_nothing(image_bundle):
+    import resource
+
+    from riskmodel.inference import load_image_model
+
+    _edit_json(image_bundle, "config.json", lambda c: c.update(widths=[2048] * 4))  # 2.6 GB if built
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(BundleFormatError, match=r"weights\.safetensors: the weights do not fit config\.json: tensor "
+                                                r"'encoder\.stem\.0\.weight' has shape \[8, 1, 7, 7\], expected "
+                                                r"\[2048, 1, 7, 7\]"):
+        load_image_model(image_bundle, device="cpu")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 300_000  # kB: nothing of 2.6 GB allocated
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda c: c.update(widths=[8, 16, 16, 5000]), r"widths \[8, 16, 16, 5000\] exceeds the limit 4096"),
+    (lambda c: c.update(blocks=[1, 1, 1, 1000]), r"blocks \[1, 1, 1, 1000\] exceeds the limit 64"),
+    (lambda c: c.update(agg_layers=10_000), "agg_layers 10000 exceeds the limit 48"),
+    (lambda c: c.update(widths=[8] * 9, blocks=[1] * 9), r"len\(widths\) 9 exceeds the limit 8"),
+])
+def test_image_bundle_config_sizes_are_bounded(image_bundle, edit, field):
+    from riskmodel.inference import load_image_model
+
+    _edit_json(image_bundle, "config.json", edit)
+    with pytest.raises(BundleFormatError, match=rf"config\.json: {field}"):
+        load_image_model(image_bundle, device="cpu")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda p: p.update(image_size=[60000, 60000]),
+     r"image_size must be .* each in \[32, 8192\], got \[60000, 60000\]"),
+    (lambda p: p.update(image_size=[1, 1]), r"image_size must be .* each in \[32, 8192\], got \[1, 1\]"),
+    (lambda p: p.update(image_size=[128, 104]), r"image_size \[128, 104\] differs from config\.json's image_size "
+                                                r"\[64, 52\]"),
+    (lambda p: p.update(view_order=["R-MLO", "R-CC", "L-MLO", "L-CC"]), r"view_order \['R-MLO'.* is not "
+                                                                         r"\['L-CC', 'L-MLO', 'R-CC', 'R-MLO'\]"),
+])
+def test_image_bundle_preprocessing_is_bounded_and_agrees_with_the_config(image_bundle, edit, message):
+    from riskmodel.inference import load_image_model
+
+    _edit_json(image_bundle, "preprocessing.json", edit)
+    with pytest.raises(BundleFormatError, match=rf"preprocessing\.json: {message}"):
+        load_image_model(image_bundle, device="cpu")
+
+
+def test_image_bundle_calibration_must_have_the_models_years(image_bundle):
+    from riskmodel.inference import load_image_model
+
+    rng = np.random.default_rng(0)
+    risk = rng.uniform(0, 0.3, (500, 3))
+    cal = YearlyCalibrator("platt", n_years=3).fit(risk, rng.uniform(0, 8, 500), (rng.uniform(size=500) < 0.2) * 1)
+    (image_bundle / "calibration.json").write_text(json.dumps(cal.to_dict()))
+    _rehash(image_bundle, "calibration.json")
+    with pytest.raises(BundleFormatError, match=r"calibration\.json: n_years 3 differs from config\.json's n_years 5"):
+        load_image_model(image_bundle, device="cpu")
+
+
+def test_image_bundle_with_a_nan_weight_is_refused(image_bundle):
+    from safetensors.torch import load_file, save_file
+
+    from riskmodel.inference import load_image_model
+
+    weights = image_bundle / "weights.safetensors"
+    sd = load_file(str(weights))
+    name = sorted(k for k in sd if k.endswith("weight"))[-1]
+    sd[name].view(-1)[0] = float("nan")
+    save_file(sd, str(weights))
+    _rehash(image_bundle, "weights.safetensors")
+    with pytest.raises(BundleFormatError, match=rf"weights\.safetensors: tensor '{re.escape(name)}' holds NaN"):
+        load_image_model(image_bundle, device="cpu")
+
+
+def test_every_file_of_a_bundle_and_a_checkpoint_has_one_mode(tmp_path):
+    import os
+
+    from riskmodel.nn import ImageRiskModel, tiny_config
+    from riskmodel.training.trainer import _save_checkpoint
+
+    old = os.umask(0o022)
+    try:
+        p = save_bundle(tmp_path / "b", _state_dict(), config=CONFIG, preprocessing=PREPROCESSING,
+                        calibration=_calibration())
+        model = ImageRiskModel(tiny_config())
+        _save_checkpoint(tmp_path / "ckpt", model, torch.optim.AdamW(model.parameters()), {"epoch": 0})
+    finally:
+        os.umask(old)
+    modes = {q.name: oct(q.stat().st_mode & 0o777) for q in [*p.iterdir(), *(tmp_path / "ckpt").iterdir()]}
+    assert set(modes.values()) == {"0o644"}, modes
+
+
+# ---------------------------------------------------------------------------------------
+# Training checkpoints: resuming never unpickles
+
+
+class _Exploit:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _malicious_checkpoint(folder: Path, marker: Path) -> None:
+    from riskmodel.nn import ImageRiskModel, tiny_config
+    from riskmodel.training.trainer import _save_checkpoint
+
+    torch.manual_seed(0)
+    model = ImageRiskModel(tiny_config())
+    _save_checkpoint(folder, model, torch.optim.AdamW(model.parameters()),
+                     {"epoch": 0, "best_metric": 0.0, "best_epoch": 1, "stale": 0, "history": []})
+    (folder / "optimizer.pt").write_bytes(pickle.dumps({"state": _Exploit(marker)}, protocol=2))
+
+
+def test_resume_from_a_malicious_optimizer_state_is_a_clean_refusal(tmp_path):
+    from riskmodel.nn import ImageRiskModel, tiny_config
+    from riskmodel.training import CheckpointError, TensorExams, TrainConfig, train
+
+    marker = tmp_path / "pwned"
+    _malicious_checkpoint(tmp_path / "out" / "checkpoint", marker)
+    labels = __import__("pandas").DataFrame({"time": [1.0, 6.0], "event": [1, 0]})
+    data = TensorExams(torch.ones(2, 4, dtype=torch.bool), labels, images=torch.zeros(2, 4, 1, 64, 52))
+    with pytest.raises(CheckpointError, match=r"optimizer\.pt: refused \(UnpicklingError\): not a plain optimizer "
+                                              r"state") as info:
+        train(ImageRiskModel(tiny_config()), data, None, TrainConfig(epochs=1, device="cpu", progress=False),
+              out_dir=tmp_path / "out", resume=True)
+    assert isinstance(info.value, ValueError)
+    assert "weights_only" not in str(info.value) and not marker.exists()
+
+
+def test_cli_train_resume_from_a_malicious_optimizer_state_exits_2(tmp_path, capsys):
+    import pandas as pd
+
+    from riskmodel import cli
+
+    marker = tmp_path / "pwned"
+    _malicious_checkpoint(tmp_path / "run" / "training" / "checkpoint", marker)
+    ids = [f"EX{i}" for i in range(12)]
+    pd.DataFrame({"exam_id": ids, "time": 6.0, "event": 0}).to_csv(tmp_path / "cohort.csv", index=False)
+    pd.DataFrame({"exam_id": ids, "accession_number": ids, **{v: str(tmp_path / "none.dcm") for v in
+                  ("L-CC", "L-MLO", "R-CC", "R-MLO")}}).to_csv(tmp_path / "exams.csv", index=False)
+    code = cli.main(["train", "--cohort", str(tmp_path / "cohort.csv"), "--exams", str(tmp_path / "exams.csv"),
+                     "--out", str(tmp_path / "run"), "--tiny", "--image-size", "64x52", "--epochs", "1",
+                     "--device", "cpu", "--resume", "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and "optimizer.pt: refused" in err and "Traceback" not in err, err
+    assert "weights_only" not in err and not marker.exists()

@@ -446,3 +446,80 @@ def test_cli_predict_fails_when_no_woman_has_a_usable_exam(data, tmp_path, capsy
                      str(data["root"] / "exams.csv"), "--device", "cpu", "-o", str(tmp_path / "o.csv"), "-q"]) == 1
     assert "no woman of" in capsys.readouterr().err
     assert (pd.read_csv(tmp_path / "o.csv")["status"] == "no_exam").all()  # the per-row reasons are written
+
+
+def _tampered_fusion(data, tmp_path, edit, source=None):
+    """A copy of a saved hybrid model whose fusion.json was edited and its manifest re-hashed (so only
+    the load checks can catch the edit)."""
+    import hashlib
+
+    folder = tmp_path / "tampered"
+    shutil.copytree(source or data["root"] / "hybrid", folder)
+    state = json.loads((folder / "fusion.json").read_text())
+    edit(state)
+    raw = json.dumps(state).encode()
+    (folder / "fusion.json").write_bytes(raw)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"]["fusion.json"] = {"sha256": hashlib.sha256(raw).hexdigest(), "size": len(raw)}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def test_rehashed_head_of_the_wrong_shape_is_a_clear_error(data, tmp_path, capsys):
+    def shrink(state):
+        sd = state["head"]["state_dict"]
+        key = next(iter(sd))
+        sd[key] = sd[key][:-1]
+
+    folder = _tampered_fusion(data, tmp_path, shrink)
+    with pytest.raises(BundleFormatError, match=r"fusion\.json: head: cannot rebuild .*TorchHazardHead state_dict: "
+                                                r"tensor '.*' has shape \[\d+.*\], expected"):
+        load_hybrid(folder, device="cpu")
+    women = tmp_path / "women.csv"
+    canonical(data["cohort"]).head(2).to_csv(women, index=False)
+    code = cli.main(["predict", str(women), "--bundle", str(folder), "--exams", str(data["root"] / "exams.csv"),
+                     "--device", "cpu", "-o", str(tmp_path / "out.csv"), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and "fusion.json: head" in err and "Traceback" not in err
+
+
+def test_symlinks_and_oversized_files_in_a_saved_hybrid_are_refused(data, tmp_path):
+    linked = tmp_path / "linked"
+    shutil.copytree(data["root"] / "hybrid", linked)
+    shutil.move(linked / "manifest.json", tmp_path / "manifest.json")
+    (linked / "manifest.json").symlink_to(tmp_path / "manifest.json")
+    with pytest.raises(BundleFormatError, match=r"manifest\.json: is a symbolic link"):
+        load_hybrid(linked)
+    inner = tmp_path / "inner"
+    shutil.copytree(data["root"] / "hybrid", inner)
+    shutil.move(inner / "image" / "config.json", tmp_path / "config.json")
+    (inner / "image" / "config.json").symlink_to(tmp_path / "config.json")
+    with pytest.raises(BundleIntegrityError, match=r"config\.json: is a symbolic link"):
+        load_hybrid(inner)
+    big = tmp_path / "big"
+    shutil.copytree(data["root"] / "hybrid", big)
+    with open(big / "fusion.json", "r+b") as f:
+        f.truncate(int(1.5e9))  # sparse
+    with pytest.raises(BundleIntegrityError, match=r"fusion\.json: does not match manifest\.json: expected \d+ bytes, "
+                                                   r"the file has 1500000000 bytes \(not read\)"):
+        load_hybrid(big)
+
+
+@pytest.fixture(scope="module")
+def cox_saved(data, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cox") / "m"
+    HybridModel(data["image"], head=CoxHead(n_components=4)).fit(data["cohort"], data["exams"]).save(folder)
+    return folder
+
+
+@pytest.mark.parametrize("field, edit, message", [
+    ("head", lambda h: h["coef"].__setitem__(0, 1e300), r"CoxHead: 'coef' holds 1e\+300, beyond ±709\.78"),
+    ("head", lambda h: h["baseline_cumhaz"].__setitem__(0, -0.5), "'baseline_cumhaz' must be >= 0 and non-decreasing"),
+    ("fallback_head", lambda h: h.__setitem__("baseline_times", h["baseline_times"][::-1]),
+     "'baseline_times' must be .* strictly increasing"),
+    ("head", lambda h: h.__setitem__("coef", h["coef"][:-1]), r"'coef' has shape \[\d+\], expected"),
+])
+def test_rehashed_cox_head_with_absurd_numbers_is_refused(data, tmp_path, cox_saved, field, edit, message):
+    folder = _tampered_fusion(data, tmp_path, lambda s: edit(s[field]), source=cox_saved)
+    with pytest.raises(BundleFormatError, match=rf"fusion\.json: {field}: cannot rebuild .*{message}"):
+        load_hybrid(folder, device="cpu")

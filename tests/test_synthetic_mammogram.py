@@ -1,6 +1,7 @@
 """The synthetic mammogram writer: real DICOM, vendor styles, determinism, what the pixels carry."""
 
 import hashlib
+import re
 
 import numpy as np
 import pandas as pd
@@ -152,3 +153,14 @@ def test_bad_cohort(tmp_path):
         write_exams(_cohort(2).assign(density=["a", "e"]), tmp_path, image_size=SIZE)
     with pytest.raises(ValueError, match="exam_id"):
         write_exams(_cohort(2).drop(columns="exam_id"), tmp_path, image_size=SIZE)
+
+
+@pytest.mark.parametrize(("column", "value"), [("id", "../../escaped"), ("id", "/tmp/abs"), ("exam_id", "a/b"),
+                                               ("exam_id", ".."), ("id", ".hidden"), ("exam_id", "")])
+def test_ids_that_are_not_safe_file_names_are_refused(tmp_path, column, value):
+    cohort = _cohort(2)
+    cohort.loc[cohort.index[1], column] = value
+    out = tmp_path / "a" / "b" / "out"
+    with pytest.raises(ValueError, match=rf"{column}: row 1 has {re.escape(repr(value))}, which cannot name a file"):
+        write_exams(cohort, out, image_size=SIZE)
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))  # nothing written, inside or outside out

@@ -128,6 +128,52 @@ def _check_positive_float(name: str, value: Any, allow_zero: bool = False) -> fl
     return v
 
 
+#: Largest |coefficient| a loaded Cox head may hold: ``exp(709.78…)`` is the largest float64, so any
+#: larger coefficient overflows the hazard ratio of a covariate one unit from its training mean.
+MAX_COEF = math.log(np.finfo(np.float64).max)
+#: Most input columns a loaded head may take (embedding plus factors; a Mirai embedding has 512).
+MAX_FEATURES = 100_000
+
+
+def _state_array(d: dict[str, Any], key: str, where: str, shape: tuple[int, ...] | None = None,
+                 bound: float | None = None) -> np.ndarray:
+    """``d[key]`` of a saved head as a finite float64 array (of ``shape``, within ``±bound``).
+
+    Raises:
+        ValueError: naming ``where`` and ``key``.
+    """
+    try:
+        a = np.asarray(d[key], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: '{key}' must be a (nested) list of numbers") from None
+    if shape is not None and a.shape != shape:
+        raise ValueError(f"{where}: '{key}' has shape {list(a.shape)}, expected {list(shape)}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{where}: '{key}' holds NaN or infinite values")
+    if bound is not None and a.size and np.abs(a).max() > bound:
+        raise ValueError(f"{where}: '{key}' holds {a.flat[np.abs(a).argmax()]:g}, beyond ±{bound:.6g}")
+    return a
+
+
+def _state_baseline(d: dict[str, Any], where: str) -> tuple[np.ndarray, np.ndarray]:
+    """The Breslow baseline of a saved head: times ≥ 0 strictly increasing, and a cumulative
+    hazard of the same length, ≥ 0 and non-decreasing."""
+    times = _state_array(d, "baseline_times", where)
+    if times.ndim != 1 or times.size == 0 or (times < 0).any() or (np.diff(times) <= 0).any():
+        raise ValueError(f"{where}: 'baseline_times' must be a non-empty list of times >= 0, strictly increasing")
+    cum = _state_array(d, "baseline_cumhaz", where, shape=times.shape)
+    if (cum < 0).any() or (np.diff(cum) < 0).any():
+        raise ValueError(f"{where}: 'baseline_cumhaz' must be >= 0 and non-decreasing (a cumulative hazard)")
+    return times, cum
+
+
+def _state_n_features(d: dict[str, Any], where: str) -> int:
+    p = _check_positive_int(f"{where}: n_features_in", d["n_features_in"])
+    if p > MAX_FEATURES:
+        raise ValueError(f"{where}: n_features_in={p} exceeds {MAX_FEATURES}")
+    return p
+
+
 def _check_state(d: Any, cls: type) -> dict[str, Any]:
     if not isinstance(d, dict) or d.get("format") != FORMAT_PREFIX + cls.__name__:
         got = d.get("format") if isinstance(d, dict) else type(d).__name__
@@ -523,16 +569,27 @@ class TorchHazardHead(_SurvivalHead):
         """Rebuild a fitted head from :meth:`to_dict`'s output."""
         import torch
 
+        from riskmodel.bundle import check_tensor_shapes, meta_state
+
         d = _check_state(d, cls)
+        where = cls.__name__
         head = cls(**d["params"])
         head._check_params()
-        p = int(d["n_features_in"])
+        p = _state_n_features(d, where)
+        if not isinstance(d["state_dict"], dict):
+            raise ValueError(f"{where}: 'state_dict' must be a JSON object of tensors")
+        arrays = {k: _state_array(d["state_dict"], k, f"{where} state_dict") for k in d["state_dict"]}
+        expected = meta_state(lambda: head._build(p))  # shapes only: nothing allocated before they match
+        check_tensor_shapes({k: tuple(v.shape) for k, v in expected.items()}, {k: a.shape for k, a in arrays.items()},
+                            f"{where} state_dict")
         net = head._build(p)
-        net.load_state_dict({k: torch.tensor(v, dtype=torch.float32) for k, v in d["state_dict"].items()})
+        net.load_state_dict({k: torch.tensor(a, dtype=torch.float32) for k, a in arrays.items()})
         net.eval()
         head.net_ = net
-        head.mean_ = np.asarray(d["mean"], dtype=np.float64)
-        head.scale_ = np.asarray(d["scale"], dtype=np.float64)
+        head.mean_ = _state_array(d, "mean", where, shape=(p,))
+        head.scale_ = _state_array(d, "scale", where, shape=(p,))
+        if (head.scale_ <= 0).any():
+            raise ValueError(f"{where}: 'scale' must be > 0 (standard deviations of the inputs)")
         head.loss_curve_ = []
         head.n_features_in_ = p
         return head
@@ -733,24 +790,37 @@ class CoxHead(_SurvivalHead):
     def from_dict(cls, d: dict[str, Any]) -> CoxHead:
         """Rebuild a fitted head from :meth:`to_dict`'s output (without the lifelines object)."""
         d = _check_state(d, cls)
+        where = cls.__name__
         params = dict(d["params"])
         params["embedding_columns"] = _columns_from_json(params["embedding_columns"])
         head = cls(**params)
-        head.embedding_idx_ = np.asarray(d["embedding_idx"], dtype=np.intp)
-        head.pca_mean_ = np.asarray(d["pca_mean"], dtype=np.float64)
-        head.pca_components_ = np.asarray(d["pca_components"], dtype=np.float64).reshape(
-            len(d["pca_components"]), head.pca_mean_.size)  # (0, 0) when there is no embedding
+        p = _state_n_features(d, where)
+        head.embedding_idx_ = _resolve_columns(d["embedding_idx"], p)
+        head.pca_mean_ = _state_array(d, "pca_mean", where, shape=(head.embedding_idx_.size,))
+        comps = _state_array(d, "pca_components", where)
+        if comps.size == 0:
+            comps = comps.reshape(0, head.pca_mean_.size)  # (0, 0) when there is no embedding
+        if comps.ndim != 2 or comps.shape[1] != head.pca_mean_.size or comps.shape[0] > head.pca_mean_.size:
+            raise ValueError(f"{where}: 'pca_components' has shape {list(comps.shape)}, expected (k, "
+                             f"{head.pca_mean_.size}) with k <= {head.pca_mean_.size}")
+        head.pca_components_ = comps
         head.feature_names_ = list(d["feature_names"])
-        head.kept_ = np.asarray(d["kept"], dtype=bool)
-        head.coef_ = np.asarray(d["coef"], dtype=np.float64)
-        head.z_mean_ = np.asarray(d["z_mean"], dtype=np.float64)
-        head.baseline_times_ = np.asarray(d["baseline_times"], dtype=np.float64)
-        head.baseline_cumhaz_ = np.asarray(d["baseline_cumhaz"], dtype=np.float64)
-        head.max_time_ = float(d["max_time"])
+        width = p - head.embedding_idx_.size + comps.shape[0]
+        kept = d["kept"]
+        if (len(head.feature_names_) != width or not isinstance(kept, list) or len(kept) != width
+                or not all(isinstance(k, bool) for k in kept)):
+            raise ValueError(f"{where}: 'feature_names' and 'kept' must have one entry (kept: a bool) per design "
+                             f"column ({width})")
+        head.kept_ = np.asarray(kept, dtype=bool)
+        m = int(head.kept_.sum())
+        head.coef_ = _state_array(d, "coef", where, shape=(m,), bound=MAX_COEF)
+        head.z_mean_ = _state_array(d, "z_mean", where, shape=(m,))
+        head.baseline_times_, head.baseline_cumhaz_ = _state_baseline(d, where)
+        head.max_time_ = _check_positive_float(f"{where}: max_time", d["max_time"])
         # States written before the penalty was scaled per event lack it (their lifelines penalizer was ``penalizer``).
         head.lifelines_penalizer_ = float(d.get("lifelines_penalizer", head.penalizer))
         head.lifelines_model_ = None
-        head.n_features_in_ = int(d["n_features_in"])
+        head.n_features_in_ = p
         return head
 
 
@@ -894,12 +964,12 @@ class XGBoostHead(_SurvivalHead):
         booster = xgb.Booster()
         booster.load_model(bytearray(d["booster_json"].encode("utf-8")))
         head.booster_ = booster
-        head.n_features_in_ = int(d["n_features_in"])
-        head.max_time_ = float(d["max_time"])
+        where = cls.__name__
+        head.n_features_in_ = _state_n_features(d, where)
+        head.max_time_ = _check_positive_float(f"{where}: max_time", d["max_time"])
         if head.objective == "survival:cox":
-            head.margin_offset_ = float(d["margin_offset"])
-            head.baseline_times_ = np.asarray(d["baseline_times"], dtype=np.float64)
-            head.baseline_cumhaz_ = np.asarray(d["baseline_cumhaz"], dtype=np.float64)
+            head.margin_offset_ = float(_state_array(d, "margin_offset", where, shape=()))
+            head.baseline_times_, head.baseline_cumhaz_ = _state_baseline(d, where)
         return head
 
 

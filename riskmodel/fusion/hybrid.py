@@ -688,7 +688,15 @@ class HybridModel:
         Raises:
             FileExistsError: ``path`` exists and may not be replaced.
         """
-        from riskmodel.bundle import _dump_json, _jsonable, _sha256, bundle_digest, prepare_target, staged_folder
+        from riskmodel.bundle import (
+            _dump_json,
+            _jsonable,
+            _sha256,
+            bundle_digest,
+            prepare_target,
+            staged_folder,
+            write_file,
+        )
 
         self._check_fitted()
         path = Path(path)
@@ -699,10 +707,10 @@ class HybridModel:
             state["image_bundle_digest"] = bundle_digest(tmp / IMAGE)
             state["metadata"] = _jsonable(dict(metadata or {}), "metadata")
             data = _dump_json(state)
-            (tmp / FUSION).write_bytes(data)
+            write_file(tmp / FUSION, data)
             manifest = {"format": _FORMAT, "format_version": _FORMAT_VERSION, "hash": "sha256",
                         "files": {FUSION: {"sha256": _sha256(data), "size": len(data)}}, "image": IMAGE}
-            (tmp / MANIFEST).write_bytes(_dump_json(manifest))
+            write_file(tmp / MANIFEST, _dump_json(manifest))
         return path
 
 
@@ -718,10 +726,13 @@ def _check_recalibrator(rec: Any) -> IncidenceRecalibrator:
 def load_hybrid(path: str | os.PathLike[str], *, device: str = "auto") -> HybridModel:
     """Load a hybrid model saved by :meth:`HybridModel.save`, checking every file first.
 
-    Order of checks: the manifest (format, version, the files it lists); the folder holds nothing
-    but ``manifest.json``, ``fusion.json`` and ``image/``; fusion.json's size and SHA-256; the
-    image bundle (:func:`riskmodel.load_image_model`, which verifies its own manifest); the image
-    bundle's digest against the one recorded in fusion.json; then the fusion state is rebuilt.
+    Order of checks: the manifest (format, version, the files it lists; at most 1 MiB); the
+    folder holds nothing but ``manifest.json``, ``fusion.json`` and ``image/``, and no symbolic
+    link (the rule of :func:`riskmodel.bundle.load_bundle`); fusion.json's size (by ``stat``,
+    before it is read) and SHA-256; the image bundle (:func:`riskmodel.load_image_model`, which
+    verifies its own manifest and contents); the image bundle's digest against the one recorded
+    in fusion.json; then the fusion state is rebuilt, each head checked (shapes, finite and
+    bounded numbers); an error names ``fusion.json`` and the field.
 
     Args:
         path: the folder.
@@ -733,12 +744,15 @@ def load_hybrid(path: str | os.PathLike[str], *, device: str = "auto") -> Hybrid
         riskmodel.bundle.BundleFormatError: not a saved hybrid model, or unreadable contents.
     """
     from riskmodel.bundle import (
+        MAX_MANIFEST_BYTES,
         BundleFormatError,
         BundleIntegrityError,
         _digest,
         _parse_json,
-        _sha256,
         bundle_digest,
+        check_folder_entries,
+        read_json_file,
+        read_listed,
     )
     from riskmodel.inference import load_image_model
 
@@ -747,9 +761,7 @@ def load_hybrid(path: str | os.PathLike[str], *, device: str = "auto") -> Hybrid
         raise BundleFormatError(folder, "does not exist" if not folder.exists() else
                                 "is not a folder; a saved hybrid model is a folder (HybridModel.save)")
     mpath = folder / MANIFEST
-    if not mpath.is_file():
-        raise BundleFormatError(mpath, "missing; a saved hybrid model has a manifest.json (HybridModel.save)")
-    manifest = _parse_json(mpath.read_bytes(), mpath)
+    manifest = read_json_file(mpath, MAX_MANIFEST_BYTES, "a saved hybrid model has a manifest.json (HybridModel.save)")
     if manifest.get("format") != _FORMAT:
         raise BundleFormatError(mpath, f"'format' must be {_FORMAT!r}, got {manifest.get('format')!r}"
                                 + (" (this is an image bundle: load it with riskmodel.load_image_model)"
@@ -761,24 +773,15 @@ def load_hybrid(path: str | os.PathLike[str], *, device: str = "auto") -> Hybrid
     entry = files.get(FUSION) if isinstance(files, dict) else None
     if (manifest.get("hash") != "sha256" or not isinstance(files, dict) or set(files) != {FUSION}
             or manifest.get("image") != IMAGE or not isinstance(entry, dict)
-            or not isinstance(entry.get("sha256"), str) or not isinstance(entry.get("size"), int)):
+            or not isinstance(entry.get("sha256"), str) or not isinstance(entry.get("size"), int)
+            or isinstance(entry.get("size"), bool) or entry["size"] < 0):
         raise BundleFormatError(mpath, f"must hold hash 'sha256', image {IMAGE!r} and files {{{FUSION!r}: "
                                        "{sha256, size}}")
-    for p in sorted(folder.iterdir()):
-        if p.name not in (MANIFEST, FUSION, IMAGE):
-            raise BundleIntegrityError(p, f"unexpected file, not part of a saved hybrid model ({MANIFEST}, {FUSION}, "
-                                          f"{IMAGE}/). It was not loaded; remove it")
-    if not (folder / IMAGE).is_dir() or (folder / IMAGE).is_symlink():
+    check_folder_entries(folder, {MANIFEST, FUSION}, frozenset({IMAGE}))
+    if not (folder / IMAGE).is_dir():
         raise BundleIntegrityError(folder / IMAGE, "missing or not a folder; it holds the image model bundle")
     fpath = folder / FUSION
-    if not fpath.is_file() or fpath.is_symlink():
-        raise BundleIntegrityError(fpath, "missing; manifest.json lists it")
-    data = fpath.read_bytes()
-    actual = _sha256(data)
-    if len(data) != entry["size"] or actual != entry["sha256"]:
-        raise BundleIntegrityError(fpath, f"does not match manifest.json: expected sha256 {entry['sha256']} "
-                                          f"({entry['size']} bytes), got sha256 {actual} ({len(data)} bytes); the file "
-                                          "was changed or damaged", expected=entry["sha256"], actual=actual)
+    data = read_listed(fpath, entry)
     state = _parse_json(data, fpath)
     if state.get("format") != _FUSION_FORMAT or state.get("format_version") != _FORMAT_VERSION:
         raise BundleFormatError(fpath, f"not a {_FUSION_FORMAT} state of version {_FORMAT_VERSION}")
@@ -788,35 +791,45 @@ def load_hybrid(path: str | os.PathLike[str], *, device: str = "auto") -> Hybrid
         raise BundleIntegrityError(folder / IMAGE, "is not the image bundle this fusion head was fitted on "
                                                    f"(digest {digest}, fusion.json expects "
                                                    f"{state.get('image_bundle_digest')})")
+    field = "years"
     try:
         if list(state["years"]) != list(YEARS):
             raise ValueError(f"years {state['years']!r}; this riskmodel reports {list(YEARS)}")
+        field = "mortality/image_features"
         model = HybridModel(image, mortality=state["mortality"],
                             image_features=str(state.get("image_features", "embedding")))
+        field = "factor_encoder"
         model.encoder_ = FactorEncoder.from_dict(state["factor_encoder"])
+        field = "head"
         model.head_ = head_from_dict(state["head"])
+        field = "fallback_head"
         model.fallback_head_ = head_from_dict(state["fallback_head"])
         model.head = clone(model.head_)
         model.fallback_head = clone(model.fallback_head_)
         model.factors = model.encoder_.factors
+        field = "recalibrator"
         model.recalibrator_ = (None if state["recalibrator"] is None
                                else _check_recalibrator(IncidenceRecalibrator.from_dict(state["recalibrator"])))
         model.recalibrator = model.recalibrator_
+        field = "key/exam_key/embedding_dim"
         model.key_, model.exam_key_ = str(state["key"]), str(state["exam_key"])
         model.embedding_dim_ = int(state["embedding_dim"])
         model.fit_summary_ = dict(state.get("training") or {})
         model.metadata = dict(state.get("metadata") or {})
         if model.embedding_dim_ != model.embedding_dim:
             raise ValueError(f"embedding_dim {model.embedding_dim_} but the image model's is {model.embedding_dim}")
+        field = "head"
         n_factors = model.encoder_.n_features_out_
         if model.head_.n_features_in_ != model.image_dim + n_factors:
             raise ValueError(f"the head takes {model.head_.n_features_in_} columns, not image features "
                              f"({model.image_dim}, {model.image_features}) + factors ({n_factors})")
+        field = "fallback_head"
         if model.fallback_head_.n_features_in_ != n_factors:
             raise ValueError(f"the factors-only head takes {model.fallback_head_.n_features_in_} columns, not "
                              f"{n_factors}")
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BundleFormatError(fpath, f"cannot rebuild the fusion model: {type(exc).__name__}: {exc}") from None
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise BundleFormatError(fpath, f"{field}: cannot rebuild the fusion model: {type(exc).__name__}: "
+                                       f"{exc}") from None
     model.digest_ = _digest(manifest)
     model.path_ = folder
     return model

@@ -24,6 +24,7 @@ to Mirai's 2048×1664 (the texture scales with the image).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -375,6 +376,22 @@ def _options(vendors: tuple[str, ...], image_effect: float, lesions: bool, lesio
     return {"vendors": tuple(vendors), "image_effect": image_effect, "lesions": lesions, "lesion_years": lesion_years}
 
 
+#: What an ``id`` or ``exam_id`` must look like to name a folder or file under ``out_dir``: letters,
+#: digits, ``.``, ``_`` and ``-``, starting with a letter or digit (so never ``..`` or a hidden or
+#: absolute name), at most 128 characters.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def _check_path_ids(cohort: pd.DataFrame) -> None:
+    """Refuse an ``id`` or ``exam_id`` that is not a safe path component (:data:`SAFE_NAME`)."""
+    for column in ("id", "exam_id"):
+        for index, value in cohort[column].items():
+            if not SAFE_NAME.fullmatch(str(value)):
+                raise ValueError(f"{column}: row {index!r} has {str(value)!r}, which cannot name a file or folder "
+                                 f"under out_dir (allowed: letters, digits, '.', '_', '-', starting with a letter or "
+                                 "digit, at most 128 characters); nothing was written")
+
+
 def write_exams(
     cohort: pd.DataFrame,
     out_dir: str | Path,
@@ -393,7 +410,8 @@ def write_exams(
         cohort: one row per woman with ``id``, ``exam_id``, ``age``, ``density`` (a–d) and,
             optionally, ``image_factor`` (latent, SD units; 0 if absent), ``event`` and ``time``
             (for lesions), as :func:`riskmodel.synthetic.make_cohort` returns.
-        out_dir: folder to write to: ``<id>/<exam_id>_<side>_<view>.dcm``, plus
+        out_dir: folder to write to: ``<id>/<exam_id>_<side>_<view>.dcm`` (``id`` and ``exam_id``
+            must be safe file names, :data:`SAFE_NAME`; others are refused, never mapped), plus
             ``manifest.csv`` (one row per image) and ``truth.csv`` (one row per exam: lesion
             side, density, image factor — kept apart so pipelines do not read the truth).
         image_size: (rows, columns), from 64×52 up to 2048×1664.
@@ -402,6 +420,10 @@ def write_exams(
         image_effect: log-amplitude of the parenchymal texture per SD of ``image_factor``.
         lesions: draw a faint mass for women with ``event == 1`` and ``time <= lesion_years``.
         n_jobs: worker processes (joblib); the output does not depend on it.
+
+    Raises:
+        ValueError: a bad ``image_size``, missing column, unknown vendor or density, or an ``id`` /
+            ``exam_id`` that is not a safe file name (the message names the column and row).
 
     Returns:
         The manifest: one row per image with ``id``, ``exam_id``, ``path`` (relative to
@@ -416,6 +438,7 @@ def write_exams(
     missing = [c for c in ("id", "exam_id", "age", "density") if c not in cohort.columns]
     if missing:
         raise ValueError(f"cohort is missing column(s) {missing}; make_cohort() provides them")
+    _check_path_ids(cohort)
     opts = _options(tuple(vendors), image_effect, lesions, lesion_years)
     bad_density = ~cohort["density"].astype(str).str.lower().isin(list(DENSE_FRACTION))
     if bad_density.any():

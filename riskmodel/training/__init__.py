@@ -7,9 +7,10 @@ aggregator and heads only (``TrainConfig(freeze_encoder=True)``).
 
 from riskmodel.training.data import LabelledExams, SurvivalLabels, TensorExams, epoch_indices
 from riskmodel.training.losses import balance_weight, masked_bce, survival_targets
-from riskmodel.training.trainer import TrainConfig, TrainResult, predict, train
+from riskmodel.training.trainer import CheckpointError, TrainConfig, TrainResult, predict, train
 
 __all__ = [
+    "CheckpointError",
     "LabelledExams",
     "SurvivalLabels",
     "TensorExams",

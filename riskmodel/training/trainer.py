@@ -200,24 +200,61 @@ def _validate(model, data, config: TrainConfig, device, pos_weight, n_years: int
     return metrics
 
 
-def _save_checkpoint(folder: Path, model, optimizer, state: dict) -> None:
-    from safetensors.torch import save_file
+def _save_weights(model, path: Path) -> None:
+    """The model's state dict as safetensors at ``path``, with the mode of every other file (0666
+    less the umask; safetensors' own ``save_file`` makes 0600 files)."""
+    from safetensors.torch import save
 
+    from riskmodel.bundle import write_file
+
+    write_file(path, save({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}))
+
+
+def _save_checkpoint(folder: Path, model, optimizer, state: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / "model.safetensors.tmp"
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp))
+    _save_weights(model, tmp)
     tmp.replace(folder / "model.safetensors")
     torch.save(optimizer.state_dict(), folder / "optimizer.pt.tmp")
     (folder / "optimizer.pt.tmp").replace(folder / "optimizer.pt")
     (folder / "state.json").write_text(json.dumps(state, indent=2))
 
 
+class CheckpointError(ValueError):
+    """A training checkpoint that cannot be resumed from; the message names the file (the CLI exits 2)."""
+
+
 def _load_checkpoint(folder: Path, model, optimizer, device) -> dict:
+    """Restore ``model`` and ``optimizer`` from ``folder`` and return its ``state.json``.
+
+    ``optimizer.pt`` is read with ``torch.load(weights_only=True)`` only: a file holding anything
+    but tensors and plain containers (e.g. a pickle that would run code) is refused, never unpickled.
+
+    Raises:
+        CheckpointError: a file that is missing, unreadable, not of this model or not plain data.
+    """
     from safetensors.torch import load_file
 
-    model.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(device)))
-    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location=device, weights_only=True))
-    return json.loads((folder / "state.json").read_text())
+    fix = "; delete the checkpoint folder or train without --resume"
+    path = folder / "model.safetensors"
+    try:
+        model.load_state_dict(load_file(str(path), device=str(device)))
+        path = folder / "optimizer.pt"
+        try:
+            opt_state = torch.load(path, map_location=device, weights_only=True)
+        except Exception as exc:  # an UnpicklingError whose text suggests unsafe loading: not repeated
+            raise CheckpointError(f"{path}: refused ({type(exc).__name__}): not a plain optimizer state of tensors "
+                                  f"and numbers; riskmodel never unpickles other objects{fix}") from None
+        optimizer.load_state_dict(opt_state)
+        path = folder / "state.json"
+        state = json.loads(path.read_text())
+        if not isinstance(state, dict) or not {"epoch", "best_metric", "best_epoch", "stale", "history"} <= set(state):
+            raise ValueError("not a state written by riskmodel.training.train")
+    except (CheckpointError, MemoryError):  # a resource error is not a bad checkpoint
+        raise
+    except Exception as exc:  # OSError, ValueError, RuntimeError (shapes), safetensors' own error, …
+        raise CheckpointError(f"{path}: cannot resume from it ({type(exc).__name__}: {exc}){fix}") from None
+    return state
 
 
 def train(model: torch.nn.Module, train_data: Dataset, val_data: Dataset | None = None,
@@ -233,6 +270,10 @@ def train(model: torch.nn.Module, train_data: Dataset, val_data: Dataset | None 
         config: :class:`TrainConfig`.
         out_dir: where checkpoints, ``best.safetensors`` and the metrics log go (main process).
         resume: continue from ``out_dir/checkpoint`` if it exists.
+
+    Raises:
+        CheckpointError: with ``resume``, a checkpoint that cannot be read safely or is not of this
+            model (a ``ValueError``).
     """
     config = config or TrainConfig()
     info = distrib.setup(config.device)
@@ -328,10 +369,7 @@ def train(model: torch.nn.Module, train_data: Dataset, val_data: Dataset | None 
         if out is not None and info.is_main:
             _write_metrics(out, history)
             if improved:
-                from safetensors.torch import save_file
-
-                save_file({k: v.detach().contiguous().cpu() for k, v in core.state_dict().items()},
-                          str(out / "best.safetensors"))
+                _save_weights(core, out / "best.safetensors")
             _save_checkpoint(out / "checkpoint", core, optimizer,
                              {"epoch": epoch, "best_metric": best_metric, "best_epoch": best_epoch, "stale": stale,
                               "history": history})
