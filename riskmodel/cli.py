@@ -487,6 +487,7 @@ def _predict_dask(args: argparse.Namespace, bundle: str | None, out_fmt: str) ->
         AtomicWriter,
         interrupt_on_sigterm,
         malformed_rows,
+        text_columns_in,
         text_read_options,
     )
     from riskmodel.schema import COLUMNS
@@ -518,8 +519,8 @@ def _predict_dask(args: argparse.Namespace, bundle: str | None, out_fmt: str) ->
     try:
         if fmt == "parquet":
             ddf = dd.read_parquet(args.input)
-            ids = [c for c in ddf.columns if c in ID_COLUMNS and pd.api.types.is_numeric_dtype(ddf[c].dtype)
-                   and not pd.api.types.is_bool_dtype(ddf[c].dtype)]
+            ids = [c for c in text_columns_in(list(ddf.columns), ID_COLUMNS)
+                   if pd.api.types.is_numeric_dtype(ddf[c].dtype) and not pd.api.types.is_bool_dtype(ddf[c].dtype)]
             if ids:  # pandas turns an integer column with a missing cell into floats: back to the integers' text
                 ddf = ddf.map_partitions(_numbers_as_text, ids, meta=ddf._meta.astype(dict.fromkeys(ids, object)))
         else:

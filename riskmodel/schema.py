@@ -433,8 +433,13 @@ def _boolean(name: str, s: pd.Series, cohort: ValidatedCohort, na: frozenset[str
     return out
 
 
-def _key(name: object) -> str:
-    """A column name reduced for matching: lower case; runs of spaces, ``-``, ``.``, ``/`` and ``_`` as one ``_``."""
+def column_key(name: object) -> str:
+    """A column name reduced for matching: lower case; runs of spaces, ``-``, ``.``, ``/`` and ``_`` as one ``_``.
+
+    Examples:
+        >>> column_key(" Exam-ID ")
+        'exam_id'
+    """
     return re.sub(r"[\s\-./_]+", "_", str(name).strip().lower()).strip("_")
 
 
@@ -470,7 +475,8 @@ class ColumnMatch:
     def _hint(self, name: str) -> str:
         found = [c for c, canon in self.lookalikes.items() if canon == name]
         found += [c for c in self.ignored if c not in found
-                  and (name in _key(c).split("_") or difflib.SequenceMatcher(None, _key(c), name).ratio() >= 0.6)]
+                  and (name in column_key(c).split("_")
+                       or difflib.SequenceMatcher(None, column_key(c), name).ratio() >= 0.6)]
         if not found:
             return ""
         return (f"; found {found[0]!r}: if that is it, rename it to {name!r} or pass "
@@ -504,7 +510,7 @@ def match_columns(data: pd.DataFrame, columns: Mapping[object, str] | None = Non
                             f"{type(columns).__name__}")
         for given, canonical in columns.items():
             if canonical not in COLUMNS:
-                close = difflib.get_close_matches(_key(canonical), COLUMNS, n=1)
+                close = difflib.get_close_matches(column_key(canonical), COLUMNS, n=1)
                 raise SchemaError(str(canonical), f"columns= maps {given!r} to it, but it is not a canonical column"
                                   + (f" (did you mean {close[0]!r}?)" if close else "")
                                   + "; see riskmodel.schema.COLUMNS")
@@ -524,8 +530,8 @@ def match_columns(data: pd.DataFrame, columns: Mapping[object, str] | None = Non
         targets[name] = name
     loose: dict[str, list[object]] = {}
     for name in names:
-        if name not in targets.values() and _key(name) in COLUMNS and _key(name) not in targets:
-            loose.setdefault(_key(name), []).append(name)
+        if name not in targets.values() and column_key(name) in COLUMNS and column_key(name) not in targets:
+            loose.setdefault(column_key(name), []).append(name)
     for canonical, found in loose.items():
         if len(found) > 1:
             raise SchemaError(canonical, f"input columns {', '.join(map(repr, found))} all match it (case and "
@@ -535,7 +541,7 @@ def match_columns(data: pd.DataFrame, columns: Mapping[object, str] | None = Non
     ignored = tuple(name for name in names if name not in used)
     lookalikes = {}
     for name in ignored:
-        key = _key(name)
+        key = column_key(name)
         close = [key] if key in COLUMNS else difflib.get_close_matches(key, COLUMNS, n=1, cutoff=0.8)
         if close:
             lookalikes[name] = close[0]

@@ -297,3 +297,16 @@ def test_cli_horizon_lifetime_any_case(tmp_path):
     pd.DataFrame({"age": [50.0]}).to_csv(src, index=False)
     assert cli.main(["predict", str(src), "-o", str(tmp_path / "a.csv"), "--horizon", "Lifetime", "-q"]) == 0
     assert pd.read_csv(tmp_path / "a.csv")["horizon"].iat[0] == 40.0
+
+
+def test_identifier_columns_are_text_whatever_their_header_case(tmp_path):
+    """``Exam_ID`` / ``Id`` are matched to ``exam_id`` / ``id``: they are read as text too (no lost zeros)."""
+    from riskmodel import cli
+
+    src = tmp_path / "women.csv"
+    src.write_text("Id,Age,Race,Exam_ID\n00123,50,1,0000001\n00124,55,1,0000002\n")
+    out = tmp_path / "out.csv"
+    assert cli.main(["predict", str(src), "-o", str(out), "--keep-input", "-q"]) == 0
+    got = pd.read_csv(out, dtype=str)
+    assert got["Id"].tolist() == ["00123", "00124"]
+    assert got["Exam_ID"].tolist() == ["0000001", "0000002"]

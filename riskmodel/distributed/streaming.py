@@ -52,6 +52,21 @@ ID_COLUMNS: tuple[str, ...] = ("id", "ID", "exam_id", "patient_id", "accession_n
                                "series_uid", "sop_uid")
 
 
+def text_columns_in(columns: Sequence[str], text: Sequence[str]) -> list[str]:
+    """The names of ``columns`` that are one of ``text``, case and separators ignored as the schema's
+    column matching ignores them (``Exam_ID``, ``EXAM-ID`` and ``exam_id`` are all the key ``exam_id``),
+    so an identifier column is never read as a number because of how its header is spelt.
+
+    Examples:
+        >>> text_columns_in(["Exam_ID", "Age", "ID"], ID_COLUMNS)
+        ['Exam_ID', 'ID']
+    """
+    from riskmodel.schema import column_key
+
+    keys = {column_key(t) for t in text}
+    return [c for c in columns if column_key(c) in keys]
+
+
 def text_read_options(columns: Sequence[str], text: Sequence[str]) -> dict[str, Any]:
     """``pandas.read_csv`` options reading the columns of ``text`` present in ``columns`` as text.
 
@@ -67,7 +82,7 @@ def text_read_options(columns: Sequence[str], text: Sequence[str]) -> dict[str, 
     """
     from pandas._libs.parsers import STR_NA_VALUES
 
-    ids = [c for c in columns if c in set(text)]
+    ids = text_columns_in(columns, text)
     if not ids:
         return {}
     default = sorted(STR_NA_VALUES)
@@ -79,8 +94,9 @@ def arrow_ids_as_text(table: Any, text: Sequence[str]) -> Any:
     """A pyarrow Table (or RecordBatch) with its integer columns named in ``text`` cast to strings."""
     import pyarrow as pa
 
+    ids = set(text_columns_in(table.schema.names, text))
     for i, field in enumerate(table.schema):
-        if field.name in set(text) and pa.types.is_integer(field.type):
+        if field.name in ids and pa.types.is_integer(field.type):
             column = table.column(i).cast(pa.string())
             if isinstance(table, pa.RecordBatch):
                 table = pa.Table.from_batches([table])
@@ -356,7 +372,8 @@ class ChunkedTable:
         empty = schema.empty_table().to_pandas()
         self.columns = [str(c) for c in empty.columns]
         # Integer and boolean columns become float / object for the whole file when any cell is missing.
-        candidates = {f.name: f.type for f in schema if f.name not in self.text_columns
+        ids = set(text_columns_in(schema.names, self.text_columns))
+        candidates = {f.name: f.type for f in schema if f.name not in ids
                       and (pa.types.is_integer(f.type) or pa.types.is_boolean(f.type))}
         unknown: list[str] = []
         for name in candidates:
