@@ -240,3 +240,27 @@ def test_share_of_cancers_in_top_handles_ties():
     event[:300] = 1
     time = np.where(event == 1, 2.0, 6.0)
     assert share_of_cancers_in_top(level, time, event, 0.2) == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize("kept", [0, 2])
+def test_report_with_few_cancers_shows_no_estimate_or_empty_chart(tmp_path, kept):
+    """0 or 1 cancers by five years: no C-index with an interval, no '0.0%––', no empty chart."""
+    from riskmodel.evaluation import evaluate_risks, write_report
+    from riskmodel.synthetic import make_cohort
+
+    cohort = make_cohort(400, seed=3)
+    events = np.flatnonzero(cohort["event"].to_numpy() == 1)
+    cohort.loc[cohort.index[events[kept:]], "event"] = 0
+    ev = evaluate_risks(cohort, {"truth": cohort["true_risk_5y"].to_numpy()}, n_boot=20)
+    m = ev.models["truth"]
+    assert m["cancers"] < 5 and np.isnan(m["c_index"]) and all(np.isnan(m["c_index_ci"]))
+    paths = write_report(ev, tmp_path, plots=True)
+    text = (tmp_path / "report.md").read_text()
+    assert "––" not in text and "– (" not in text
+    assert "Too few cancers to measure discrimination" in text
+    assert not (tmp_path / "subgroups.png").exists()  # no subgroup has a C-index: no empty forest plot
+    assert (tmp_path / "auc.png") not in paths
+    if m["cancers"] == 0:
+        assert "No table: no model has a cancer" in text and not (tmp_path / "calibration.png").exists()
+    else:
+        assert "0.0% (no cancers)" in text

@@ -173,7 +173,7 @@ def _c(time, event, risk, horizon) -> float:
 
 def evaluate_risks(outcomes: pd.DataFrame, risks: Mapping[str, Any], horizon: float = 5.0, *,
                    reference: str | None = "gail", subgroups: Sequence[str] | None = None, n_boot: int = 200,
-                   seed: int = 0, min_cancers: int = 5) -> Evaluation:
+                   seed: int = 0, min_cancers: int = 5, progress: bool = False) -> Evaluation:
     """Evaluate each model's risks against observed outcomes.
 
     Args:
@@ -193,7 +193,10 @@ def evaluate_risks(outcomes: pd.DataFrame, risks: Mapping[str, Any], horizon: fl
         n_boot: bootstrap replicates for the intervals of C-index and AUC and the paired tests
             (0: no intervals).
         seed: seed of the bootstrap.
-        min_cancers: subgroups and time points with fewer observed cancers get no C-index.
+        min_cancers: a model, subgroup or time point with fewer observed cancers by the horizon gets no
+            C-index or AUC (NaN, and no interval): with a handful of cancers they are noise.
+
+        progress: show a progress bar (tqdm, on stderr) over each model's bootstrap replicates.
 
     Returns:
         An :class:`Evaluation`.
@@ -233,7 +236,9 @@ def evaluate_risks(outcomes: pd.DataFrame, risks: Mapping[str, Any], horizon: fl
         cancers = int(((e == 1) & (t <= horizon)).sum())
         res: dict[str, Any] = {"n": int(rows.sum()), "n_not_scored": int((~rows).sum()), "cancers": cancers}
         per_year = yearly[rows] if yearly is not None else None
-        res["c_index"] = _c(t, e, r, horizon)
+        # Too few cancers: no C-index (nor an interval around it), as for subgroups and AUC time points.
+        enough = cancers >= min_cancers
+        res["c_index"] = _c(t, e, r, horizon) if enough else float("nan")
         res["auc"] = dict(zip([int(y) for y in years], _auc(t, e, r, per_year, years, min_cancers), strict=True))
         res["ibs"] = (_safe(integrated_brier_score, t, e, t, e, per_year, years)
                       if per_year is not None and len(years) >= 2 else float("nan"))
@@ -252,10 +257,10 @@ def evaluate_risks(outcomes: pd.DataFrame, risks: Mapping[str, Any], horizon: fl
         res["top20_share"] = share_of_cancers_in_top(r, t, e, 0.2, horizon)
         if boots:
             c_b, auc_b = [], []
-            for idx in boots:
+            for idx in _maybe_progress(boots, progress, f"bootstrap ({name})"):
                 idx = idx[rows[idx]]
                 tb, eb, rb = time_[idx], event[idx], at[idx]
-                c_b.append(_c(tb, eb, rb, horizon))
+                c_b.append(_c(tb, eb, rb, horizon) if enough else float("nan"))
                 auc_b.append(_auc(tb, eb, rb, yearly[idx] if yearly is not None else None, years, min_cancers))
             res["c_index_ci"] = _percentile_ci(np.array(c_b))
             auc_b = np.array(auc_b)
@@ -272,6 +277,15 @@ def evaluate_risks(outcomes: pd.DataFrame, risks: Mapping[str, Any], horizon: fl
     data = {"time": time_, "event": event, "risk": {k: v[0] for k, v in parsed.items()},
             "yearly": {k: v[1] for k, v in parsed.items()}, "labels": labels}
     return Evaluation(horizon=float(horizon), models=models, reference=reference, settings=settings, data=data)
+
+
+def _maybe_progress(items: list, progress: bool, desc: str):
+    """``items``, behind a tqdm bar on stderr when ``progress``."""
+    if not progress:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="replicate", leave=False)
 
 
 def _auc(t, e, r, per_year, years, min_cancers) -> list[float]:

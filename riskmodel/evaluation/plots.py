@@ -12,6 +12,7 @@ Each function writes one file and returns its path:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +33,22 @@ def _save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     _pyplot().close(fig)
     return path
+
+
+def has_content(ev: Evaluation, plot: Any) -> bool:
+    """Whether ``plot`` (one of this module's functions) would draw anything for ``ev``: a calibration
+    group with a cancer, an AUC, a cancer by the horizon, or a subgroup C-index. An empty chart is
+    left out of a report rather than drawn."""
+    models = ev.models.values()
+    if plot is plot_calibration:
+        return any(r["observed"] > 0 for m in models for r in m["calibration"])
+    if plot is plot_auc:
+        return any(v is not None and not np.isnan(v) for m in models for v in m["auc"].values())
+    if plot is plot_risk_distributions:
+        return bool(((ev.data["event"] == 1) & (ev.data["time"] <= ev.horizon)).any())
+    if plot is plot_subgroups:
+        return any(s["c_index"] is not None and not np.isnan(s["c_index"]) for m in models for s in m["subgroups"])
+    raise ValueError(f"not a plot of riskmodel.evaluation.plots: {plot!r}")
 
 
 def plot_calibration(ev: Evaluation, path: str | Path) -> Path:

@@ -29,14 +29,38 @@ def _f(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and (math.isnan(value) or math.isinf(value)))
+
+
 def _ci(value: Any, ci: Sequence[Any] | None, digits: int = 3) -> str:
-    if ci is None or any(v is None or (isinstance(v, float) and math.isnan(v)) for v in ci):
+    """``value (lower–upper)``; the value alone without a whole interval; ``–`` alone without a value
+    (never an interval beside a missing estimate)."""
+    if _missing(value) or ci is None or any(_missing(v) for v in ci):
         return _f(value, digits)
     return f"{_f(value, digits)} ({_f(ci[0], digits)}–{_f(ci[1], digits)})"
 
 
 def _pct(value: Any) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}%"
+
+
+def _observed(row: dict[str, Any]) -> str:
+    """A calibration group's observed incidence with its interval, or ``0.0% (no cancers)``."""
+    if not row["cancers"] or _missing(row["observed_upper"]):
+        return f"{_pct(row['observed'])} (no cancers)" if not row["cancers"] else _pct(row["observed"])
+    return f"{_pct(row['observed'])} ({_pct(row['observed_lower'])}–{_pct(row['observed_upper'])})"
+
+
+def _few_cancers(ev: Evaluation) -> list[str]:
+    """A warning line for each model with fewer cancers than a C-index or AUC needs."""
+    need = ev.settings["min_cancers"]
+    few = [f"{name} ({m['cancers']})" for name, m in ev.models.items() if m["cancers"] < need]
+    if not few:
+        return []
+    return [f"**Too few cancers to measure discrimination:** C-index and AUC need at least {need} cancers by "
+            f"{ev.horizon:g} years; " + ", ".join(few) + " — shown as –. E/O and calibration are shown where there "
+            "is any cancer, with wide intervals.", ""]
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -55,7 +79,7 @@ def render_markdown(ev: Evaluation, *, title: str = "Risk model evaluation", pre
     lines += [f"## Summary at {h:g} years", "",
               "C-index and AUC with 95% bootstrap intervals "
               f"({ev.settings['n_boot']} replicates); E/O with a 95% interval; see docs/evaluation.md "
-              "for how each number is computed and how to read it.", ""]
+              "for how each number is computed and how to read it.", "", *_few_cancers(ev)]
     rows = []
     for name, m in models.items():
         rows.append([name, m["n"], m["cancers"], _ci(m["c_index"], m.get("c_index_ci")),
@@ -88,13 +112,15 @@ def render_markdown(ev: Evaluation, *, title: str = "Risk model evaluation", pre
                 f"{100 * t:.2f}%" for t in ev.settings["nri_thresholds"]) + " (censoring-adjusted, Pencina 2011).",
                       ""]
     lines += ["## Calibration by decile of predicted risk", ""]
+    if not any(m["calibration"] for m in models.values()):
+        lines += [f"No table: no model has a cancer by {h:g} years among the women it scored.", ""]
     for name, m in models.items():
         if not m["calibration"]:
             continue
         lines += [f"**{name}**", ""]
         lines += _table(["decile", "women", "cancers", "predicted", "observed (95% CI)", "E/O"],
                         [[r["group"], r["n"], r["cancers"], _pct(r["predicted"]),
-                          f"{_pct(r['observed'])} ({_pct(r['observed_lower'])}–{_pct(r['observed_upper'])})",
+                          _observed(r),
                           _f(r["eo"], 2)] for r in m["calibration"]])
     lines += ["## Subgroups", "",
               f"C-index where a subgroup has at least {ev.settings['min_cancers']} cancers; E/O where it has any.", ""]
@@ -141,6 +167,8 @@ def write_report(ev: Evaluation, out_dir: str | Path, *, title: str = "Risk mode
                                   ("Risk distributions by outcome", figs.plot_risk_distributions,
                                    "risk_distributions.png"),
                                   ("C-index by subgroup", figs.plot_subgroups, "subgroups.png")):
+            if not figs.has_content(ev, fn):  # an empty chart says nothing: the tables say why it is missing
+                continue
             written.append(fn(ev, out / file))
             figures[caption] = file
     md = out / "report.md"
