@@ -252,3 +252,15 @@ def test_boolean_or_complex_risk_is_invalid_not_a_number(value, words):
     years = recommend_screening(data.assign(risk=0.02, horizon=[True, 5.0]), "mypebs")
     assert years["status"].tolist() == ["invalid", "ok"]
     assert years["message"].iat[0] == "horizon=True: a boolean is not a number of years"
+
+
+def test_cohort_columns_spelled_differently_are_read():
+    """A cohort with ``Age`` and ``BRCA`` headers: the carrier rule applies as with canonical names."""
+    canonical = pd.DataFrame({"age": [45.0, 45.0], "race": [1, 1], "brca": ["brca1", "none"]})
+    spelled = canonical.rename(columns={"age": "Age", "race": "Race", "brca": "BRCA"})
+    risks = riskmodel.predict_risk(canonical, horizon=5)
+    want = riskmodel.recommend_screening(risks, policy="acr2023", cohort=canonical)
+    got = riskmodel.recommend_screening(risks, policy="acr2023", cohort=spelled)
+    pd.testing.assert_frame_equal(got, want)
+    assert "carrier" in " ".join(got["rationale"].astype(str)).lower() or got["category"].iloc[0] != \
+        got["category"].iloc[1]

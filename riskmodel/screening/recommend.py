@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from riskmodel.schema import SchemaError, validate
+from riskmodel.schema import SchemaError, match_columns, validate
 from riskmodel.screening.measures import MEASURE_WORDS, Measured, not_real, real_numbers, resolve_measure
 from riskmodel.screening.policy import CONDITIONS, Policy, Threshold, load_policy
 
@@ -72,6 +72,9 @@ def _inputs(data: pd.DataFrame, cohort: pd.DataFrame | None) -> pd.DataFrame:
         if len(cohort) != len(data) or not cohort.index.equals(data.index):
             raise ValueError(f"cohort: its index differs from data's ({len(cohort)} vs {len(data)} rows); pass the "
                              "table that was scored, with the same index and order")
+        # The cohort's columns as predict_risk reads them (``Age``, ``BRCA``): a condition column is never
+        # skipped because of how its header is spelt.
+        cohort = match_columns(cohort).apply(cohort)
     cols = {}
     for name in _COLUMNS_READ:
         if name in data.columns:
