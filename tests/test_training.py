@@ -110,3 +110,14 @@ def test_two_process_ddp_matches_one_process(tmp_path):
     a, b = json.loads(single.read_text()), json.loads(double.read_text())
     assert len(a) == len(b) == 3
     np.testing.assert_allclose(b, a, rtol=1e-4)
+
+
+def test_progress_prints_the_validation_c_index_after_each_epoch(capsys):
+    torch.manual_seed(0)
+    model = ImageRiskModel(tiny_config(image_size=(48, 40)))
+    config = TrainConfig(epochs=2, batch_size=8, lr=1e-3, device="cpu", progress=True, patience=0)
+    result = train(model, _data(16, 1), _data(16, 2), config)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch ") and ":" in line
+             and "validation C-index" in line]
+    assert len(lines) == 2 and lines[0].startswith("epoch 1/2: train loss ")
+    assert f"{result.history[1]['val_c_index']:.3f}" in lines[1]

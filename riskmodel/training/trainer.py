@@ -15,6 +15,7 @@ import contextlib
 import csv
 import json
 import math
+import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields
@@ -366,6 +367,8 @@ def train(model: torch.nn.Module, train_data: Dataset, val_data: Dataset | None 
         else:
             stale += 1
         history.append(row)
+        if config.progress and info.is_main:
+            print(_epoch_line(row, config.epochs, best_metric, best_epoch), file=sys.stderr, flush=True)
         if out is not None and info.is_main:
             _write_metrics(out, history)
             if improved:
@@ -390,6 +393,24 @@ def train(model: torch.nn.Module, train_data: Dataset, val_data: Dataset | None 
         gc.collect()
     distrib.cleanup(info)
     return TrainResult(best_epoch=best_epoch, best_metric=best_metric, history=history, stopped_early=stopped)
+
+
+def _epoch_line(row: dict[str, float], epochs: int, best_metric: float, best_epoch: int) -> str:
+    """One line after each epoch: training loss, and with validation data its C-index (the model
+    selection metric) and loss, and the best epoch so far.
+
+    Examples:
+        >>> _epoch_line({"epoch": 2, "train_loss": 0.5, "val_c_index": 0.61, "val_loss": 0.4, "seconds": 3.0},
+        ...             12, 0.63, 1)
+        'epoch 2/12: train loss 0.5000, validation C-index 0.610, loss 0.4000 (best C-index 0.630 at epoch 1), 3 s'
+    """
+    text = f"epoch {row['epoch']}/{epochs}: train loss {row['train_loss']:.4f}"
+    if "val_c_index" in row:
+        c = row["val_c_index"]
+        text += f", validation C-index {'–' if math.isnan(c) else f'{c:.3f}'}, loss {row['val_loss']:.4f}"
+        if not math.isnan(c) and best_metric >= 0:
+            text += f" (best C-index {best_metric:.3f} at epoch {best_epoch})"
+    return text + f", {row['seconds']:.0f} s"
 
 
 def _write_metrics(out: Path, history: list[dict[str, float]]) -> None:
