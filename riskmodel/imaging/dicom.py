@@ -1127,7 +1127,7 @@ def _decode(ds: Any, path: Path) -> np.ndarray:
     except BaseException as e:
         if not isinstance(e, Exception) and type(e).__name__ != "PanicException":
             raise  # KeyboardInterrupt, SystemExit
-        if is_resource_error(e):  # e.g. MemoryError: propagates unchanged, never a DicomError
+        if type(e).__name__ != "PanicException" and is_resource_error(e):  # e.g. MemoryError: propagates
             raise
         # pylibjpeg-rle's Rust code panics (a BaseException) on runs that overflow the frame.
         msg = str(e)
