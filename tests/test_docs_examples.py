@@ -69,11 +69,11 @@ def run_block(block: Block, namespace: dict) -> None:
     exec(code, namespace)  # the docs' own examples
 
 
-def prepare_folder(folder: Path) -> None:
+def prepare_folder(folder: Path, example_cohort: Path, bcra_example: Path) -> None:
     """What the examples read: the example cohort, and BCRA's example data as the reader's ``mydata.csv``."""
     (folder / "examples").mkdir()
-    shutil.copy(REPO / "examples" / "example_cohort.csv", folder / "examples" / "example_cohort.csv")
-    bcra = pd.read_csv(REPO / "tests" / "data" / "bcra_example.csv")
+    shutil.copy(example_cohort, folder / "examples" / "example_cohort.csv")
+    bcra = pd.read_csv(bcra_example)
     bcra[["ID", "T1", "T2", "N_Biop", "HypPlas", "AgeMen", "Age1st", "N_Rels", "Race"]].to_csv(
         folder / "mydata.csv", index=False)
 
@@ -98,9 +98,9 @@ def test_most_blocks_run():
 
 
 @pytest.mark.parametrize("path", [p for p in DOC_FILES if python_blocks(p)], ids=lambda p: p.name)
-def test_doc_blocks_run(path, tmp_path, monkeypatch, capsys):
+def test_doc_blocks_run(path, tmp_path, monkeypatch, capsys, example_cohort_path, bcra_example_path):
     blocks = python_blocks(path)
-    prepare_folder(tmp_path)
+    prepare_folder(tmp_path, example_cohort_path, bcra_example_path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     namespace: dict = {"__name__": f"docs_{path.stem.replace('-', '_')}"}
