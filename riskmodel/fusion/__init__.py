@@ -1,4 +1,4 @@
-"""Fusion survival heads: an exam embedding plus risk factors → breast-cancer risk by year.
+"""The hybrid model: an exam embedding plus risk factors → a survival head → absolute risk by year.
 
 The data flow::
 
