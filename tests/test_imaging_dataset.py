@@ -9,8 +9,8 @@ import torch
 from imaging_fixtures import write_exam, write_mg
 
 from riskmodel.imaging import VIEW_ORDER, ExamDataset, assemble_exams, read_mammogram, scan_dicoms
-from riskmodel.imaging import dicom as dicom_module
 from riskmodel.imaging.dataset import fit_to_size
+from riskmodel.imaging.dicom import pixels as dicom_module
 
 SIZE = (32, 24)
 

@@ -240,7 +240,7 @@ def test_pixel_budget_default_keyword_and_environment(tmp_path, monkeypatch):
 def test_a_mammogram_at_the_largest_detector_size_is_within_budget(tmp_path):
     ds = mg_dataset(np.zeros((2, 2), np.uint16), pixel_data=False)
     ds.Rows, ds.Columns = 7500, 6000  # 24 × 30 cm at 40 µm
-    from riskmodel.imaging.dicom import _check_pixel_budget
+    from riskmodel.imaging.dicom.checks import _check_pixel_budget
 
     _check_pixel_budget(ds, tmp_path / "x.dcm", PIXEL_BUDGET_BYTES)  # no error
     ds.Rows = 9000
@@ -265,7 +265,7 @@ def test_deflate_bomb_is_refused_within_the_cap_and_costs_one_view(tmp_path):
 def test_small_deflated_files_are_read_and_cut_ones_refused(tmp_path, monkeypatch):
     import pydicom
 
-    from riskmodel.imaging import dicom
+    from riskmodel.imaging.dicom import parse as dicom
 
     path, _ = write_mg(tmp_path / "d.dcm")
     ds = pydicom.dcmread(path)

@@ -5,7 +5,7 @@ The data flow, one stage per module::
     folder of files ─► scan_dicoms        (exams.py: one row per file, status "ok" or an error name)
                     ─► assemble_exams     (exams.py: one row per exam, a path per view in VIEW_ORDER, flags)
                     ─► ExamDataset        (dataset.py: (4, 1, H, W) float32 + mask per exam, cached)
-    one file        ─► read_mammogram     (dicom.py: canonical float32 image in [0, 1] + metadata)
+    one file        ─► read_mammogram     (dicom/: canonical float32 image in [0, 1] + metadata)
 
 Errors form one hierarchy rooted at :class:`DicomError` (a ``ValueError``); see
 :mod:`riskmodel.imaging.errors`. pydicom is imported when a file is first read; torch only when

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from riskmodel.imaging import dicom
+from riskmodel.imaging.dicom import pixels as dicom
 from riskmodel.imaging.errors import DicomError, MetadataError, is_resource_error
 from riskmodel.imaging.exams import VIEW_ORDER
 

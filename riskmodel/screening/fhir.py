@@ -46,7 +46,8 @@ from riskmodel.screening.files import write_atomically
 from riskmodel.screening.policy import MODALITIES, SUPPLEMENTAL
 from riskmodel.screening.recommend import clinic_table
 
-__all__ = ["BREAST_CANCER", "SUPPORT_NOT_REPLACE", "fhir_bundle", "fhir_datetime", "risk_assessments", "write_fhir"]
+__all__ = ["BREAST_CANCER", "SUPPORT_NOT_REPLACE", "fhir_bundle", "fhir_datetime", "refusals", "risk_assessments",
+           "write_fhir"]
 
 #: The outcome predicted: SNOMED CT 254837009 (the code and display used for breast cancer by several
 #: published FHIR implementation guides; not checked against a SNOMED CT release here).
@@ -174,7 +175,7 @@ def risk_assessments(results: pd.DataFrame, *, cohort: pd.DataFrame | None = Non
     return out
 
 
-def _refusals(row: pd.Series, age: Any) -> list[str]:
+def refusals(row: pd.Series, age: Any) -> list[str]:
     """Why this row's risk cannot be exported as ``final`` (empty: it can)."""
     status, risk = _value(row, "status"), _value(row, "risk")
     if status not in (None, "ok") or risk is None:
@@ -203,7 +204,7 @@ def _one(row: pd.Series, position: int, rid: str, when: str) -> dict[str, Any]:
     key = str(wid) if wid is not None else f"row{position}"
     subject: dict[str, Any] = ({"reference": f"Patient/{key}"} if wid is not None and _FHIR_ID.match(key)
                                else {"identifier": {"value": key}, "display": key})
-    refused = _refusals(row, _value(row, "age"))
+    refused = refusals(row, _value(row, "age"))
     scored = not refused
     age = float(_value(row, "age")) if scored and _value(row, "age") is not None else None
     model = _value(row, "model")

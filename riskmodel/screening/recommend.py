@@ -29,7 +29,7 @@ from riskmodel.schema import SchemaError, match_columns, validate
 from riskmodel.screening.measures import MEASURE_WORDS, Measured, not_real, real_numbers, resolve_measure
 from riskmodel.screening.policy import CONDITIONS, Policy, Threshold, load_policy
 
-__all__ = ["RECOMMENDATION_COLUMNS", "RECOMMENDATION_STATUS", "add_recommendations", "clinic_table",
+__all__ = ["RECOMMENDATION_COLUMNS", "RECOMMENDATION_STATUS", "add_recommendations", "applied_policy", "clinic_table",
            "recommend_screening"]
 
 #: Columns of :func:`recommend_screening`'s output, in order.
@@ -257,13 +257,6 @@ def _condition(checked, condition: str) -> np.ndarray:
     column = CONDITIONS[condition][0]
     v = checked.column(column)
     return (v == 1) | (v == 2) if condition == "carrier" else v == 1
-
-
-def _excluded(pol: Policy, checked) -> np.ndarray:
-    out = np.zeros(len(checked), dtype=bool)
-    for cond in pol.not_for:
-        out |= _condition(checked, cond)
-    return out
 
 
 def _measure(pol: Policy, data: pd.DataFrame, age: np.ndarray, usable: np.ndarray,
@@ -541,7 +534,7 @@ def clinic_table(results: pd.DataFrame, *, risks: pd.DataFrame | None = None, co
         for name in ("id", "age", "race"):
             if name not in table.columns and name in cohort.columns:
                 table[name] = cohort[name]
-    applied = _applied_policy(table, results.attrs.get(POLICY_ATTR), policy) if need_policy else None
+    applied = applied_policy(table, results.attrs.get(POLICY_ATTR), policy) if need_policy else None
     table.attrs = {}  # nothing is deep-copied per row below
     return table, applied
 
@@ -553,7 +546,7 @@ def policy_citation(policy: Policy) -> dict[str, str]:
             "file": policy.path}
 
 
-def _applied_policy(table: pd.DataFrame | pd.Series, carried: dict[str, str] | None,
+def applied_policy(table: pd.DataFrame | pd.Series, carried: dict[str, str] | None,
                     policy: str | os.PathLike[str] | Policy | dict[str, str] | None) -> dict[str, str] | None:
     """The policy named by ``table``'s ``policy``/``policy_version`` columns, from ``policy=`` or ``carried``.
 

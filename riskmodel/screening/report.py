@@ -28,11 +28,11 @@ import pandas as pd
 
 from riskmodel.schema import validate
 from riskmodel.screening.average import BCSC_AGES, average_risk_curve
-from riskmodel.screening.fhir import SUPPORT_NOT_REPLACE, _refusals, fhir_datetime
+from riskmodel.screening.fhir import SUPPORT_NOT_REPLACE, fhir_datetime, refusals
 from riskmodel.screening.files import staged_folder
 from riskmodel.screening.measures import gail_curve, real_numbers
 from riskmodel.screening.policy import MODALITIES, SUPPLEMENTAL, Policy
-from riskmodel.screening.recommend import POLICY_ATTR, _applied_policy, clinic_table
+from riskmodel.screening.recommend import POLICY_ATTR, applied_policy, clinic_table
 
 __all__ = ["render_report", "risk_curves", "write_reports"]
 
@@ -166,7 +166,7 @@ def _risk_text(row: pd.Series) -> str:
     risk, horizon, status = _get(row, "risk"), _get(row, "horizon"), _get(row, "status")
     if risk is None or status not in (None, "ok"):
         return f"not available ({status or 'no risk'}: {_get(row, 'message') or ''})"
-    refused = _refusals(row, _get(row, "age"))
+    refused = refusals(row, _get(row, "age"))
     if refused:
         return f"not available ({refused[0].removeprefix('Not exported as a risk: ')})"
     age = _get(row, "age")
@@ -179,7 +179,7 @@ def _row_policy(row: pd.Series, policy: str | os.PathLike[str] | Policy | None) 
     if _get(row, "policy") is not None and _get(row, "recommendation_status") is None:
         raise ValueError("row is a row of recommend_screening's output, which holds no risk: pass a row of "
                          "add_recommendations(risks, cohort, policy), or use write_reports(recs, DIR, risks=risks)")
-    return _applied_policy(row, row.attrs.get(POLICY_ATTR), policy)
+    return applied_policy(row, row.attrs.get(POLICY_ATTR), policy)
 
 
 def render_report(row: pd.Series, curve: np.ndarray | None = None, *, date: str | None = None,
