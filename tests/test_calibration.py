@@ -412,3 +412,51 @@ def test_ipcw_removes_the_censoring_bias(method):
     d = json.loads(json.dumps(yc.to_dict()))
     assert d["weighting"] == "ipcw"
     assert YearlyCalibrator.from_dict(d).weighting_ == "ipcw"
+
+
+# ---------------------------------------------------------------------------------------
+# The estimator convention (issue 18): scikit-learn estimators, parameters checked in fit, a repr that
+# says what was fitted
+
+
+def test_calibrators_are_sklearn_estimators_checked_in_fit():
+    import sklearn.exceptions
+    from sklearn.base import BaseEstimator, clone
+
+    assert NotFittedError is sklearn.exceptions.NotFittedError
+    for est, bad in ((IsotonicCalibrator(), None), (PlattCalibrator(ridge=1e-6), {"eps": 0.7}),
+                     (YearlyCalibrator("platt", n_years=3), {"n_years": 0})):
+        assert isinstance(est, BaseEstimator)
+        twin = clone(est)
+        assert twin.get_params() == est.get_params() and twin is not est
+        with pytest.raises(NotFittedError, match="not fitted"):
+            twin.to_dict()
+        if bad:  # set_params skips __init__: fit checks the parameters again
+            twin.set_params(**bad)
+            with pytest.raises(ValueError, match=next(iter(bad))):
+                twin.fit(np.full((4, 3), 0.5), [1, 2, 3, 4], [1, 0, 1, 0]) if isinstance(twin, YearlyCalibrator) \
+                    else twin.fit([0.1, 0.9], [0, 1])
+    with pytest.raises(ValueError, match="max_iter"):
+        PlattCalibrator(max_iter=0)
+    assert PlattCalibrator(eps=np.float64(1e-6)).get_params()["eps"] == 1e-6  # stored unchanged
+
+
+def test_calibrator_repr_says_what_was_fitted():
+    assert repr(IsotonicCalibrator()) == "<IsotonicCalibrator: not fitted>"
+    assert repr(PlattCalibrator(eps=1e-3)) == "<PlattCalibrator(eps=0.001): not fitted>"
+    assert repr(YearlyCalibrator("platt")) == "<YearlyCalibrator(method='platt'): not fitted>"
+    iso = IsotonicCalibrator().fit([0.1, 0.2, 0.3, 0.4], [0, 1, 0, 1])
+    assert repr(iso) == "<IsotonicCalibrator: fitted on 4 points, 4 breakpoints>"
+    platt = PlattCalibrator().fit([0.1, 0.2, 0.3, 0.4], [0, 1, 0, 1])
+    assert repr(platt).startswith("<PlattCalibrator: fitted on 4 points, a=")
+    yc, *_ = _fitted()
+    text = repr(yc)
+    assert text.startswith("<YearlyCalibrator: fitted on 5 years, year 5: ") and "weighting none>" in text
+    assert f"{yc.n_positive_[-1]:,} positive" in text and "\n" not in text
+    assert repr(YearlyCalibrator.from_dict(yc.to_dict())) == text  # the counts are saved
+
+
+def test_numpy_integer_n_years_saves_as_json():
+    yc, risk, time, event = _fitted()
+    again = YearlyCalibrator(n_years=np.int64(5)).fit(risk, time, event)
+    assert json.dumps(again.to_dict()) == json.dumps(yc.to_dict())

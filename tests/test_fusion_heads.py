@@ -465,3 +465,74 @@ def test_cox_head_recovers_from_a_newton_overshoot():
     head = CoxHead(n_components=0).fit(x, fusion["time"].to_numpy(), (fusion["event"] == 1).to_numpy().astype(int))
     assert np.abs(head.coef_).max() < 5
     assert head.coef_[-1] > 0.3  # the literature score's coefficient
+
+
+# ---------------------------------------------------------------------------- the estimator convention (issue 18)
+
+
+@pytest.mark.parametrize("name", list(HEADS))
+def test_repr_says_what_was_fitted(name, data, fitted):
+    head = fitted[name]
+    events = int((data["train"]["event"] == 1).sum())
+    text = repr(head)
+    cls = type(head).__name__
+    assert text.startswith(f"<{cls}(") and "\n" not in text
+    size = f"{int(head.kept_.sum())} covariates" if name == "cox" else f"{data['x_train'].shape[1]} inputs"
+    assert text.endswith(f": fitted on 20,000 women, {events:,} events, {size}>")
+    assert repr(head_from_dict(head.to_dict())).endswith(f": loaded, {size}>")  # counts are not in the state
+    assert repr(clone(head)).endswith(": not fitted>")
+    assert repr(type(head)()) == f"<{cls}: not fitted>"
+
+
+@pytest.mark.parametrize("name", list(HEADS))
+def test_net_risk_and_raw_score_names(name, data, fitted):
+    head = fitted[name]
+    x = data["x_test"][:300]
+    net = head.predict_net_risk(x, [1, 3, 5])
+    np.testing.assert_array_equal(head.predict_risk(x, [1, 3, 5]), net)  # the old name is an alias
+    np.testing.assert_array_equal(net, np.clip(-np.expm1(-head.predict_cumulative_hazard(x, [1, 3, 5])), 0, 1))
+    raw = head.decision_function(x)
+    if name == "torch":
+        assert raw.shape == (300, head.n_years)
+        np.testing.assert_array_equal(head.predict_logits(x), raw)
+        np.testing.assert_allclose(np.logaddexp(0.0, raw), head.predict_cumulative_hazard(x, YEARS), rtol=1e-12)
+    else:
+        assert raw.shape == (300,)
+        order = np.argsort(raw)  # a higher raw score is a higher hazard (Cox) or a longer time (AFT)
+        h5 = head.predict_cumulative_hazard(x, [5.0])[order, 0]
+        assert (np.diff(h5) >= -1e-12).all() if name != "xgb_aft" else (np.diff(h5) <= 1e-12).all()
+    if name == "cox":
+        np.testing.assert_array_equal(head.predict_log_partial_hazard(x), raw)
+    assert not hasattr(head, "predict_margin")  # dead code removed; decision_function is the raw score
+    with pytest.raises(ValueError, match="columns"):
+        head.decision_function(x[:, :3])
+
+
+@pytest.mark.parametrize("cls", [TorchHazardHead, CoxHead, XGBoostHead])
+def test_not_fitted_error_before_fit(cls):
+    head = cls()
+    for call in (lambda: head.predict_net_risk(np.zeros((1, 3))), lambda: head.decision_function(np.zeros((1, 3))),
+                 lambda: head.predict_cumulative_hazard(np.zeros((1, 3))), head.to_dict):
+        with pytest.raises(NotFittedError):
+            call()
+
+
+def test_parameters_are_checked_in_fit(data):
+    x, tr = data["x_train"][:400], data["train"].iloc[:400]
+    for head, match in ((CoxHead(l1_ratio=1.5), "l1_ratio"), (CoxHead().set_params(penalizer=-1), "penalizer"),
+                        (TorchHazardHead().set_params(increment="tanh"), "increment"),
+                        (XGBoostHead().set_params(objective="reg:squarederror"), "objective")):
+        with pytest.raises(ValueError, match=match):
+            head.fit(x, tr["time"], tr["event"])
+
+
+def test_encoder_and_recalibrator_repr(data):
+    enc = data["enc"]
+    assert repr(FactorEncoder()) == "<FactorEncoder: not fitted>"
+    assert repr(enc) == f"<FactorEncoder: fitted, {enc.n_features_out_} columns from {', '.join(enc.factors_)}>"
+    site = pd.DataFrame({"age_lo": [40, 60], "age_hi": [60, 90], "rate_per_100k": [200.0, 400.0]})
+    assert repr(IncidenceRecalibrator(site)).endswith(": not fitted>")
+    h = np.cumsum(np.full((3, 5), 0.003), axis=1)
+    recal = IncidenceRecalibrator(site).fit(h, [45.0, 55.0, 70.0])
+    assert repr(recal).startswith("<IncidenceRecalibrator(") and repr(recal).endswith(
+        f": fitted on 2 age bands, ratio {np.nanmin(recal.ratio_):.3g}–{np.nanmax(recal.ratio_):.3g}>")

@@ -41,6 +41,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from riskmodel.estimators import estimator_repr
 from riskmodel.gail.tables import FIRST_AGE, LAST_AGE, N_BANDS, load_tables
 from riskmodel.schema import RACE_NAMES
 
@@ -348,6 +349,14 @@ class IncidenceRecalibrator(BaseEstimator):
         self.site_incidence = site_incidence
         self.years = years
         self.extrapolate = extrapolate
+
+    def __repr__(self) -> str:
+        """``<IncidenceRecalibrator: fitted on 10 age bands, ratio 0.81–1.2>`` (site rate / implied rate)."""
+        if not hasattr(self, "ratio_"):
+            return estimator_repr(self, None)
+        known = self.ratio_[~np.isnan(self.ratio_)]
+        span = f", ratio {known.min():.3g}–{known.max():.3g}" if known.size else ""
+        return estimator_repr(self, f"fitted on {self.ratio_.size} age bands{span}")
 
     def fit(self, cum_hazard: Any, age: Any) -> IncidenceRecalibrator:
         """Measure the model's implied incidence per band on a reference cohort of the site.

@@ -65,6 +65,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from riskmodel.estimators import estimator_repr
 from riskmodel.gail.bcra import bcra_codes
 from riskmodel.gail.recode import REQ_NONE, recode
 from riskmodel.gail.risk import relative_risk
@@ -124,6 +125,12 @@ class FactorEncoder(TransformerMixin, BaseEstimator):
 
     def __init__(self, factors: Sequence[str] | None = None):
         self.factors = factors
+
+    def __repr__(self) -> str:
+        """``<FactorEncoder: fitted, 9 columns from age, density, family_history>``."""
+        if not hasattr(self, "feature_names_"):
+            return estimator_repr(self, None)
+        return estimator_repr(self, f"fitted, {self.n_features_out_} columns from {', '.join(self.factors_)}")
 
     # ------------------------------------------------------------------ fit
 
