@@ -1,0 +1,7 @@
+"""``python -m riskmodel.cli`` (and ``torchrun ... -m riskmodel.cli``): the ``riskmodel`` command."""
+
+import sys
+
+from riskmodel.cli import main
+
+sys.exit(main())
