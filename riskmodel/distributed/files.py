@@ -3,7 +3,8 @@
 The workflow behind ``riskmodel predict``, for Python callers as much as for the command: the
 input (CSV, TSV or Parquet; ``"-"``: CSV on stdin) is read in chunks of ``chunk_rows`` rows
 (:class:`~riskmodel.distributed.streaming.ChunkedTable`; read whole for a hybrid model, stdin or
-``whole=True``), each chunk is scored (:func:`riskmodel.predict_risk`; BCRA's column layout
+``whole=True``), each chunk is scored (:func:`riskmodel.distributed.predict_part`, looked up on the
+package when called; a hybrid model by :func:`riskmodel.predict_risk`; BCRA's column layout
 exactly as R's ``absolute.risk``), rows that pandas would misread without a word get status
 ``invalid``, and the output is written chunk by chunk under a temporary name, renamed when
 complete (:class:`~riskmodel.distributed.streaming.AtomicWriter`). With ``engine="dask"`` the
@@ -34,8 +35,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+import riskmodel.distributed as distributed
 from riskmodel.api import MODELS, predict_risk
-from riskmodel.distributed.parts import NUMERIC_KINDS, predict_part
+from riskmodel.distributed.parts import NUMERIC_KINDS
 from riskmodel.distributed.streaming import (
     AtomicWriter,
     ChunkedTable,
@@ -354,7 +356,8 @@ def predict_file(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ColumnWarning)  # said once, for the header
             if loaded is None:
-                return predict_part(data, model=model, horizon=horizon, details=details, chunk_size=chunk_size)
+                return distributed.predict_part(data, model=model, horizon=horizon, details=details,
+                                                chunk_size=chunk_size)
             return predict_risk(data, model=loaded, horizon=horizon, exams=exams, fallback=fallback,
                                 details=details, chunk_size=chunk_size, progress=progress,
                                 batch_size=batch_size, cache_dir=cache_dir, num_workers=num_workers)
