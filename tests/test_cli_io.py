@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from riskmodel import cli
+from riskmodel.cli.evaluate import risk_table
 from riskmodel.distributed.streaming import AtomicWriter, malformed_rows
 
 IDS = "id,exam_id,age,race\n00123,0000001,50,white\n,0000002,50,white\nNA,0000003,50,white\n7,4,40,white\n"
@@ -61,7 +62,7 @@ def test_evaluate_id_column_keeps_zeros(tmp_path):
     cohort.write_text("pid,time,event\n001,5,0\n01,5,1\n1,5,0\n")
     risks = tmp_path / "risks.csv"
     risks.write_text("pid,risk\n1,0.01\n01,0.05\n001,0.02\n")  # 001, 01 and 1 are three women
-    frame = cli._risk_table(f"m={risks}", 3, cli.read_table(str(cohort), text=("pid",)), "pid")[1]
+    frame = risk_table(f"m={risks}", 3, cli.read_table(str(cohort), text=("pid",)), "pid")[1]
     assert frame["risk"].tolist() == [0.02, 0.05, 0.01]
 
 

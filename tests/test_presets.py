@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from riskmodel import cli
+from riskmodel.cli.train import model_config
 from riskmodel.nn import PRESETS, ImageRiskModel, ModelConfig, preset_config, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,25 +62,25 @@ def _train_args(*extra: str) -> argparse.Namespace:
 
 
 def test_train_preset_option_builds_that_network():
-    config, meta = cli._model_config(_train_args("--preset", "small"), (256, 208))
+    config, meta = model_config(_train_args("--preset", "small"), (256, 208))
     assert config == ModelConfig(**RECORDED_SMALL, image_size=(256, 208))
     assert meta == {"preset": "small", "overrides": {}}
-    config, meta = cli._model_config(_train_args("--preset", "small", "--model-config", '{"pool": "tissue"}'),
+    config, meta = model_config(_train_args("--preset", "small", "--model-config", '{"pool": "tissue"}'),
                                      (256, 208))
     assert config == ModelConfig(**RECORDED_SMALL, image_size=(256, 208), pool="tissue")
     assert meta == {"preset": "small", "overrides": {"pool": "tissue"}}
 
 
 def test_train_without_preset_is_resnet18_and_tiny_is_the_tiny_preset():
-    assert cli._model_config(_train_args(), (512, 416)) == (ModelConfig(), {"preset": "resnet18", "overrides": {}})
-    config, meta = cli._model_config(_train_args("--tiny"), (64, 52))
+    assert model_config(_train_args(), (512, 416)) == (ModelConfig(), {"preset": "resnet18", "overrides": {}})
+    config, meta = model_config(_train_args("--tiny"), (64, 52))
     assert config == tiny_config() and meta["preset"] == "tiny"
-    assert cli._model_config(_train_args("--tiny", "--preset", "tiny"), (64, 52))[0] == tiny_config()
+    assert model_config(_train_args("--tiny", "--preset", "tiny"), (64, 52))[0] == tiny_config()
 
 
 def test_train_preset_conflicts_and_unknown_names_are_clear_errors(capsys):
     with pytest.raises(cli.UsageError, match=r"--tiny is the same as --preset tiny: give --preset small or --tiny"):
-        cli._model_config(_train_args("--tiny", "--preset", "small"), (64, 52))
+        model_config(_train_args("--tiny", "--preset", "small"), (64, 52))
     with pytest.raises(SystemExit) as exc:
         _train_args("--preset", "resnet50")
     assert exc.value.code == 2

@@ -40,73 +40,17 @@ import numpy as np
 import pandas as pd
 
 from riskmodel.distributed.parts import TextColumnCheck
+from riskmodel.tables import ID_COLUMNS as ID_COLUMNS  # re-exported: the old import path keeps working
+from riskmodel.tables import SEPARATORS as SEPARATORS
+from riskmodel.tables import arrow_ids_as_text as arrow_ids_as_text
+from riskmodel.tables import cannot_read
+from riskmodel.tables import separator_hint as separator_hint
+from riskmodel.tables import text_columns_in as text_columns_in
+from riskmodel.tables import text_read_options as text_read_options
 
-#: Column separators of the text formats.
-SEPARATORS = {"csv": ",", "tsv": "\t"}
 #: Text pandas reads as True / False when a whole CSV column is boolean.
 _BOOL_TEXT = {"True": True, "TRUE": True, "true": True, "False": False, "FALSE": False, "false": False}
 _COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip"}
-#: Identifier columns the CLI reads as text: the woman's and the exam's keys of the canonical schema
-#: (``id``, ``exam_id``), BCRA's ``ID`` and the DICOM keys of an exams table.
-ID_COLUMNS: tuple[str, ...] = ("id", "ID", "exam_id", "patient_id", "accession_number", "study_uid",
-                               "series_uid", "sop_uid")
-
-
-def text_columns_in(columns: Sequence[str], text: Sequence[str]) -> list[str]:
-    """The names of ``columns`` that are one of ``text``, case and separators ignored as the schema's
-    column matching ignores them (``Exam_ID``, ``EXAM-ID`` and ``exam_id`` are all the key ``exam_id``),
-    so an identifier column is never read as a number because of how its header is spelt.
-
-    Examples:
-        >>> text_columns_in(["Exam_ID", "Age", "ID"], ID_COLUMNS)
-        ['Exam_ID', 'ID']
-    """
-    from riskmodel.schema import column_key
-
-    keys = {column_key(t) for t in text}
-    return [c for c in columns if column_key(c) in keys]
-
-
-def text_read_options(columns: Sequence[str], text: Sequence[str]) -> dict[str, Any]:
-    """``pandas.read_csv`` options reading the columns of ``text`` present in ``columns`` as text.
-
-    Those columns keep every character of the file (``00123``, ``NA``); only an empty cell is
-    missing. The other columns keep pandas' default missing-value tokens. ``{}`` when no column
-    of ``text`` is present (pandas' defaults apply).
-
-    Examples:
-        >>> import io
-        >>> opts = text_read_options(["id", "age"], ID_COLUMNS)
-        >>> pd.read_csv(io.StringIO("id,age\\n00123,NA\\nNA,40\\n"), **opts).to_dict("list")
-        {'id': ['00123', 'NA'], 'age': [nan, 40.0]}
-    """
-    from pandas._libs.parsers import STR_NA_VALUES
-
-    ids = text_columns_in(columns, text)
-    if not ids:
-        return {}
-    default = sorted(STR_NA_VALUES)
-    return {"dtype": dict.fromkeys(ids, str), "keep_default_na": False,
-            "na_values": {c: [""] if c in ids else default for c in columns}}
-
-
-def arrow_ids_as_text(table: Any, text: Sequence[str]) -> Any:
-    """A pyarrow Table (or RecordBatch) with its integer columns named in ``text`` cast to strings."""
-    import pyarrow as pa
-
-    ids = set(text_columns_in(table.schema.names, text))
-    for i, field in enumerate(table.schema):
-        if field.name in ids and pa.types.is_integer(field.type):
-            column = table.column(i).cast(pa.string())
-            if isinstance(table, pa.RecordBatch):
-                table = pa.Table.from_batches([table])
-            table = table.set_column(i, pa.field(field.name, pa.string()), column)
-    return table
-
-
-def _reading_error(path: str, fmt: str, exc: BaseException) -> ValueError:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return ValueError(f"{path}: cannot read as {fmt}: {first}")
 
 
 def _range_index(schema: Any) -> tuple[int, int] | None:
@@ -147,21 +91,6 @@ def _whole_file_dtype(kinds: list[Any], float_values: bool) -> Any:
     if {d if isinstance(d, str) else d.kind for d in unique} <= {"bool_na", "b", "f"} and not float_values:
         return "bool_na"
     return np.dtype(object)
-
-
-def separator_hint(columns: Sequence[str], name: str, fmt: str) -> str | None:
-    """A message when a CSV/TSV header read as one column holds another separator (``;``, ``,``, tab,
-    ``|``): the file was written with that separator; None otherwise."""
-    if fmt not in SEPARATORS or len(columns) != 1:
-        return None
-    header = str(columns[0])
-    for sep, label in ((";", "';'"), (",", "','"), ("\t", "tab"), ("|", "'|'")):
-        if sep != SEPARATORS[fmt] and sep in header:
-            expected = "tab" if fmt == "tsv" else "','"
-            return (f"{name}: the header is one column {header[:60]!r}: the file looks separated by {label}, but a "
-                    f".{fmt} file is read with {expected}; save it with {expected} as separator (pandas: "
-                    f"pd.read_csv(path, sep={sep!r}).to_csv(new_path, index=False))")
-    return None
 
 
 def _binary_source(source: str | bytes) -> IO[bytes]:
@@ -310,7 +239,7 @@ class ChunkedTable:
             try:
                 header = pd.read_csv(self.path, sep=SEPARATORS[self.fmt], nrows=0).columns
             except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-                raise _reading_error(self.path, self.fmt, exc) from exc
+                raise cannot_read(self.path, self.fmt, exc) from exc
             self._text_options = text_read_options([str(c) for c in header], self.text_columns)
         seen: dict[str, list[Any]] = {}
         float_values: dict[str, bool] = {}
@@ -337,7 +266,7 @@ class ChunkedTable:
                     if bar is not None:
                         bar.update(len(chunk))
         except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-            raise _reading_error(self.path, self.fmt, exc) from exc
+            raise cannot_read(self.path, self.fmt, exc) from exc
         finally:
             if bar is not None:
                 bar.close()
@@ -361,7 +290,7 @@ class ChunkedTable:
         try:
             return pq.ParquetFile(self.path)
         except Exception as exc:  # pyarrow's message names the problem
-            raise _reading_error(self.path, self.fmt, exc) from exc
+            raise cannot_read(self.path, self.fmt, exc) from exc
 
     def _scan_parquet(self, check_columns: Sequence[str]) -> None:
         import pyarrow as pa
@@ -446,7 +375,7 @@ class ChunkedTable:
                         chunk[name] = s.where(s.isna(), s.map(_BOOL_TEXT))
                     yield chunk
         except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-            raise _reading_error(self.path, self.fmt, exc) from exc
+            raise cannot_read(self.path, self.fmt, exc) from exc
 
 
 def _open_text(path: str, compression: str | None) -> tuple[IO[str], list[Any]]:
