@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="evaluate risks against observed outcomes in your own cohort",
         description=(
             "Compute the benchmark metrics (Uno's C-index, time-dependent AUC, integrated Brier score, E/O with a "
-            "95%% interval, calibration slope and deciles, cancers in the top 10%%/20%%, NRI against a reference, "
+            "95% interval, calibration slope and deciles, cancers in the top 10%/20%, NRI against a reference, "
             "bootstrap intervals, subgroups) for one or more models' risks on a cohort with follow-up, and write "
             "report.md, PNG figures and results.json. COHORT needs time (years from the assessment) and event "
             "(0 censored, 1 invasive breast cancer, 2 died of other causes); subgroup columns are optional."
@@ -69,6 +69,11 @@ def risk_table(spec: str, n: int, cohort: pd.DataFrame, id_column: str | None) -
     return name, frame.reset_index(drop=True)
 
 
+def _number(value: float, digits: int) -> str:
+    """``value`` rounded, or ``–`` where it could not be estimated (too few cancers)."""
+    return "–" if value is None or value != value else f"{value:.{digits}f}"
+
+
 def run(args: argparse.Namespace) -> int:
     """Evaluate, write the report, print one line per model."""
     from riskmodel.evaluation import evaluate_risks, write_report
@@ -82,14 +87,15 @@ def run(args: argparse.Namespace) -> int:
         if c not in cohort.columns:
             raise UsageError(f"--subgroups: the cohort has no column {c!r}")
     ev = evaluate_risks(cohort.reset_index(drop=True), risks, horizon=args.horizon, reference=args.reference,
-                        subgroups=subgroups, n_boot=args.bootstrap, seed=args.seed)
+                        subgroups=subgroups, n_boot=args.bootstrap, seed=args.seed,
+                        progress=not args.quiet and sys.stderr.isatty())
     preamble = [f"- Cohort: `{args.cohort}` ({len(cohort):,} women); risks: "
                 + ", ".join(f"`{s}`" for s in args.risks) + ".",
                 f"- Command: `riskmodel evaluate {' '.join(sys.argv[2:])}`."]
     write_report(ev, args.out, title=args.title, preamble=preamble, plots=not args.no_plots)
     if not args.quiet:
         for name, m in ev.models.items():
-            print(f"{name}: n={m['n']} cancers={m['cancers']} C={m['c_index']:.3f} E/O={m['eo']:.2f}",
+            print(f"{name}: n={m['n']} cancers={m['cancers']} C={_number(m['c_index'], 3)} E/O={_number(m['eo'], 2)}",
                   file=sys.stderr)
         print(f"report written to {args.out}/report.md", file=sys.stderr)
     return 0

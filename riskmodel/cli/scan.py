@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.root}: no such folder")
     for target in (args.output, args.exams):
         output_format(target)  # an unknown extension is reported before any work
-    manifest = scan_dicoms(Path(args.root).resolve())  # absolute paths: the tables work from any folder
+    # Absolute paths: the tables work from any folder.
+    manifest = scan_dicoms(Path(args.root).resolve(), progress=not args.quiet and sys.stderr.isatty())
     write_table(manifest, args.output)
     summary = f"{len(manifest)} files ({int((manifest['status'] == 'ok').sum())} ok)"
     if args.exams:

@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     if args.images:
         from riskmodel.synthetic import write_exams
 
-        manifest = write_exams(cohort, out / "exams", image_size=size, seed=args.seed, n_jobs=args.jobs)
+        manifest = write_exams(cohort, out / "exams", image_size=size, seed=args.seed, n_jobs=args.jobs,
+                               progress=not args.quiet and sys.stderr.isatty())
         message += f" and {len(manifest)} DICOM images to {out / 'exams'} (manifest.csv, truth.csv)"
     if not args.quiet:
         print(message, file=sys.stderr)

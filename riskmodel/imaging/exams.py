@@ -128,7 +128,8 @@ def _walk(root: Path) -> list[tuple[Path, tuple[str, str] | None]]:
     return entries
 
 
-def scan_dicoms(root: str | os.PathLike[str], pixel_budget: int | None = None) -> pd.DataFrame:
+def scan_dicoms(root: str | os.PathLike[str], pixel_budget: int | None = None, *,
+                progress: bool = False) -> pd.DataFrame:
     """One row per file under ``root`` (recursively), sorted by path; nothing is left out.
 
     Regular files (and symbolic links to them) are checked as DICOM. Every other entry is a row
@@ -148,6 +149,7 @@ def scan_dicoms(root: str | os.PathLike[str], pixel_budget: int | None = None) -
         pixel_budget: bytes of decoded pixel data a file may declare, as in
             :func:`~riskmodel.imaging.read_mammogram` (None: the ``RISKMODEL_PIXEL_BUDGET``
             environment variable, else :data:`~riskmodel.imaging.PIXEL_BUDGET_BYTES`).
+        progress: show a progress bar (tqdm, on stderr) over the files.
 
     Returns:
         DataFrame with :data:`MANIFEST_COLUMNS`: ``path`` (str), ``status`` (``"ok"``, an error
@@ -168,7 +170,12 @@ def scan_dicoms(root: str | os.PathLike[str], pixel_budget: int | None = None) -
     if not root.exists():
         raise FileNotFoundError(f"{root}: no such file or folder")
     rows = []
-    for path, problem in sorted(_walk(root), key=lambda entry: str(entry[0])):
+    entries = sorted(_walk(root), key=lambda entry: str(entry[0]))
+    if progress:
+        from tqdm import tqdm
+
+        entries = tqdm(entries, desc="scanning DICOM headers", unit="file")
+    for path, problem in entries:
         if problem is None:
             fields, error = inspect_header(path, pixel_budget)
             status, message = ("ok", "") if error is None else (type(error).__name__, str(error))

@@ -403,6 +403,7 @@ def write_exams(
     lesions: bool = True,
     lesion_years: float = 2.0,
     n_jobs: int = 1,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """Write four-view synthetic mammograms (DICOM) for every woman of ``cohort``.
 
@@ -420,6 +421,7 @@ def write_exams(
         image_effect: log-amplitude of the parenchymal texture per SD of ``image_factor``.
         lesions: draw a faint mass for women with ``event == 1`` and ``time <= lesion_years``.
         n_jobs: worker processes (joblib); the output does not depend on it.
+        progress: show a progress bar (tqdm, on stderr) over the women.
 
     Raises:
         ValueError: a bad ``image_size``, missing column, unknown vendor or density, or an ``id`` /
@@ -447,12 +449,17 @@ def write_exams(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = cohort.reset_index(drop=True).assign(_index=np.arange(len(cohort))).to_dict("records")
+    todo = rows
+    if progress:
+        from tqdm import tqdm
+
+        todo = tqdm(rows, desc="rendering mammograms", unit="woman")
     if n_jobs == 1 or len(rows) < 8:
-        per_woman = [_write_woman(r, str(out), (h, w), seed, opts) for r in rows]
+        per_woman = [_write_woman(r, str(out), (h, w), seed, opts) for r in todo]
     else:
         from joblib import Parallel, delayed
 
-        per_woman = Parallel(n_jobs=n_jobs)(delayed(_write_woman)(r, str(out), (h, w), seed, opts) for r in rows)
+        per_woman = Parallel(n_jobs=n_jobs)(delayed(_write_woman)(r, str(out), (h, w), seed, opts) for r in todo)
     records = [rec for woman in per_woman for rec in woman]
     manifest = pd.DataFrame.from_records(records)
     truth = (manifest.groupby("exam_id", sort=False)
