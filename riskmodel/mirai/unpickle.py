@@ -190,13 +190,17 @@ class TensorRecord:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def tensor(self) -> torch.Tensor:
-        """A new contiguous CPU tensor with the pickled values; ``SnapshotFormatError`` if the view leaves its storage."""
+        """A new contiguous CPU tensor with the pickled values.
+
+        Raises:
+            SnapshotFormatError: the view reaches outside its storage, or the storage has no data in the file.
+        """
         flat = self.storage.flat()
         if any(s < 0 for s in self.size) or any(st < 0 for st in self.stride) or self.offset < 0:
             raise SnapshotFormatError(f"tensor of storage {self.storage.key!r}: negative size, stride or offset")
         if any(s == 0 for s in self.size):
             return torch.empty(self.size, dtype=flat.dtype)
-        last = self.offset + sum((s - 1) * st for s, st in zip(self.size, self.stride))
+        last = self.offset + sum((s - 1) * st for s, st in zip(self.size, self.stride, strict=True))
         if last >= flat.numel():
             raise SnapshotFormatError(f"tensor of storage {self.storage.key!r}: size {self.size}, stride "
                                       f"{self.stride}, offset {self.offset} reach element {last}, but the "
@@ -352,7 +356,11 @@ _FUNCTIONS: dict[tuple[str, str], Any] = {
 
 
 def resolve_global(module: str, name: str) -> Any:
-    """What an allowed global ``module.name`` stands for, or :class:`ForbiddenGlobalError`."""
+    """What an allowed global ``module.name`` stands for, or :class:`ForbiddenGlobalError`.
+
+    Protocol-2 pickles name builtins by their Python 2 module ``__builtin__``; both spellings are accepted."""
+    if module == "__builtin__":
+        module = "builtins"
     if (module, name) in _FUNCTIONS:
         return _FUNCTIONS[(module, name)]
     if module == "argparse" and name == "Namespace":
