@@ -44,7 +44,8 @@ def make_model(seed: int = 0, pool: str = "GlobalMaxPool") -> MiraiModel:
     with torch.no_grad():  # perturb every parameter and BatchNorm buffer so no layer is an identity
         for name, tensor in model.state_dict().items():
             if tensor.is_floating_point() and not name.endswith("upper_triagular_mask"):
-                noise = torch.rand_like(tensor) * 0.2 if name.endswith("running_var") else torch.randn_like(tensor) * 0.05
+                var = name.endswith("running_var")
+                noise = torch.rand_like(tensor) * 0.2 if var else torch.randn_like(tensor) * 0.05
                 tensor.add_(noise)
     return model
 
