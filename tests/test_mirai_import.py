@@ -364,3 +364,30 @@ def test_truncated_legacy_file_is_a_format_error(tmp_path):
         read_torch_file(data[:-50], "f.pt")
     with pytest.raises(SnapshotFormatError, match=r"not a torch\.save file"):
         read_torch_file(b"hello world", "f.pt")
+
+
+def test_cli_import_mirai_refuses_a_missing_source_and_a_malicious_file(tmp_path, capsys):
+    """`riskmodel import-mirai`: a missing path and a release file that calls os.system both exit 2, nothing runs."""
+    import os
+    import pickle
+
+    from riskmodel import cli
+
+    assert cli.main(["import-mirai", str(tmp_path / "nope.zip"), "--out", str(tmp_path / "b")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    marker = tmp_path / "MARKER"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    src = tmp_path / "snapshots"
+    src.mkdir()
+    from riskmodel.mirai import RELEASE_FILES
+
+    for name in RELEASE_FILES:
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_bytes(pickle.dumps(Evil()))
+    assert cli.main(["import-mirai", str(src), "--out", str(tmp_path / "b")]) == 2
+    assert "system" in capsys.readouterr().err
+    assert not marker.exists() and not (tmp_path / "b").exists()

@@ -16,7 +16,18 @@ import argparse
 import sys
 
 from riskmodel import __version__  # riskmodel.version once the foundation module lands (issue 18)
-from riskmodel.cli import benchmark, embed, evaluate, fit_hybrid, predict, recommend, scan, synth, train
+from riskmodel.cli import (
+    benchmark,
+    embed,
+    evaluate,
+    fit_hybrid,
+    import_mirai,
+    predict,
+    recommend,
+    scan,
+    synth,
+    train,
+)
 from riskmodel.cli.options import UsageError, flag_message
 from riskmodel.cli.predict import CHUNK_ROWS, PROGRESS_MIN_ROWS, TOP_REASONS
 from riskmodel.tables import ParameterError, read_table, write_table
@@ -36,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"riskmodel {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     predict.add_parser(sub, chunk_rows=CHUNK_ROWS, progress_min_rows=PROGRESS_MIN_ROWS)
-    for command in (synth, scan, train, embed, fit_hybrid, recommend, benchmark, evaluate):
+    for command in (synth, scan, train, embed, fit_hybrid, recommend, benchmark, evaluate, import_mirai):
         command.add_parser(sub)
     return parser
 

@@ -52,8 +52,9 @@ class SnapshotFormatError(ValueError):
     """A snapshot is not a file this reader understands (the message names the file and the rule broken)."""
 
 
-class ForbiddenGlobalError(pickle.UnpicklingError):
-    """The pickle names a global that is not on the allowlist; ``name`` is its ``module.qualname``."""
+class ForbiddenGlobalError(pickle.UnpicklingError, ValueError):
+    """The pickle names a global that is not on the allowlist; ``name`` is its ``module.qualname``. A ValueError
+    too, so front doors report it as bad input (the CLI: exit 2)."""
 
     def __init__(self, name: str, where: str = ""):
         self.name = name
