@@ -442,7 +442,7 @@ def _prepare_tensors(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.
 
 
 def _metadata(user: Mapping[str, Any] | None) -> dict[str, Any]:
-    from riskmodel import __version__
+    from riskmodel.version import __version__
 
     if user is not None and not isinstance(user, Mapping):
         raise TypeError(f"metadata: expected a dict, got {type(user).__name__}")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from riskmodel import __version__
+from riskmodel.version import __version__
 from riskmodel.api import MODELS, predict_risk
 from riskmodel.imaging.dicom import VOI_MODES
 from riskmodel.nn.config import PRESETS, ModelConfig

@@ -194,7 +194,7 @@ def render_report(row: pd.Series, curve: np.ndarray | None = None, *, date: str 
         policy: the policy that was applied (its title and source are cited); default: the one
             carried by the row's table (``attrs``). Never re-loaded by the id in the row.
     """
-    from riskmodel import __version__
+    from riskmodel.version import __version__
 
     pol = _row_policy(row, policy)
     date = fhir_datetime(date) if date is not None else _date.today().isoformat()
