@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from riskmodel.version import __version__
 from riskmodel.api import MODELS, predict_risk
 from riskmodel.imaging.dicom import VOI_MODES
 from riskmodel.nn.config import PRESETS, ModelConfig
 from riskmodel.schema import ColumnWarning
+from riskmodel.version import __version__
 
 #: Rows per chunk when reading, scoring and writing (``predict --chunk-rows``'s default); memory grows with it.
 CHUNK_ROWS = 250_000

@@ -53,11 +53,10 @@ from riskmodel.fusion.absolute import IncidenceRecalibrator, absolute_risk
 from riskmodel.fusion.factors import IMPUTED_COLUMNS, FactorEncoder
 from riskmodel.fusion.heads import CoxHead, TorchHazardHead, head_from_dict
 from riskmodel.schema import ValidatedCohort, is_blank, validate
+from riskmodel.survival import YEARS, check_time_event
 
 __all__ = ["FALLBACKS", "MAX_HORIZON", "YEARS", "HybridModel", "HybridResult", "load_hybrid", "read_exams"]
 
-#: Yearly horizons of ``risk_1y`` … ``risk_5y``.
-YEARS: tuple[int, ...] = (1, 2, 3, 4, 5)
 #: Longest projection (years) the hybrid model makes.
 MAX_HORIZON = float(YEARS[-1])
 #: Youngest and oldest ages scored: Gail's mortality tables run from 20 to 90, and every woman
@@ -457,14 +456,8 @@ class HybridModel:
             if not use.any():
                 raise ValueError("no woman can be used: every row with an exam is rejected by the Gail model's rules")
             encoder.fit(v.frame[use])
-        time = pd.to_numeric(cohort["time"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)[use]
-        event = pd.to_numeric(cohort["event"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)[use]
-        bad = ~np.isfinite(time) | ~np.isin(event, (0.0, 1.0, 2.0))
-        if bad.any():
-            row = cohort.index[np.flatnonzero(use)[np.flatnonzero(bad)[0]]]
-            raise ValueError(f"time/event: row {row!r} has time={cohort.loc[row, 'time']!r}, event="
-                             f"{cohort.loc[row, 'event']!r}; need years >= 0 and 0 (censored), 1 (breast cancer) "
-                             "or 2 (other death)")
+        time, event = check_time_event(cohort["time"][use], cohort["event"][use], name="cohort",
+                                       index=cohort.index[use])
         factors_x, imputed = encoder.transform(v.frame[use], density_proba=feats.density_proba[use],
                                                return_imputed=True)
         x = np.hstack([feats.embedding[use].astype(np.float64), factors_x])

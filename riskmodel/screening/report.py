@@ -33,10 +33,10 @@ from riskmodel.screening.files import staged_folder
 from riskmodel.screening.measures import gail_curve, real_numbers
 from riskmodel.screening.policy import MODALITIES, SUPPLEMENTAL, Policy
 from riskmodel.screening.recommend import POLICY_ATTR, _applied_policy, clinic_table
+from riskmodel.survival import YEARS
 
 __all__ = ["render_report", "risk_curves", "write_reports"]
 
-YEARS = (1, 2, 3, 4, 5)
 _BLUE, _GREY = "#1f5fa8", "#777777"
 
 

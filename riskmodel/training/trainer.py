@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from riskmodel.survival import survival_targets
 from riskmodel.training import distributed as distrib
 from riskmodel.training.augment import default_augmentation
 from riskmodel.training.data import epoch_indices
@@ -191,8 +192,6 @@ def _validate(model, data, config: TrainConfig, device, pos_weight, n_years: int
     metrics = {"val_c_index": float("nan")}
     if (pred["event"] == 1).any():
         metrics["val_c_index"] = harrell_c_index(pred["time"], pred["event"], risk[:, -1], tau=float(n_years))
-    from riskmodel.training.losses import survival_targets
-
     y, w = survival_targets(pred["time"], pred["event"], n_years)
     logits = torch.logit(torch.from_numpy(risk).double().clamp(1e-7, 1 - 1e-7))
     metrics["val_loss"] = float(masked_bce(logits, torch.from_numpy(y).double(), torch.from_numpy(w).double(),
