@@ -204,7 +204,7 @@ def _save_weights(model, path: Path) -> None:
     less the umask; safetensors' own ``save_file`` makes 0600 files)."""
     from safetensors.torch import save
 
-    from riskmodel.bundle import write_file
+    from riskmodel.jsonstate import write_file
 
     write_file(path, save({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}))
 
