@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from riskmodel.device import choose_device
 from riskmodel.survival import survival_targets
 from riskmodel.training import distributed as distrib
 from riskmodel.training.augment import default_augmentation
@@ -161,7 +162,7 @@ def predict(model: torch.nn.Module, data: Dataset, batch_size: int = 8, device: 
         ``risk`` (N, Y) probabilities, ``embedding`` (N, D), ``view_embeddings`` (N, 4, D),
         ``mask`` (N, 4), and ``time``/``event`` when the dataset has labels — float32/64 numpy.
     """
-    dev = distrib.choose_device(device) if isinstance(device, str) else device
+    dev = choose_device(device) if isinstance(device, str) else device
     model = model.to(dev).eval()
     loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     keep = ("risk", "embedding", "view_embeddings")
