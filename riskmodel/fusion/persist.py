@@ -110,17 +110,10 @@ def write_hybrid(path: str | os.PathLike[str], state: dict[str, Any], image_mode
 
 
 def read_hybrid(path: str | os.PathLike[str], *, device: str = "auto") -> SavedHybrid:
-    """Check a saved hybrid model's folder (in the order of the module docstring) and load its parts.
-
-    Args:
-        path: the folder.
-        device: where the image model runs (``"auto"``: the GPU when there is one).
-
-    Raises:
-        riskmodel.bundle.BundleIntegrityError: a file changed, missing or unexpected, or an image
-            bundle other than the one the fusion head was fitted on.
-        riskmodel.bundle.BundleFormatError: not a saved hybrid model, or unreadable contents.
-    """
+    """Check the saved hybrid model's folder ``path`` (in the order of the module docstring) and load
+    its parts, the image model on ``device``. Raises the errors :func:`riskmodel.fusion.load_hybrid`
+    documents: ``BundleIntegrityError`` (a file changed, missing or unexpected, another image
+    bundle) or ``BundleFormatError`` (not a saved hybrid model, unreadable contents)."""
     from riskmodel.bundle import bundle_digest  # torch, deferred
     from riskmodel.inference import load_image_model
 
