@@ -19,8 +19,7 @@ from riskmodel import gail, schema
 from riskmodel.api import MODELS, predict_risk
 from riskmodel.inference import load_image_model
 from riskmodel.schema import ColumnWarning, SchemaError
-
-__version__ = "0.1.0"
+from riskmodel.version import __version__
 
 __all__ = ["MODELS", "ColumnWarning", "HybridModel", "SchemaError", "__version__", "gail", "load_hybrid",
            "load_image_model", "predict_risk", "recommend_screening", "schema"]

@@ -34,6 +34,9 @@ Errors::
     └── BundleFormatError         not a folder, no manifest, bad JSON, unknown format version,
                                   weights not in safetensors format
 
+The manifest, the folder checks, the strict JSON and the error classes are those of every saved kind
+(:mod:`riskmodel.jsonstate`, :data:`FOLDER_FORMAT`); the error classes are importable from here too.
+
 The manifest's hashes say the files are the ones the bundle was saved with; they do not say
 who saved it. Compare :func:`bundle_digest` with the digest the publisher announces to know
 that a bundle is the published one.
@@ -42,23 +45,34 @@ that a bundle is the published one.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import math
 import os
-import shutil
-import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import safetensors
 import torch
 from safetensors.torch import load as _load_safetensors_bytes
 from safetensors.torch import save as _safetensors_bytes
+
+from riskmodel.jsonstate import (
+    MANIFEST,
+    BundleError,
+    BundleFormatError,
+    BundleIntegrityError,
+    FolderFormat,
+    dump_json,
+    jsonable,
+    manifest_digest,
+    parse_json,
+    prepare_target,
+    read_listed,
+    staged_folder,
+    write_file,
+)
 
 if TYPE_CHECKING:
     from riskmodel.calibration import YearlyCalibrator
@@ -82,16 +96,15 @@ __all__ = [
 FORMAT = "riskmodel-bundle"
 FORMAT_VERSION = 1
 
-MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
 #: Every file a bundle may hold besides the manifest.
 FILES = (WEIGHTS, "config.json", "preprocessing.json", "calibration.json", "metadata.json")
 #: Files that may be absent.
 OPTIONAL_FILES = ("calibration.json",)
+#: What a bundle folder and its manifest hold (MANIFEST and MAX_MANIFEST_BYTES: riskmodel.jsonstate).
+FOLDER_FORMAT = FolderFormat(format=FORMAT, version=FORMAT_VERSION, kind="bundle", files=FILES,
+                             optional=OPTIONAL_FILES)
 
-_CHUNK = 1 << 20
-#: Largest ``manifest.json`` read (bytes); a manifest of six entries is under 1 kB.
-MAX_MANIFEST_BYTES = 1 << 20
 #: Largest safetensors JSON header read (bytes); safetensors itself caps it at 100 MB.
 MAX_HEADER_BYTES = 100 << 20
 #: Bytes per element of each safetensors dtype.
@@ -99,42 +112,6 @@ _DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 
                 "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
 #: A tensor as the safetensors header describes it: (dtype such as ``"F32"``, shape).
 TensorSpec = tuple[str, tuple[int, ...]]
-
-
-class BundleError(ValueError):
-    """A bundle cannot be loaded. ``path`` names the file (or folder), ``rule`` the problem.
-
-    ``BundleError(path, rule)`` reads ``"{path}: {rule}"``. Called with one argument (a whole
-    message, as code wrapping a bundle may do), ``path`` is ``""`` and ``rule`` the message.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], rule: str | None = None):
-        if rule is None:
-            path, rule = "", str(path)
-        self.path, self.rule = str(path), rule
-        super().__init__(f"{self.path}: {rule}" if self.path else rule)
-
-    def __reduce__(self):
-        return (type(self), (self.path, self.rule))
-
-
-class BundleIntegrityError(BundleError):
-    """The files differ from the manifest: a hash or size mismatch (``expected`` and ``actual``
-    hold the two SHA-256 hex digests), a listed file missing, or a file not in the manifest."""
-
-    def __init__(self, path: str | os.PathLike[str], rule: str | None = None, expected: str | None = None,
-                 actual: str | None = None):
-        self.expected = expected
-        self.actual = actual
-        super().__init__(path, rule)
-
-    def __reduce__(self):
-        return (type(self), (self.path, self.rule, self.expected, self.actual))
-
-
-class BundleFormatError(BundleError):
-    """Not a bundle this riskmodel reads: not a folder, no manifest, invalid JSON, an unknown
-    format version, or weights that are not safetensors."""
 
 
 @dataclass
@@ -170,163 +147,6 @@ class Bundle:
         return None if self.calibration is None else YearlyCalibrator.from_dict(self.calibration)
 
 
-# ---------------------------------------------------------------------------------------
-# JSON
-
-
-def _jsonable(obj: Any, where: str) -> Any:
-    """A copy of ``obj`` with only JSON types; numpy scalars/arrays become numbers/lists and
-    tuples become lists. ``ValueError``/``TypeError`` naming the key path otherwise."""
-    if obj is None or isinstance(obj, (bool, str)):
-        return obj
-    if isinstance(obj, (int, np.integer)) and not isinstance(obj, np.bool_):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, (float, np.floating)):
-        x = float(obj)
-        if not math.isfinite(x):
-            raise ValueError(f"{where}: {x} is not allowed (JSON has no NaN or infinity)")
-        return x
-    if isinstance(obj, Mapping):
-        out = {}
-        for k, v in obj.items():
-            if not isinstance(k, str):
-                raise TypeError(f"{where}: key {k!r} is a {type(k).__name__}; JSON object keys must be str")
-            out[k] = _jsonable(v, f"{where}[{k!r}]")
-        return out
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(obj)]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist(), where)
-    raise TypeError(f"{where}: a {type(obj).__name__} cannot be stored in JSON "
-                    "(use str, int, float, bool, None, lists and dicts with str keys)")
-
-
-def _dump_json(obj: Any) -> bytes:
-    return (json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
-
-
-def _strict_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise ValueError(f"duplicate key {k!r}")
-        out[k] = v
-    return out
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
-
-
-def _parse_json(data: bytes, path: Path) -> dict[str, Any]:
-    """Strict JSON object from bytes, or :class:`BundleFormatError` naming the file."""
-    try:
-        obj = json.loads(data.decode("utf-8"), object_pairs_hook=_strict_pairs, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise BundleFormatError(path, f"not valid JSON ({e})") from None
-    if not isinstance(obj, dict):
-        raise BundleFormatError(path, f"expected a JSON object at the top level, got {type(obj).__name__}")
-    return obj
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _sha256_file(path: Path) -> tuple[str, int]:
-    h, size = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
-
-
-def _mismatch(path: Path, entry: Mapping[str, Any], actual: str, size: int) -> BundleIntegrityError:
-    return BundleIntegrityError(
-        path, f"does not match manifest.json: expected sha256 {entry['sha256']} ({entry['size']} bytes), "
-              f"got sha256 {actual} ({size} bytes); the file was changed or damaged",
-        expected=entry["sha256"], actual=actual)
-
-
-def _lstat_listed(path: Path, expected_size: int | None = None) -> os.stat_result:
-    """``lstat`` of a file of a saved model: it must be a regular file, not a symbolic link, and
-    (when ``expected_size`` is given) have that size — checked before a byte is read.
-
-    Raises:
-        BundleIntegrityError: missing, a symbolic link, not a regular file, or another size.
-    """
-    try:
-        st = path.lstat()
-    except FileNotFoundError:
-        raise BundleIntegrityError(path, "missing; manifest.json lists it") from None
-    if path.is_symlink():
-        raise BundleIntegrityError(path, "is a symbolic link; a saved model holds only regular files and folders "
-                                         "(links are refused, so nothing outside the folder is read)")
-    if not path.is_file():
-        raise BundleIntegrityError(path, "listed in manifest.json but is not a regular file")
-    if expected_size is not None and st.st_size != expected_size:
-        raise BundleIntegrityError(path, f"does not match manifest.json: expected {expected_size} bytes, the file "
-                                         f"has {st.st_size} bytes (not read); the file was changed or damaged")
-    return st
-
-
-def read_listed(path: Path, entry: Mapping[str, Any], verify: bool = True) -> bytes:
-    """The bytes of a file listed in a manifest (``entry``: ``{"sha256", "size"}``): its size is
-    checked with ``stat`` before it is read, and (``verify``) its SHA-256 after.
-
-    Raises:
-        BundleIntegrityError: missing, a symbolic link, not a regular file, a size or hash mismatch.
-    """
-    _lstat_listed(path, entry["size"])
-    with open(path, "rb") as f:
-        data = f.read(entry["size"] + 1)  # never more than the manifest says (+1 to see growth)
-    if len(data) != entry["size"] or verify:
-        actual = _sha256(data)
-        if len(data) != entry["size"] or actual != entry["sha256"]:
-            raise _mismatch(path, entry, actual, len(data))
-    return data
-
-
-def read_json_file(path: Path, limit: int, what: str) -> dict[str, Any]:
-    """A small JSON object file (a manifest): no symbolic link, at most ``limit`` bytes, strict JSON.
-
-    Raises:
-        BundleFormatError: missing, a link, larger than ``limit``, or not a JSON object.
-    """
-    if path.is_symlink():
-        raise BundleFormatError(path, "is a symbolic link; a saved model holds only regular files and folders")
-    if not path.is_file():
-        raise BundleFormatError(path, f"missing; {what}")
-    size = path.stat().st_size
-    if size > limit:
-        raise BundleFormatError(path, f"is {size} bytes; a manifest is at most {limit} bytes (not read)")
-    return _parse_json(path.read_bytes()[:limit + 1], path)
-
-
-def check_folder_entries(folder: Path, files: set[str], folders: frozenset[str] = frozenset()) -> None:
-    """Every entry of ``folder`` must be one of ``files`` (a regular file) or ``folders`` (a folder),
-    and none may be a symbolic link. One rule for image bundles and saved hybrid models.
-
-    Raises:
-        BundleIntegrityError: an unexpected entry, a symbolic link, or an entry of the wrong kind.
-    """
-    allowed = ", ".join([*sorted(files), *(f"{d}/" for d in sorted(folders))])
-    for p in sorted(folder.iterdir()):
-        if p.name not in files and p.name not in folders:
-            raise BundleIntegrityError(p, f"unexpected file, not listed in manifest.json; the folder holds only "
-                                          f"{allowed}. It was not loaded; remove it")
-        if p.is_symlink():
-            raise BundleIntegrityError(p, "is a symbolic link; a saved model holds only regular files and folders "
-                                          "(links are refused, so nothing outside the folder is read)")
-        if p.name in files and not p.is_file():
-            raise BundleIntegrityError(p, "listed in manifest.json but is not a regular file")
-        if p.name in folders and not p.is_dir():
-            raise BundleIntegrityError(p, "must be a folder")
-
-
 def safetensors_header(data: bytes, path: Path) -> tuple[dict[str, TensorSpec], dict[str, str]]:
     """Tensor names, dtypes and shapes, and the metadata map, from a safetensors file's header.
 
@@ -347,7 +167,7 @@ def safetensors_header(data: bytes, path: Path) -> tuple[dict[str, TensorSpec], 
     if n > MAX_HEADER_BYTES or n > len(data) - 8:
         raise BundleFormatError(path, f"not a valid safetensors file: header length {n} bytes exceeds "
                                       f"{'the file' if n <= MAX_HEADER_BYTES else f'the cap of {MAX_HEADER_BYTES}'}")
-    header = _parse_json(data[8:8 + n], path)
+    header = parse_json(data[8:8 + n], path)
     meta = header.pop("__metadata__", None) or {}
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
         raise BundleFormatError(path, "safetensors header: __metadata__ must map str to str")
@@ -415,7 +235,7 @@ def _check_finite(state_dict: Mapping[str, torch.Tensor], path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# Saving
+# Saving (the folder, manifest and JSON conventions: riskmodel.jsonstate)
 
 
 def _prepare_tensors(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -442,7 +262,7 @@ def _prepare_tensors(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.
 
 
 def _metadata(user: Mapping[str, Any] | None) -> dict[str, Any]:
-    from riskmodel import __version__
+    from riskmodel.version import __version__
 
     if user is not None and not isinstance(user, Mapping):
         raise TypeError(f"metadata: expected a dict, got {type(user).__name__}")
@@ -453,72 +273,8 @@ def _metadata(user: Mapping[str, Any] | None) -> dict[str, Any]:
         "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "torch_version": torch.__version__,
         "safetensors_version": safetensors.__version__,
-        "user": _jsonable(dict(user or {}), "metadata"),
+        "user": jsonable(dict(user or {}), "metadata"),
     }
-
-
-def prepare_target(path: Path, overwrite: bool, files: set[str], what: str, folders: frozenset[str] = frozenset()
-                   ) -> None:
-    """Check that ``path`` may receive a saved model folder, and create its parent.
-
-    It may be absent, an empty folder, or (with ``overwrite``) a folder holding only the
-    ``files`` (plain files) and ``folders`` of ``what`` — so nothing else is ever deleted.
-    """
-    if path.exists() or path.is_symlink():
-        if not path.is_dir() or path.is_symlink():
-            raise FileExistsError(f"{path}: exists and is not a folder; not replaced")
-        if any(path.iterdir()):
-            if not overwrite:
-                raise FileExistsError(f"{path}: folder exists and is not empty; pass overwrite=True to replace {what}")
-            ours = all(not p.is_symlink() and ((p.name in files and p.is_file()) or (p.name in folders and p.is_dir()))
-                       for p in path.iterdir())
-            if not ours:
-                raise FileExistsError(f"{path}: folder holds files that are not part of {what}; refusing to delete "
-                                      "it even with overwrite=True")
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-
-def write_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to a new file at ``path`` with mode 0666 less the umask (0644 with the usual
-    umask 022): the one mode of every file of a bundle, a saved hybrid model and a checkpoint."""
-    with open(path, "wb") as f:
-        f.write(data)
-
-
-@contextmanager
-def staged_folder(path: Path) -> Iterator[Path]:
-    """Yield a new sibling folder to write into; when the block succeeds it replaces ``path``.
-
-    The files are fsynced, the previous content of ``path`` is moved aside and deleted only after
-    the new folder is in place, and on any error the new folder is removed and the previous
-    content restored — a failed save never leaves a half-written model.
-    """
-    # mkdir (not tempfile.mkdtemp, which makes the folder private) so the umask applies.
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex}"
-    tmp.mkdir()
-    old: Path | None = None
-    try:
-        yield tmp
-        for p in tmp.iterdir():
-            if p.is_file():
-                with open(p, "rb") as f:
-                    os.fsync(f.fileno())
-        if path.exists():
-            if any(path.iterdir()):
-                old = path.parent / f".{path.name}.old-{uuid.uuid4().hex}"
-                old.mkdir()
-                os.replace(path, old / "previous")
-            else:
-                path.rmdir()
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and not path.exists():
-            os.replace(old / "previous", path)  # put the previous model back
-        raise
-    finally:
-        if old is not None and path.exists():  # otherwise keep the previous model for recovery
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def save_bundle(
@@ -560,8 +316,8 @@ def save_bundle(
         if not isinstance(d, Mapping):
             raise TypeError(f"{name}: expected a dict, got {type(d).__name__}")
     docs: dict[str, Any] = {
-        "config.json": _jsonable(dict(config), "config"),
-        "preprocessing.json": _jsonable(dict(preprocessing), "preprocessing"),
+        "config.json": jsonable(dict(config), "config"),
+        "preprocessing.json": jsonable(dict(preprocessing), "preprocessing"),
         "metadata.json": _metadata(metadata),
     }
     if calibration is not None:
@@ -570,7 +326,7 @@ def save_bundle(
         if not isinstance(calibration, Mapping):
             raise TypeError(f"calibration: expected a dict (YearlyCalibrator.to_dict()), got "
                             f"{type(calibration).__name__}")
-        docs["calibration.json"] = _jsonable(dict(calibration), "calibration")
+        docs["calibration.json"] = jsonable(dict(calibration), "calibration")
         YearlyCalibrator.from_dict(docs["calibration.json"])  # ValueError if it is not one
 
     prepare_target(path, overwrite, {*FILES, MANIFEST}, "a bundle")
@@ -582,58 +338,14 @@ def save_bundle(
         # files of a bundle get the same mode, 0666 less the umask (0644 with the usual 022).
         write_file(tmp / WEIGHTS, _safetensors_bytes(tensors, metadata={"riskmodel.order": json.dumps(list(tensors))}))
         for name, obj in docs.items():
-            write_file(tmp / name, _dump_json(obj))
-        files = {}
-        for name in sorted(p.name for p in tmp.iterdir()):
-            data = (tmp / name).read_bytes()
-            files[name] = {"sha256": _sha256(data), "size": len(data)}
-        manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "hash": "sha256", "files": files}
-        write_file(tmp / MANIFEST, _dump_json(manifest))
+            write_file(tmp / name, dump_json(obj))
+        manifest = FOLDER_FORMAT.manifest({p.name: p.read_bytes() for p in tmp.iterdir()})
+        write_file(tmp / MANIFEST, dump_json(manifest))
     return path
 
 
 # ---------------------------------------------------------------------------------------
 # Loading
-
-
-def _read_manifest(folder: Path) -> dict[str, Any]:
-    if not folder.is_dir():
-        what = "does not exist" if not folder.exists() else "is not a folder"
-        raise BundleFormatError(folder, f"{what}; a bundle is a folder")
-    mpath = folder / MANIFEST
-    manifest = read_json_file(mpath, MAX_MANIFEST_BYTES, "every bundle has a manifest.json listing its files and "
-                                                         "hashes")
-    if manifest.get("format") != FORMAT:
-        raise BundleFormatError(mpath, f"'format' must be {FORMAT!r}, got {manifest.get('format')!r}")
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION or isinstance(version, bool):
-        raise BundleFormatError(mpath, f"format_version {version!r} is not supported; this riskmodel reads "
-                                       f"version {FORMAT_VERSION} (a newer riskmodel may read it)")
-    if manifest.get("hash") != "sha256":
-        raise BundleFormatError(mpath, f"'hash' must be 'sha256', got {manifest.get('hash')!r}")
-    files = manifest.get("files")
-    if not isinstance(files, dict):
-        raise BundleFormatError(mpath, "'files' must be an object mapping file names to {sha256, size}")
-    for name, entry in files.items():
-        if name not in FILES:
-            raise BundleFormatError(mpath, f"lists {name!r}, which is not a bundle file (allowed: {', '.join(FILES)})")
-        ok = (isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and len(entry["sha256"]) == 64
-              and all(c in "0123456789abcdef" for c in entry["sha256"])
-              and isinstance(entry.get("size"), int) and not isinstance(entry.get("size"), bool)
-              and entry["size"] >= 0)
-        if not ok:
-            raise BundleFormatError(mpath, f"entry for {name!r} must be {{'sha256': 64 lowercase hex digits, "
-                                           f"'size': bytes}}, got {entry!r}")
-    for name in FILES:
-        if name not in files and name not in OPTIONAL_FILES:
-            raise BundleFormatError(mpath, f"does not list {name!r}, which every bundle has")
-    return manifest
-
-
-def _check_file_set(folder: Path, files: Mapping[str, Any]) -> None:
-    check_folder_entries(folder, {*files, MANIFEST})
-    for name in files:
-        _lstat_listed(folder / name, files[name]["size"])  # missing, or a size other than the manifest's
 
 
 def _read_verified(folder: Path, files: Mapping[str, Any], verify: bool) -> dict[str, bytes]:
@@ -648,11 +360,6 @@ def _saved_order(meta: Mapping[str, str]) -> list[str] | None:
     except (KeyError, ValueError):
         return None
     return order if isinstance(order, list) and all(isinstance(k, str) for k in order) else None
-
-
-def _digest(manifest: Mapping[str, Any]) -> str:
-    canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return _sha256(canonical.encode("ascii"))
 
 
 def load_bundle(path: str | os.PathLike[str], *, verify: bool = True,
@@ -679,12 +386,11 @@ def load_bundle(path: str | os.PathLike[str], *, verify: bool = True,
             hash mismatch.
     """
     folder = Path(path)
-    manifest = _read_manifest(folder)
+    manifest = FOLDER_FORMAT.open(folder)
     files = manifest["files"]
-    _check_file_set(folder, files)
     raw = _read_verified(folder, files, verify)
 
-    docs = {name: _parse_json(raw[name], folder / name) for name in files if name.endswith(".json")}
+    docs = {name: parse_json(raw[name], folder / name) for name in files if name.endswith(".json")}
     calibration = docs.get("calibration.json")
     if calibration is not None:
         from riskmodel.calibration import YearlyCalibrator
@@ -698,8 +404,8 @@ def load_bundle(path: str | os.PathLike[str], *, verify: bool = True,
     if order is not None and sorted(order) == sorted(specs):
         specs = {k: specs[k] for k in order}
     bundle = Bundle(state_dict={}, config=docs["config.json"], preprocessing=docs["preprocessing.json"],
-                    calibration=calibration, metadata=docs["metadata.json"], path=folder, digest=_digest(manifest),
-                    tensors=specs)
+                    calibration=calibration, metadata=docs["metadata.json"], path=folder,
+                    digest=manifest_digest(manifest), tensors=specs)
     if check is not None:
         check(bundle)
     try:
@@ -727,12 +433,4 @@ def bundle_digest(path: str | os.PathLike[str], *, verify: bool = True) -> str:
     are first checked against the manifest, so the digest is never given for a damaged bundle.
     Two saves of the same weights differ (``metadata.json`` holds the creation time).
     """
-    folder = Path(path)
-    manifest = _read_manifest(folder)
-    _check_file_set(folder, manifest["files"])
-    if verify:
-        for name, entry in manifest["files"].items():
-            actual, size = _sha256_file(folder / name)  # streamed: nothing is parsed
-            if size != entry["size"] or actual != entry["sha256"]:
-                raise _mismatch(folder / name, entry, actual, size)
-    return _digest(manifest)
+    return FOLDER_FORMAT.digest(path, verify=verify)

@@ -201,7 +201,7 @@ class ImageRiskPredictor:
 
     def __init__(self, model: Any, preprocessing: dict, calibrator: Any = None, metadata: dict | None = None,
                  device: str = "auto"):
-        from riskmodel.training.distributed import choose_device
+        from riskmodel.device import choose_device
 
         self.device = choose_device(device)
         self.model = model.to(self.device).eval()

@@ -28,11 +28,11 @@ def machine_info() -> dict[str, Any]:
     import pandas as pd
     import torch
 
-    import riskmodel
+    from riskmodel.version import __version__
 
     info: dict[str, Any] = {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                             "python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__,
-                            "torch": torch.__version__, "riskmodel": riskmodel.__version__,
+                            "torch": torch.__version__, "riskmodel": __version__,
                             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
     return info
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from riskmodel import __version__  # riskmodel.version once the foundation module lands (issue 18)
+from riskmodel.version import __version__
 from riskmodel.cli import (
     benchmark,
     embed,

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from riskmodel.evaluation.metrics import _check
+from riskmodel.survival import censoring_survival, year_status
 
 Z95 = 1.959963984540054
 
@@ -99,12 +100,9 @@ def _status_by(time: np.ndarray, event: np.ndarray, horizon: float) -> tuple[np.
     or was followed past it; a woman censored earlier is unknown and represented by the others
     through the weight ``1 / G(min(T, horizon))`` (``G``: Kaplan–Meier of censoring).
     """
-    from riskmodel.calibration import _censoring_survival
-
-    censored = event == 0
-    known = (time >= horizon) | ~censored
+    known, _ = year_status(time, event, horizon, competing=True)
     # G just before the time (a censoring at the same time does not count against the woman).
-    g = _censoring_survival(time, event, np.ones_like(time), np.minimum(time, horizon), censored=censored)
+    g = censoring_survival(time, event, np.minimum(time, horizon), competing=True)
     weight = np.where(known, 1.0 / np.maximum(g, 1e-6), 0.0)
     return known, weight
 

@@ -27,6 +27,7 @@ import pandas as pd
 from riskmodel.evaluation.calibration_metrics import calibration_slope, calibration_table, expected_observed
 from riskmodel.evaluation.metrics import integrated_brier_score, time_dependent_auc, uno_c_index
 from riskmodel.evaluation.reclassification import net_reclassification, share_of_cancers_in_top
+from riskmodel.survival import check_time_event
 
 #: Five-year risk thresholds for the reclassification table: 1.67% (NSABP P-1 eligibility, the
 #: chemoprevention threshold) and 3% (USPSTF's greater-net-benefit level); see docs/evaluation.md.
@@ -207,15 +208,7 @@ def evaluate_risks(outcomes: pd.DataFrame, risks: Mapping[str, Any], horizon: fl
     for col in ("time", "event"):
         if col not in outcomes.columns:
             raise ValueError(f"outcomes lack the column {col!r} (years of follow-up / 0,1,2 event code)")
-    time_ = pd.to_numeric(outcomes["time"], errors="coerce").to_numpy(dtype=np.float64)
-    event = pd.to_numeric(outcomes["event"], errors="coerce").to_numpy(dtype=np.float64)
-    bad = np.flatnonzero(~np.isfinite(time_) | (time_ < 0) | ~np.isin(event, (0, 1, 2)))
-    if len(bad):
-        row = outcomes.index[bad[0]]
-        raise ValueError(f"outcomes row {row!r}: time={outcomes['time'].iloc[bad[0]]!r}, "
-                         f"event={outcomes['event'].iloc[bad[0]]!r}; need years >= 0 and event 0, 1 or 2 "
-                         f"({len(bad)} such row(s))")
-    event = event.astype(int)
+    time_, event = check_time_event(outcomes["time"], outcomes["event"], name="outcomes", index=outcomes.index)
     n = len(outcomes)
     if not risks:
         raise ValueError("no risks to evaluate")

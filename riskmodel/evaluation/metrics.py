@@ -20,16 +20,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from riskmodel.survival import check_time_event
+
 
 def _check(time, event, risk=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    time = np.asarray(time, dtype=np.float64)
-    event = np.asarray(event)
-    if time.ndim != 1 or time.shape != event.shape:
-        raise ValueError(f"time and event must be 1-D of the same length, got {time.shape} and {event.shape}")
-    if np.isnan(time).any() or (time < 0).any():
-        raise ValueError("time must be known and non-negative")
-    if not np.isin(event, (0, 1, 2)).all():
-        raise ValueError("event must be 0, 1 or 2")
+    """``(time, event == 1, risk)`` after :func:`riskmodel.survival.check_time_event` and the risk's shape check."""
+    time, event = check_time_event(time, event)
     if risk is not None:
         risk = np.asarray(risk, dtype=np.float64)
         if risk.shape[:1] != time.shape or risk.ndim not in (1, 2):

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from riskmodel.evaluation.evaluate import Evaluation
+from riskmodel.survival import censoring_survival
 
 
 def _pyplot():
@@ -79,11 +80,9 @@ def plot_calibration(ev: Evaluation, path: str | Path) -> Path:
 
 def _roc_at(risk: np.ndarray, time: np.ndarray, event: np.ndarray, horizon: float) -> tuple[np.ndarray, np.ndarray]:
     """IPCW cumulative/dynamic ROC at ``horizon``: cases weighted 1/G(T−), controls 1/G(horizon)."""
-    from riskmodel.calibration import _censoring_survival
-
     case = (event == 1) & (time <= horizon)
     control = time > horizon
-    g_case = _censoring_survival(time, event, np.ones_like(time), time[case], censored=event == 0)
+    g_case = censoring_survival(time, event, time[case], competing=True)
     w_case = 1 / np.maximum(g_case, 1e-6)
     thresholds = np.unique(risk)[::-1]
     if len(thresholds) > 400:

@@ -12,7 +12,7 @@ The data flow::
 Modules: ``factors.py`` (:class:`FactorEncoder`), ``heads.py`` (the three heads, Breslow),
 ``absolute.py`` (:func:`absolute_risk`, :class:`IncidenceRecalibrator`, :func:`observed_incidence`), ``hybrid.py``
 (:class:`HybridModel`: all of it behind a trained image model, end to end from DICOMs;
-:func:`load_hybrid`).
+:func:`load_hybrid`), ``persist.py`` (the saved hybrid model's folder format and its checks).
 Heads store their state as JSON-safe dicts (``to_dict`` / ``from_dict``), never as pickles.
 """
 

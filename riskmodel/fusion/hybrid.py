@@ -32,7 +32,7 @@ The saved form (:meth:`HybridModel.save`, :func:`load_hybrid`) is a folder::
 
 Nothing is pickled. Loading checks the manifest and the folder's contents first, then
 fusion.json's hash, then loads (and verifies) the image bundle and checks that its digest is
-the one the fusion head was fitted on.
+the one the fusion head was fitted on (the on-disk format: :mod:`riskmodel.fusion.persist`).
 
 See ``docs/fusion.md`` for what each input does and what the model is not for.
 """
@@ -52,12 +52,13 @@ from sklearn.base import clone
 from riskmodel.fusion.absolute import IncidenceRecalibrator, absolute_risk
 from riskmodel.fusion.factors import IMPUTED_COLUMNS, FactorEncoder
 from riskmodel.fusion.heads import CoxHead, TorchHazardHead, head_from_dict
+from riskmodel.fusion.persist import FORMAT_VERSION, STATE_FORMAT, read_hybrid, write_hybrid
+from riskmodel.jsonstate import BundleFormatError, jsonable
 from riskmodel.schema import ValidatedCohort, is_blank, validate
+from riskmodel.survival import YEARS, check_time_event
 
 __all__ = ["FALLBACKS", "MAX_HORIZON", "YEARS", "HybridModel", "HybridResult", "load_hybrid", "read_exams"]
 
-#: Yearly horizons of ``risk_1y`` … ``risk_5y``.
-YEARS: tuple[int, ...] = (1, 2, 3, 4, 5)
 #: Longest projection (years) the hybrid model makes.
 MAX_HORIZON = float(YEARS[-1])
 #: Youngest and oldest ages scored: Gail's mortality tables run from 20 to 90, and every woman
@@ -66,12 +67,6 @@ MIN_AGE, MAX_AGE = 20.0, 85.0
 #: What :meth:`HybridModel.predict` does for a woman without a usable exam.
 FALLBACKS = ("none", "factors")
 
-_FORMAT = "riskmodel-hybrid"
-_FORMAT_VERSION = 1
-_FUSION_FORMAT = "riskmodel.fusion.HybridModel"
-MANIFEST = "manifest.json"
-FUSION = "fusion.json"
-IMAGE = "image"
 _VIEW_COLUMNS = ("L-CC", "L-MLO", "R-CC", "R-MLO")
 _EXAM_TEXT_COLUMNS = ("exam_id", "patient_id", "study_uid", "accession_number", "study_date")
 
@@ -457,14 +452,8 @@ class HybridModel:
             if not use.any():
                 raise ValueError("no woman can be used: every row with an exam is rejected by the Gail model's rules")
             encoder.fit(v.frame[use])
-        time = pd.to_numeric(cohort["time"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)[use]
-        event = pd.to_numeric(cohort["event"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)[use]
-        bad = ~np.isfinite(time) | ~np.isin(event, (0.0, 1.0, 2.0))
-        if bad.any():
-            row = cohort.index[np.flatnonzero(use)[np.flatnonzero(bad)[0]]]
-            raise ValueError(f"time/event: row {row!r} has time={cohort.loc[row, 'time']!r}, event="
-                             f"{cohort.loc[row, 'event']!r}; need years >= 0 and 0 (censored), 1 (breast cancer) "
-                             "or 2 (other death)")
+        time, event = check_time_event(cohort["time"][use], cohort["event"][use], name="cohort",
+                                       index=cohort.index[use])
         factors_x, imputed = encoder.transform(v.frame[use], density_proba=feats.density_proba[use],
                                                return_imputed=True)
         x = np.hstack([feats.embedding[use].astype(np.float64), factors_x])
@@ -661,11 +650,9 @@ class HybridModel:
     def to_dict(self) -> dict[str, Any]:
         """The fusion part's JSON-safe state (everything but the image model's weights)."""
         self._check_fitted()
-        from riskmodel.bundle import _jsonable
-
         rec = self.recalibrator_
-        return _jsonable({
-            "format": _FUSION_FORMAT, "format_version": _FORMAT_VERSION,
+        return jsonable({
+            "format": STATE_FORMAT, "format_version": FORMAT_VERSION,
             "key": self.key_, "exam_key": self.exam_key_, "years": list(YEARS), "mortality": self.mortality,
             "embedding_dim": self.embedding_dim_, "image_features": self.image_features,
             "factor_encoder": self.encoder_.to_dict(), "head": self.head_.to_dict(),
@@ -683,35 +670,14 @@ class HybridModel:
             overwrite: replace a saved hybrid model.
             metadata: free-form JSON metadata stored in ``fusion.json`` under ``"metadata"``.
 
-        The folder is written next to ``path`` under a temporary name and then renamed.
+        The folder is written next to ``path`` under a temporary name and then renamed
+        (:func:`riskmodel.fusion.persist.write_hybrid`).
 
         Raises:
             FileExistsError: ``path`` exists and may not be replaced.
         """
-        from riskmodel.bundle import (
-            _dump_json,
-            _jsonable,
-            _sha256,
-            bundle_digest,
-            prepare_target,
-            staged_folder,
-            write_file,
-        )
-
         self._check_fitted()
-        path = Path(path)
-        prepare_target(path, overwrite, {MANIFEST, FUSION}, "a saved hybrid model", folders=frozenset({IMAGE}))
-        with staged_folder(path) as tmp:
-            self.image_model.save(tmp / IMAGE)
-            state = self.to_dict()
-            state["image_bundle_digest"] = bundle_digest(tmp / IMAGE)
-            state["metadata"] = _jsonable(dict(metadata or {}), "metadata")
-            data = _dump_json(state)
-            write_file(tmp / FUSION, data)
-            manifest = {"format": _FORMAT, "format_version": _FORMAT_VERSION, "hash": "sha256",
-                        "files": {FUSION: {"sha256": _sha256(data), "size": len(data)}}, "image": IMAGE}
-            write_file(tmp / MANIFEST, _dump_json(manifest))
-        return path
+        return write_hybrid(path, self.to_dict(), self.image_model, overwrite=overwrite, metadata=metadata)
 
 
 def _check_recalibrator(rec: Any) -> IncidenceRecalibrator:
@@ -726,13 +692,10 @@ def _check_recalibrator(rec: Any) -> IncidenceRecalibrator:
 def load_hybrid(path: str | os.PathLike[str], *, device: str = "auto") -> HybridModel:
     """Load a hybrid model saved by :meth:`HybridModel.save`, checking every file first.
 
-    Order of checks: the manifest (format, version, the files it lists; at most 1 MiB); the
-    folder holds nothing but ``manifest.json``, ``fusion.json`` and ``image/``, and no symbolic
-    link (the rule of :func:`riskmodel.bundle.load_bundle`); fusion.json's size (by ``stat``,
-    before it is read) and SHA-256; the image bundle (:func:`riskmodel.load_image_model`, which
-    verifies its own manifest and contents); the image bundle's digest against the one recorded
-    in fusion.json; then the fusion state is rebuilt, each head checked (shapes, finite and
-    bounded numbers); an error names ``fusion.json`` and the field.
+    The folder is checked by :func:`riskmodel.fusion.persist.read_hybrid` (the manifest, the
+    folder's entries and no symbolic link, fusion.json's size by ``stat`` before it is read and its
+    SHA-256, the image bundle and its digest); then the fusion state is rebuilt, each head checked
+    (shapes, finite and bounded numbers); an error names ``fusion.json`` and the field.
 
     Args:
         path: the folder.
@@ -743,54 +706,20 @@ def load_hybrid(path: str | os.PathLike[str], *, device: str = "auto") -> Hybrid
             bundle other than the one the fusion head was fitted on.
         riskmodel.bundle.BundleFormatError: not a saved hybrid model, or unreadable contents.
     """
-    from riskmodel.bundle import (
-        MAX_MANIFEST_BYTES,
-        BundleFormatError,
-        BundleIntegrityError,
-        _digest,
-        _parse_json,
-        bundle_digest,
-        check_folder_entries,
-        read_json_file,
-        read_listed,
-    )
-    from riskmodel.inference import load_image_model
+    saved = read_hybrid(path, device=device)
+    model = _from_state(saved.state, saved.image, saved.state_path)
+    model.digest_ = saved.digest
+    model.path_ = saved.path
+    return model
 
-    folder = Path(path)
-    if not folder.is_dir():
-        raise BundleFormatError(folder, "does not exist" if not folder.exists() else
-                                "is not a folder; a saved hybrid model is a folder (HybridModel.save)")
-    mpath = folder / MANIFEST
-    manifest = read_json_file(mpath, MAX_MANIFEST_BYTES, "a saved hybrid model has a manifest.json (HybridModel.save)")
-    if manifest.get("format") != _FORMAT:
-        raise BundleFormatError(mpath, f"'format' must be {_FORMAT!r}, got {manifest.get('format')!r}"
-                                + (" (this is an image bundle: load it with riskmodel.load_image_model)"
-                                   if manifest.get("format") == "riskmodel-bundle" else ""))
-    if manifest.get("format_version") != _FORMAT_VERSION or isinstance(manifest.get("format_version"), bool):
-        raise BundleFormatError(mpath, f"format_version {manifest.get('format_version')!r} is not supported; this "
-                                       f"riskmodel reads version {_FORMAT_VERSION}")
-    files = manifest.get("files")
-    entry = files.get(FUSION) if isinstance(files, dict) else None
-    if (manifest.get("hash") != "sha256" or not isinstance(files, dict) or set(files) != {FUSION}
-            or manifest.get("image") != IMAGE or not isinstance(entry, dict)
-            or not isinstance(entry.get("sha256"), str) or not isinstance(entry.get("size"), int)
-            or isinstance(entry.get("size"), bool) or entry["size"] < 0):
-        raise BundleFormatError(mpath, f"must hold hash 'sha256', image {IMAGE!r} and files {{{FUSION!r}: "
-                                       "{sha256, size}}")
-    check_folder_entries(folder, {MANIFEST, FUSION}, frozenset({IMAGE}))
-    if not (folder / IMAGE).is_dir():
-        raise BundleIntegrityError(folder / IMAGE, "missing or not a folder; it holds the image model bundle")
-    fpath = folder / FUSION
-    data = read_listed(fpath, entry)
-    state = _parse_json(data, fpath)
-    if state.get("format") != _FUSION_FORMAT or state.get("format_version") != _FORMAT_VERSION:
-        raise BundleFormatError(fpath, f"not a {_FUSION_FORMAT} state of version {_FORMAT_VERSION}")
-    image = load_image_model(folder / IMAGE, device=device)
-    digest = bundle_digest(folder / IMAGE, verify=False)  # load_image_model has just verified every file
-    if digest != state.get("image_bundle_digest"):
-        raise BundleIntegrityError(folder / IMAGE, "is not the image bundle this fusion head was fitted on "
-                                                   f"(digest {digest}, fusion.json expects "
-                                                   f"{state.get('image_bundle_digest')})")
+
+def _from_state(state: dict[str, Any], image: Any, where: Path) -> HybridModel:
+    """The fitted :class:`HybridModel` that ``state`` (fusion.json, already checked by
+    :func:`~riskmodel.fusion.persist.read_hybrid`) describes, around ``image``; each part checked.
+
+    Raises:
+        BundleFormatError: naming ``where`` and the field that cannot be rebuilt.
+    """
     field = "years"
     try:
         if list(state["years"]) != list(YEARS):
@@ -828,8 +757,6 @@ def load_hybrid(path: str | os.PathLike[str], *, device: str = "auto") -> Hybrid
             raise ValueError(f"the factors-only head takes {model.fallback_head_.n_features_in_} columns, not "
                              f"{n_factors}")
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise BundleFormatError(fpath, f"{field}: cannot rebuild the fusion model: {type(exc).__name__}: "
+        raise BundleFormatError(where, f"{field}: cannot rebuild the fusion model: {type(exc).__name__}: "
                                        f"{exc}") from None
-    model.digest_ = _digest(manifest)
-    model.path_ = folder
     return model

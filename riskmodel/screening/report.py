@@ -33,10 +33,10 @@ from riskmodel.screening.files import staged_folder
 from riskmodel.screening.measures import gail_curve, real_numbers
 from riskmodel.screening.policy import MODALITIES, SUPPLEMENTAL, Policy
 from riskmodel.screening.recommend import POLICY_ATTR, applied_policy, clinic_table
+from riskmodel.survival import YEARS
 
 __all__ = ["render_report", "risk_curves", "write_reports"]
 
-YEARS = (1, 2, 3, 4, 5)
 _BLUE, _GREY = "#1f5fa8", "#777777"
 
 
@@ -194,7 +194,7 @@ def render_report(row: pd.Series, curve: np.ndarray | None = None, *, date: str 
         policy: the policy that was applied (its title and source are cited); default: the one
             carried by the row's table (``attrs``). Never re-loaded by the id in the row.
     """
-    from riskmodel import __version__
+    from riskmodel.version import __version__
 
     pol = _row_policy(row, policy)
     date = fhir_datetime(date) if date is not None else _date.today().isoformat()

@@ -5,8 +5,9 @@ Two-stage training as in Mirai: train end to end, then cache per-view embeddings
 aggregator and heads only (``TrainConfig(freeze_encoder=True)``).
 """
 
+from riskmodel.survival import survival_targets
 from riskmodel.training.data import LabelledExams, SurvivalLabels, TensorExams, epoch_indices
-from riskmodel.training.losses import balance_weight, masked_bce, survival_targets
+from riskmodel.training.losses import balance_weight, masked_bce
 from riskmodel.training.trainer import CheckpointError, TrainConfig, TrainResult, predict, train
 
 __all__ = [

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from riskmodel.schema import DENSITY_CODES
-from riskmodel.training.losses import survival_targets
+from riskmodel.survival import survival_targets
 
 LABEL_COLUMNS = ("time", "event")
 

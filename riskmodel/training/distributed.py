@@ -13,6 +13,9 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+# The device choice lives in riskmodel.device; this name stays importable here.
+from riskmodel.device import choose_device as choose_device
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -30,16 +33,6 @@ class DistInfo:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def choose_device(requested: str = "auto", local_rank: int = 0) -> torch.device:
-    """``"auto"`` = this process's GPU if CUDA is available, else the CPU."""
-    if requested == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    device = torch.device(requested)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={requested!r}: CUDA is not available on this machine")
-    return device
 
 
 def setup(requested_device: str = "auto") -> DistInfo:

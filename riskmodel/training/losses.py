@@ -1,4 +1,4 @@
-"""Censoring-aware targets and losses for cumulative risk over years 1..Y."""
+"""Censoring-aware losses for cumulative risk over years 1..Y (targets: :func:`riskmodel.survival.survival_targets`)."""
 
 from __future__ import annotations
 
@@ -6,38 +6,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-
-def survival_targets(time: np.ndarray, event: np.ndarray, n_years: int = 5) -> tuple[np.ndarray, np.ndarray]:
-    """Per-year labels and weights for cumulative risk (Mirai's rule, made explicit).
-
-    Year ``k`` (1..``n_years``) asks "invasive cancer by ``k`` years?". It counts for a woman
-    only if her answer is known: she had the cancer by ``k`` (``event == 1`` and
-    ``time <= k``: label 1), or she was followed at least ``k`` years without it
-    (``time >= k``: label 0). Censoring (``event == 0``) and death from other causes
-    (``event == 2``) before ``k`` leave year ``k`` unknown (weight 0).
-
-    Args:
-        time: follow-up in years, shape ``(n,)``.
-        event: 1 = invasive breast cancer, 0 = censored, 2 = died of other causes; shape ``(n,)``.
-        n_years: number of yearly horizons.
-
-    Returns:
-        ``(labels, weights)``, float32 arrays of shape ``(n, n_years)``.
-    """
-    time = np.asarray(time, dtype=np.float64)
-    event = np.asarray(event)
-    if time.shape != event.shape or time.ndim != 1:
-        raise ValueError(f"time and event must be 1-D of the same length, got {time.shape} and {event.shape}")
-    if np.isnan(time).any() or (time < 0).any():
-        raise ValueError("time must be non-negative and known for every woman")
-    if not np.isin(event, (0, 1, 2)).all():
-        raise ValueError("event must be 0 (censored), 1 (breast cancer) or 2 (other death)")
-    years = np.arange(1, n_years + 1, dtype=np.float64)[None, :]
-    cancer_by_k = (event[:, None] == 1) & (time[:, None] <= years)
-    known_free = time[:, None] >= years
-    labels = cancer_by_k.astype(np.float32)
-    weights = (cancer_by_k | known_free).astype(np.float32)
-    return labels, weights
+# The targets are torch-free and live with the other survival basics; this name stays importable here.
+from riskmodel.survival import survival_targets as survival_targets
 
 
 def masked_bce(

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from riskmodel.device import choose_device
+from riskmodel.survival import survival_targets
 from riskmodel.training import distributed as distrib
 from riskmodel.training.augment import default_augmentation
 from riskmodel.training.data import epoch_indices
@@ -161,7 +163,7 @@ def predict(model: torch.nn.Module, data: Dataset, batch_size: int = 8, device: 
         ``risk`` (N, Y) probabilities, ``embedding`` (N, D), ``view_embeddings`` (N, 4, D),
         ``mask`` (N, 4), and ``time``/``event`` when the dataset has labels — float32/64 numpy.
     """
-    dev = distrib.choose_device(device) if isinstance(device, str) else device
+    dev = choose_device(device) if isinstance(device, str) else device
     model = model.to(dev).eval()
     loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     keep = ("risk", "embedding", "view_embeddings")
@@ -192,8 +194,6 @@ def _validate(model, data, config: TrainConfig, device, pos_weight, n_years: int
     metrics = {"val_c_index": float("nan")}
     if (pred["event"] == 1).any():
         metrics["val_c_index"] = harrell_c_index(pred["time"], pred["event"], risk[:, -1], tau=float(n_years))
-    from riskmodel.training.losses import survival_targets
-
     y, w = survival_targets(pred["time"], pred["event"], n_years)
     logits = torch.logit(torch.from_numpy(risk).double().clamp(1e-7, 1 - 1e-7))
     metrics["val_loss"] = float(masked_bce(logits, torch.from_numpy(y).double(), torch.from_numpy(w).double(),
@@ -206,7 +206,7 @@ def _save_weights(model, path: Path) -> None:
     less the umask; safetensors' own ``save_file`` makes 0600 files)."""
     from safetensors.torch import save
 
-    from riskmodel.bundle import write_file
+    from riskmodel.jsonstate import write_file
 
     write_file(path, save({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}))
 
