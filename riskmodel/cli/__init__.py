@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from riskmodel.version import __version__
 from riskmodel.cli import (
     benchmark,
     embed,
@@ -31,6 +30,7 @@ from riskmodel.cli import (
 from riskmodel.cli.options import UsageError, flag_message
 from riskmodel.cli.predict import CHUNK_ROWS, PROGRESS_MIN_ROWS, TOP_REASONS
 from riskmodel.tables import ParameterError, read_table, write_table
+from riskmodel.version import __version__
 
 __all__ = ["CHUNK_ROWS", "PROGRESS_MIN_ROWS", "TOP_REASONS", "UsageError", "build_parser", "main", "read_table",
            "write_table"]
