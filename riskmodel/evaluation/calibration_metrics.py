@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from riskmodel.evaluation.metrics import _check
+from riskmodel.evaluation.metrics import check_survival_inputs
 from riskmodel.survival import censoring_survival, year_status
 
 Z95 = 1.959963984540054
@@ -43,7 +43,7 @@ def cumulative_incidence(time, event, horizon: float = 5.0) -> tuple[float, floa
     Returns:
         ``(incidence, standard_error)``; ``(0.0, 0.0)`` when no cancer occurs by ``horizon``.
     """
-    time, cancer, _ = _check(time, event)
+    time, cancer, _ = check_survival_inputs(time, event)
     event = np.asarray(event).astype(int)
     if not (cancer & (time <= horizon)).any():
         return 0.0, 0.0
@@ -79,7 +79,7 @@ def expected_observed(risk, time, event, horizon: float = 5.0) -> dict[str, floa
         ``{"eo", "lower", "upper", "expected", "observed", "observed_se", "n", "cancers"}``;
         E/O and its bounds are NaN when no cancer is observed.
     """
-    time_, cancer, risk = _check(time, event, risk)
+    time_, cancer, risk = check_survival_inputs(time, event, risk)
     if risk.ndim != 1:
         raise ValueError("risk must be one column: the risk by the horizon")
     expected = float(risk.mean()) if len(risk) else float("nan")
@@ -119,7 +119,7 @@ def calibration_slope(risk, time, event, horizon: float = 5.0) -> dict[str, floa
         ``{"slope", "intercept", "slope_se"}`` (SE from the weighted information matrix: a guide,
         not an exact interval under IPCW).
     """
-    time_, cancer, risk = _check(time, event, risk)
+    time_, cancer, risk = check_survival_inputs(time, event, risk)
     known, weight = _status_by(time_, np.asarray(event), horizon)
     y = (cancer & (time_ <= horizon)).astype(np.float64)[known]
     w = weight[known]
@@ -155,7 +155,7 @@ def calibration_table(risk, time, event, horizon: float = 5.0, groups: int = 10)
         horizon), ``predicted`` (mean risk), ``observed`` (Aalen–Johansen incidence) with
         ``observed_lower``/``observed_upper`` (95%, delta method on the log scale), ``eo``.
     """
-    time_, _, risk = _check(time, event, risk)
+    time_, _, risk = check_survival_inputs(time, event, risk)
     event = np.asarray(event)
     if groups < 2 or len(risk) < groups:
         raise ValueError(f"need at least {groups} women for {groups} groups")

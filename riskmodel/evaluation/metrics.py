@@ -23,7 +23,7 @@ import numpy as np
 from riskmodel.survival import check_time_event
 
 
-def _check(time, event, risk=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def check_survival_inputs(time, event, risk=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """``(time, event == 1, risk)`` after :func:`riskmodel.survival.check_time_event` and the risk's shape check."""
     time, event = check_time_event(time, event)
     if risk is not None:
@@ -44,7 +44,7 @@ def harrell_c_index(time, event, risk, tau: float | None = None) -> float:
     """
     from sksurv.metrics import concordance_index_censored
 
-    time, cancer, risk = _check(time, event, risk)
+    time, cancer, risk = check_survival_inputs(time, event, risk)
     if tau is not None:
         cancer = cancer & (time <= tau)
         time = np.minimum(time, tau)
@@ -57,8 +57,8 @@ def _train_test(time_train, event_train, time, event) -> tuple:
     """Survival arrays for scikit-survival's IPCW metrics; test follow-up beyond training is truncated."""
     from sksurv.util import Surv
 
-    t_train, c_train, _ = _check(time_train, event_train)
-    t_test, c_test, _ = _check(time, event)
+    t_train, c_train, _ = check_survival_inputs(time_train, event_train)
+    t_test, c_test, _ = check_survival_inputs(time, event)
     beyond = t_test > t_train.max()
     t_test = np.where(beyond, t_train.max() - 1e-9, t_test)
     c_test = c_test & ~beyond
@@ -74,7 +74,7 @@ def uno_c_index(time_train, event_train, time, event, risk, tau: float = 5.0) ->
     """
     from sksurv.metrics import concordance_index_ipcw
 
-    _, _, risk = _check(time, event, risk)
+    _, _, risk = check_survival_inputs(time, event, risk)
     if not (np.asarray(event) == 1).any():
         raise ValueError("no breast-cancer events in the test data: the C-index is undefined")
     train, test, t_max = _train_test(time_train, event_train, time, event)
@@ -101,7 +101,7 @@ def time_dependent_auc(time_train, event_train, time, event, risk, times: Sequen
     """
     from sksurv.metrics import cumulative_dynamic_auc
 
-    _, _, risk = _check(time, event, risk)
+    _, _, risk = check_survival_inputs(time, event, risk)
     times = np.asarray(times, dtype=np.float64)
     if risk.ndim == 2 and risk.shape[1] != len(times):
         raise ValueError(f"risk has {risk.shape[1]} columns for {len(times)} times")
@@ -130,7 +130,7 @@ def integrated_brier_score(time_train, event_train, time, event, risk_by_time, t
     """
     from sksurv.metrics import integrated_brier_score as ibs
 
-    _, _, risk = _check(time, event, risk_by_time)
+    _, _, risk = check_survival_inputs(time, event, risk_by_time)
     times = np.asarray(times, dtype=np.float64)
     if risk.ndim != 2 or risk.shape[1] != len(times):
         raise ValueError(f"risk_by_time must have shape (n, {len(times)})")

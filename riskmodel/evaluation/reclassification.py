@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from riskmodel.evaluation.calibration_metrics import cumulative_incidence
-from riskmodel.evaluation.metrics import _check
+from riskmodel.evaluation.metrics import check_survival_inputs
 
 
 def share_of_cancers_in_top(risk, time, event, fraction: float = 0.1, horizon: float = 5.0) -> float:
@@ -32,7 +32,7 @@ def share_of_cancers_in_top(risk, time, event, fraction: float = 0.1, horizon: f
     Returns:
         The share in [0, 1]; NaN when no cancer occurs by ``horizon``.
     """
-    time_, cancer, risk = _check(time, event, risk)
+    time_, cancer, risk = check_survival_inputs(time, event, risk)
     if not 0 < fraction < 1:
         raise ValueError(f"fraction={fraction}: must be in (0, 1)")
     case = cancer & (time_ <= horizon)
@@ -66,8 +66,8 @@ def net_reclassification(risk_new, risk_ref, time, event, thresholds: Sequence[f
         ``{"nri", "nri_events", "nri_nonevents", "up", "down"}``: the two components, their sum,
         and the shares of all women moved up/down.
     """
-    time_, _, new = _check(time, event, risk_new)
-    _, _, ref = _check(time, event, risk_ref)
+    time_, _, new = check_survival_inputs(time, event, risk_new)
+    _, _, ref = check_survival_inputs(time, event, risk_ref)
     event = np.asarray(event)
     move = np.sign(_categories(new, thresholds) - _categories(ref, thresholds))
     total, _ = cumulative_incidence(time_, event, horizon)

@@ -187,7 +187,7 @@ def predict(model: torch.nn.Module, data: Dataset, batch_size: int = 8, device: 
 
 
 def _validate(model, data, config: TrainConfig, device, pos_weight, n_years: int) -> dict[str, float]:
-    from riskmodel.evaluation import harrell_c_index
+    from riskmodel.evaluation.metrics import harrell_c_index
 
     pred = predict(model, data, batch_size=config.batch_size, device=device, precision=config.precision)
     risk = pred["risk"]
