@@ -3,141 +3,20 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
-from riskmodel.schema import _not_real, is_blank, match_columns, validate
+from riskmodel.distributed import predict_risk_dask
+from riskmodel.models.core import LIFETIME_AGE, OUTPUT_COLUMNS, Horizon, prepare_and_score
+from riskmodel.models.registry import HYBRID_NEEDS_BUNDLE, MODELS, resolve
+from riskmodel.schema import match_columns
 
 if TYPE_CHECKING:  # pragma: no cover
     import dask.dataframe as dd
 
-Horizon = float | int | str | Sequence[float] | np.ndarray | pd.Series
-
-#: Model names accepted by :func:`predict_risk`, with what each is.
-MODELS = {
-    "gail": "Gail model / NCI BCRAT (R BCRA 2.1.2), ages 20–90, invasive breast cancer",
-    "hybrid": "mammography embedding + risk factors (riskmodel.fusion.HybridModel), 1–5 years; needs a trained "
-              "model folder (HybridModel.save / riskmodel fit-hybrid) and exams",
-}
-#: Why ``model="hybrid"`` alone cannot be scored.
-HYBRID_NEEDS_BUNDLE = (
-    "model='hybrid' needs a trained hybrid model: pass the path of a folder written by HybridModel.save (or "
-    "'riskmodel fit-hybrid'), or a fitted riskmodel.fusion.HybridModel. riskmodel ships no pretrained weights; "
-    "see docs/fusion.md to train one on your own exams"
-)
-
-LIFETIME_AGE = 90.0
-OUTPUT_COLUMNS = ("risk", "status", "message", "model", "horizon")
-
-
-def _load_model(model: str | os.PathLike[str] | Any, device: str = "auto") -> Any:
-    if isinstance(model, os.PathLike) or (isinstance(model, str) and model not in MODELS and Path(model).is_dir()):
-        from riskmodel.fusion.hybrid import load_hybrid
-
-        return load_hybrid(model, device=device)
-    if not isinstance(model, str):
-        if not hasattr(model, "score") or not hasattr(model, "required_columns"):
-            raise TypeError("model must be a name in riskmodel.MODELS, the folder of a saved hybrid model, or an "
-                            "object with `required_columns` and `score(cohort, horizon)`")
-        return model
-    if model == "gail":
-        from riskmodel.gail import GailModel
-
-        return GailModel()
-    if model == "hybrid":
-        raise ValueError(HYBRID_NEEDS_BUNDLE)
-    raise ValueError(f"unknown model {model!r}; available: {', '.join(MODELS)} (hybrid: the folder of a saved "
-                     "model), or no such folder")
-
-
-def _per_row_years(values: pd.Series, age: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Numbers of years, or the word "lifetime" (to age 90), one per row.
-
-    Blank cells give NaN (missing); text that is neither a number nor "lifetime", a boolean or a
-    complex number gives −inf, which the caller reports as an invalid horizon.
-    """
-    not_real = _not_real(values)
-    lifetime = values.astype(str).str.strip().str.lower().to_numpy() == "lifetime"
-    usable = ~lifetime & ~not_real
-    years = pd.to_numeric(values.astype(object).where(usable), errors="coerce").to_numpy(dtype=np.float64,
-                                                                                         na_value=np.nan)
-    years[(np.isnan(years) & ~lifetime & ~is_blank(values)) | not_real] = -np.inf
-    return np.where(lifetime, LIFETIME_AGE - age, years), lifetime, values.to_numpy(dtype=object)
-
-
-def _aligned(horizon: pd.Series, index: pd.Index) -> pd.Series:
-    """A per-row horizon Series on the cohort's index (by label, not by position).
-
-    Raises:
-        ValueError: its labels are not the cohort's (naming some that are missing or extra), or
-            either index has duplicate labels and the two differ.
-    """
-    if horizon.index.equals(index):
-        return horizon
-    missing = index.difference(horizon.index, sort=False)
-    extra = horizon.index.difference(index, sort=False)
-    if len(missing) or len(extra):
-        parts = [f"{len(missing)} of the cohort's labels are missing from it (first: {list(missing[:5])})"
-                 if len(missing) else "", f"{len(extra)} labels are not in the cohort (first: {list(extra[:5])})"
-                 if len(extra) else ""]
-        raise ValueError("horizon: a Series is matched to the cohort by its index, but "
-                         + "; ".join(p for p in parts if p))
-    if not index.is_unique or not horizon.index.is_unique:
-        raise ValueError("horizon: a Series is matched to the cohort by its index, but an index has duplicate "
-                         "labels in a different order; give a list or array (by position) instead")
-    return horizon.reindex(index)
-
-
-def _scalar_years(horizon: object) -> float | None:
-    """A scalar horizon as a number of years, None for "lifetime"; text is read case- and space-insensitively.
-
-    Raises:
-        ValueError: a boolean, a complex number, text that is neither a number nor "lifetime", or a
-            number that is not positive and finite.
-    """
-    if isinstance(horizon, bool | np.bool_ | complex | np.complexfloating):
-        raise ValueError(f"horizon={horizon!r}: not a number of years (a "
-                         f"{'boolean' if isinstance(horizon, bool | np.bool_) else 'complex number'})")
-    if isinstance(horizon, str):
-        if horizon.strip().lower() == "lifetime":
-            return None
-        try:
-            value = float(horizon.strip())
-        except ValueError:
-            raise ValueError(f"horizon={horizon!r}: give a number of years, 'lifetime', or the name of a column"
-                             ) from None
-    else:
-        try:
-            value = float(horizon)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise ValueError(f"horizon={horizon!r}: not a number of years") from None
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"horizon={horizon!r}: must be a positive number of years")
-    return value
-
-
-def _horizon_years(data: pd.DataFrame, horizon: Horizon, age: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Per-row horizon in years, which rows asked for "lifetime" (to age 90), and the values as given."""
-    n = len(data)
-    if isinstance(horizon, str) and horizon != "lifetime" and horizon in data.columns:
-        return _per_row_years(data[horizon], age)
-    if isinstance(horizon, str) or np.isscalar(horizon):
-        value = _scalar_years(horizon)
-        if value is None:
-            return LIFETIME_AGE - age, np.ones(n, dtype=bool), np.full(n, "lifetime", dtype=object)
-        return np.full(n, value), np.zeros(n, dtype=bool), np.full(n, value, dtype=object)
-    if isinstance(horizon, pd.Series):
-        if len(horizon) != n:
-            raise ValueError(f"horizon has {len(horizon)} values for {n} rows; give one per row")
-        return _per_row_years(_aligned(horizon, data.index).reset_index(drop=True), age)
-    values = pd.Series(np.asarray(horizon, dtype=object))
-    if values.shape != (n,):
-        raise ValueError(f"horizon has {values.shape[0]} values for {n} rows; give one per row")
-    return _per_row_years(values, age)
+__all__ = ["HYBRID_NEEDS_BUNDLE", "LIFETIME_AGE", "MODELS", "OUTPUT_COLUMNS", "predict_risk"]
 
 
 def _is_dask(data: Any) -> bool:
@@ -233,8 +112,6 @@ def predict_risk(
         ['ok', 'out_of_range']
     """
     if _is_dask(data):
-        from riskmodel.distributed import predict_risk_dask
-
         if progress:
             raise ValueError("progress=True is for pandas input; a Dask result is lazy: follow its computation on "
                              "the Dask dashboard or with dask.distributed.progress")
@@ -246,70 +123,16 @@ def predict_risk(
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     match = match_columns(data, columns)
-    impl = _load_model(model, device=device)
-    needs_exams = bool(getattr(impl, "needs_exams", False))
-    score_options: dict[str, Any] = {}
-    if needs_exams:
-        from riskmodel.fusion.hybrid import _check_fallback, read_exams
-
+    impl = resolve(model, device=device)
+    inputs: dict[str, Any] = {}
+    if "exams" in impl.inputs:
         if exams is None:
-            raise ValueError(f"model {getattr(impl, 'name', 'hybrid')!r} reads mammograms: pass exams= (a DataFrame "
-                             "from riskmodel.imaging.assemble_exams, a folder of DICOM files, or an exams table)")
-        _check_fallback(fallback)
-        score_options = {"exams": read_exams(exams), "fallback": fallback, "batch_size": batch_size,
-                         "cache_dir": cache_dir, "num_workers": num_workers, "progress": progress}
+            raise ValueError(f"model {impl.name!r} reads mammograms: pass exams= (a DataFrame from "
+                             "riskmodel.imaging.assemble_exams, a folder of DICOM files, or an exams table)")
+        inputs = {"exams": exams, "fallback": fallback, "batch_size": batch_size, "cache_dir": cache_dir,
+                  "num_workers": num_workers, "progress": progress}
     elif exams is not None:
-        raise ValueError(f"exams= is for models that read mammograms (a hybrid model); model "
-                         f"{getattr(impl, 'name', type(impl).__name__)!r} does not use them")
-    cohort = validate(data, required=impl.required_columns, columns=match, na_values=na_values,
-                      notes_only=getattr(impl, "notes_only_columns", ()))
-    data = match.apply(data)  # canonical names for the horizon column and the exam keys
-    if needs_exams:
-        keys = impl.exam_keys(data)
-    age = cohort.column("age")
-    years, lifetime, given = _horizon_years(data, horizon, age)
-    # "lifetime" at age >= 90 leaves no years: not a bad horizon, the model reports the age.
-    years = np.where(lifetime & ~(years > 0), np.nan, years)
-    cohort.flag(np.isnan(years) & ~lifetime & cohort.ok, "missing", "horizon: missing for this row")
-    cohort.flag(~(years > 0) & ~np.isnan(years), "invalid", "horizon={h}: must be a positive number of years",
-                h=given)
-    years = np.where(years > 0, years, np.nan)
-    n = len(cohort)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=n, unit="rows", desc=f"scoring ({getattr(impl, 'name', 'model')})")
-    parts = []
-    for start in range(0, max(n, 1), max(int(chunk_size), 1)):
-        stop = min(start + max(int(chunk_size), 1), n)
-        if needs_exams:
-            parts.append(impl.score(cohort.rows(start, stop), years[start:stop], keys=keys[start:stop],
-                                    **score_options))
-        else:
-            parts.append(impl.score(cohort.rows(start, stop), years[start:stop]))
-        if bar is not None:
-            bar.update(stop - start)
-    if bar is not None:
-        bar.close()
-    result = {name: np.concatenate([np.asarray(getattr(p, name)) for p in parts]) for name in vars(parts[0])}
-    out = pd.DataFrame(
-        {
-            "risk": result["risk"],
-            "status": cohort.status,
-            "message": cohort.message,
-            "model": getattr(impl, "name", type(impl).__name__),
-            "horizon": years,
-        },
-        index=data.index,
-    )
-    always = tuple(getattr(impl, "output_columns", ()))
-    for name in always:
-        out[name] = result[name]
-    if details:
-        for name, values in result.items():
-            if name != "risk" and name not in always:
-                out[name] = values
-    out.attrs["columns_used"] = dict(cohort.columns_used)
-    out.attrs["columns_ignored"] = list(cohort.columns_ignored)
-    return out
+        raise ValueError(f"exams= is for models that read mammograms (an image or hybrid model); model "
+                         f"{impl.name!r} does not use them")
+    return prepare_and_score(impl, data, horizon, inputs=inputs, details=details, chunk_size=chunk_size,
+                             progress=progress, columns=match, na_values=na_values)
