@@ -47,7 +47,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, clone
+from sklearn.utils.validation import check_is_fitted
 
 from riskmodel.fusion.absolute import IncidenceRecalibrator, absolute_risk
 from riskmodel.fusion.factors import IMPUTED_COLUMNS, FactorEncoder
@@ -147,8 +148,12 @@ def _risk_at(cum_hazard: np.ndarray, age: np.ndarray, race: np.ndarray, horizon:
 IMAGE_FEATURES = ("embedding", "risk", "embedding+risk")
 
 
-class HybridModel:
+class HybridModel(BaseEstimator):
     """Image embedding + risk factors → absolute breast-cancer risk at 1 … 5 years.
+
+    A scikit-learn estimator (``get_params``, ``clone``; :class:`sklearn.exceptions.NotFittedError`
+    before :meth:`fit`) and a :class:`~riskmodel.models.base.RiskModel` (:meth:`prepare`,
+    :meth:`assess`), so :func:`riskmodel.predict_risk` scores it like every other model.
 
     Parameters:
         image_model: a trained :class:`riskmodel.inference.ImageRiskPredictor` (or the path of its
@@ -221,9 +226,17 @@ class HybridModel:
             self.recalibrator_ = _check_recalibrator(recalibrator)
 
     def __repr__(self) -> str:
-        head = type(self.head_ if hasattr(self, "head_") else self.head or TorchHazardHead()).__name__
-        state = "fitted" if hasattr(self, "head_") else "not fitted"
-        return f"HybridModel(head={head}, {state})"
+        """What the model is and, once fitted, what it was fitted on, e.g.
+        ``HybridModel(head=CoxHead, image_features='risk', fitted on 6000 women (90 breast cancers), 12 features)``."""
+        fitted = hasattr(self, "head_")
+        head = type(self.head_ if fitted else self.head or TorchHazardHead()).__name__
+        text = f"HybridModel(head={head}, image_features={self.image_features!r}"
+        if not fitted:
+            return text + ", not fitted)"
+        summary = getattr(self, "fit_summary_", {})
+        n_features = len(summary.get("feature_names", ())) or "?"
+        return (text + f", fitted on {summary.get('n_used', '?')} women ({summary.get('n_events', '?')} breast "
+                f"cancers), {n_features} features)")
 
     @property
     def embedding_dim(self) -> int:
@@ -251,8 +264,9 @@ class HybridModel:
         return np.hstack(parts)
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "head_"):
-            raise ValueError("this HybridModel is not fitted: call fit(cohort, exams) or load one with load_hybrid")
+        """Raises scikit-learn's NotFittedError (a ValueError) before :meth:`fit` or :func:`load_hybrid`."""
+        check_is_fitted(self, "head_", msg="this %(name)s is not fitted: call fit(cohort, exams) or load one with "
+                                           "load_hybrid")
 
     # ------------------------------------------------------------------ exams
 

@@ -31,7 +31,7 @@ _CATEGORY_COLUMNS = (
 
 @dataclass
 class GailResult:
-    """Per-row outputs of :meth:`GailModel.assess` (as a mapping) and :meth:`GailModel.score`; arrays of shape ``(n,)``."""
+    """Per-row outputs of :meth:`GailModel.score` (:meth:`GailModel.assess` gives them as a dict); shape ``(n,)``."""
 
     risk: np.ndarray  # probability in [0, 1], NaN where not scored
     average_risk: np.ndarray  # same projection for the "average woman" of her age and race

@@ -107,7 +107,8 @@ register("gail", GailModel, "Gail model / NCI BCRAT (R BCRA 2.1.2), ages 20–90
 register("hybrid", _hybrid_needs_a_folder, "mammography embedding + risk factors (riskmodel.fusion.HybridModel), "
                                            "1–5 years; needs a trained model folder (HybridModel.save / riskmodel "
                                            "fit-hybrid) and exams")
-register_folder("riskmodel-bundle", load_image_model, "an image-only model bundle (riskmodel.inference.save_image_model)")
+register_folder("riskmodel-bundle", load_image_model,
+                "an image-only model bundle (riskmodel.inference.save_image_model)")
 register_folder("riskmodel-hybrid", _load_hybrid, "a saved hybrid model (HybridModel.save)")
 
 
