@@ -1,4 +1,10 @@
-"""``riskmodel.predict_risk``: validate a cohort, run a model, return one row per woman."""
+"""``riskmodel.predict_risk``: resolve the model, then score the cohort through the RiskModel protocol.
+
+Three steps, each in its own module: :func:`riskmodel.models.registry.resolve` turns a name, a
+saved folder or an object into a :class:`~riskmodel.models.base.RiskModel`; a Dask DataFrame goes
+to :func:`riskmodel.distributed.predict_risk_dask`; a pandas DataFrame goes through the model's
+``prepare`` and the shared core :func:`riskmodel.models.core.score_cohort`.
+"""
 
 from __future__ import annotations
 
@@ -50,33 +56,38 @@ def predict_risk(
             :func:`riskmodel.distributed.predict_risk_dask` (table-only models; ``horizon`` a
             number, ``"lifetime"`` or a column; no progress bar); the result is then a Dask
             DataFrame.
-        model: ``"gail"``; the folder of a hybrid model saved by
-            :meth:`riskmodel.fusion.HybridModel.save` (or ``riskmodel fit-hybrid``); a fitted
-            :class:`~riskmodel.fusion.HybridModel`; or a model object with ``required_columns``
-            and ``score(cohort, horizon)``. ``"hybrid"`` alone raises ValueError: no pretrained
-            weights ship, a trained model is needed.
+        model: a name in :data:`riskmodel.MODELS` (``"gail"``, or one added with
+            :func:`riskmodel.models.registry.register`); the folder of a saved model, recognised
+            by its manifest: an image-only bundle (:func:`riskmodel.inference.save_image_model`,
+            a training run's ``bundle/``) or a hybrid model (:meth:`riskmodel.fusion.HybridModel.save`,
+            ``riskmodel fit-hybrid``); or a model object: a fitted
+            :class:`~riskmodel.fusion.HybridModel`, an :class:`~riskmodel.inference.ImageRiskPredictor`,
+            or anything satisfying :class:`riskmodel.RiskModel` (``docs/models.md``). ``"hybrid"``
+            alone raises ValueError: no pretrained weights ship, a trained model is needed.
         horizon: years from the woman's current age: a number (default 5), ``"lifetime"``
-            (to age 90), the name of a column of ``data``, or one value per row. The hybrid
-            model projects at most 5 years (longer horizons: status ``out_of_range``).
-        exams: hybrid models only, and required for them: the exams, as a DataFrame from
+            (to age 90), the name of a column of ``data``, or one value per row. The image-only
+            and hybrid models project at most 5 years (longer horizons: status ``out_of_range``).
+        exams: image-only and hybrid models only, and required for them: the exams, as a DataFrame from
             :func:`riskmodel.imaging.assemble_exams`, a folder of DICOM files (scanned and
             assembled here), an exams table file (``riskmodel scan --exams``), or an
             :class:`~riskmodel.inference.EncodedExams` made by the model's own image predictor
             (the network is then not run again). Each woman's
             exam is found through the model's key columns (default: ``data["exam_id"]`` =
-            ``exams["accession_number"]``).
-        fallback: hybrid models only: ``"none"`` (default; a woman without a usable exam gets
+            ``exams["accession_number"]``); a woman without a usable exam gets status ``no_exam``.
+        fallback: hybrid models: ``"none"`` (default; a woman without a usable exam gets
             status ``no_exam``) or ``"factors"`` (she is scored by the factors-only head fitted
-            with the model; status ``ok`` and a message saying so).
+            with the model; status ``ok`` and a message saying so). An image-only model has no
+            fallback (``"factors"`` raises ValueError).
         details: if True, add model-specific columns (for Gail: ``average_risk``, the risk
             of a woman of the same age and race with average risk factors, and the
-            relative risks ``rr_under50`` and ``rr_over50``; for the hybrid: ``exam_used``,
-            ``n_views``, ``imputed``, ``fallback``).
+            relative risks ``rr_under50`` and ``rr_over50``; for the image-only model:
+            ``exam_used``, ``n_views``; for the hybrid: ``exam_used``, ``n_views``, ``imputed``,
+            ``fallback``).
         chunk_size: rows scored at a time (bounds memory; results do not depend on it).
         progress: show a progress bar (tqdm, on stderr) while scoring.
-        batch_size, cache_dir, num_workers: hybrid models only: exams per forward pass, cache
+        batch_size, cache_dir, num_workers: models that read exams: exams per forward pass, cache
             of preprocessed views, DataLoader worker processes reading the DICOMs.
-        device: where a hybrid model loaded from a folder runs (``"auto"``: the GPU if any).
+        device: where a model loaded from a folder runs (``"auto"``: the GPU if any).
         columns: renames ``{"their_name": "canonical_name"}``. Without it, a column whose name
             is a canonical one once case, spaces and separators are ignored (``"Race"``,
             ``"N_Biopsies"``, ``" AGE "``) is read as that column; an unused column that looks like
@@ -91,7 +102,8 @@ def predict_risk(
         :data:`riskmodel.schema.STATUS_CODES`), ``message`` (for Gail empty when ok; else the
         column and rule broken; a hybrid model may also explain an ``ok`` row: fallback used,
         views that could not be read), ``model`` and ``horizon`` (years used for that row).
-        A hybrid model always adds ``risk_1y`` … ``risk_5y``. ``out.attrs["columns_used"]`` is
+        The image-only and hybrid models always add ``risk_1y`` … ``risk_5y`` (a model's
+        ``output_columns``). ``out.attrs["columns_used"]`` is
         ``{input column: canonical column}`` for the columns read, ``out.attrs["columns_ignored"]``
         the list of input columns not read. A bad value in a column the model does not read and
         lists in ``notes_only_columns`` (for Gail: ``density``) leaves the status as it is and is
@@ -99,10 +111,13 @@ def predict_risk(
 
     Raises:
         riskmodel.SchemaError: a required column is missing or unusable as a whole.
-        ValueError: an unknown model, ``model="hybrid"`` without a trained model, a hybrid
-            model without ``exams`` (or ``exams`` given to a model that reads none), or a
+        ValueError: an unknown model, ``model="hybrid"`` without a trained model, an image or
+            hybrid model without ``exams`` (or ``exams`` given to a model that reads none), or a
             malformed ``horizon``.
-        riskmodel.bundle.BundleError: a saved hybrid model that fails its integrity checks.
+        TypeError: a model object that is not a :class:`riskmodel.RiskModel` (the message names
+            what it lacks).
+        riskmodel.bundle.BundleError: a folder that is not a saved model, or one that fails its
+            integrity checks.
 
     Examples:
         >>> import pandas as pd, riskmodel

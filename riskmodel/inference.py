@@ -491,8 +491,13 @@ class ImageRiskPredictor:
         found = match_exams(self, np.asarray(keys, dtype=object), cohort.ok, exams, self.exam_key, self.key,
                             **(reading or {}))
         wanted = cohort.ok
-        cohort.flag(wanted & ~found.usable, "no_exam", "{m}", m=found.note)
-        cohort.note(wanted & found.usable & (found.note != ""), "{m}", m=found.note)
+        for r in np.flatnonzero(wanted & ((found.note != "") | ~found.usable)):
+            # as ValidatedCohort.flag (no exam: the reason first) and .note (views not read: appended) would
+            old, note = cohort.message[r], found.note[r]
+            if found.usable[r]:
+                cohort.message[r] = f"{old}; {note}" if old else note
+            else:
+                cohort.status[r], cohort.message[r] = "no_exam", f"{note}; {old}" if old else note
         yearly = np.full((n, self.n_years), np.nan)
         if found.encoding is not None:
             yearly[found.rows] = found.encoding.risk

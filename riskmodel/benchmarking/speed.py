@@ -28,27 +28,27 @@ def machine_info() -> dict[str, Any]:
     import pandas as pd
     import torch
 
-    import riskmodel
+    from riskmodel.version import __version__
 
     info: dict[str, Any] = {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                             "python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__,
-                            "torch": torch.__version__, "riskmodel": riskmodel.__version__,
+                            "torch": torch.__version__, "riskmodel": __version__,
                             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
     return info
 
 
 def gail_rows_per_second(n: int = 200_000, seed: int = 0) -> dict[str, float]:
     """``riskmodel.predict_risk`` (Gail) rows/s at five years and to age 90, on ``n`` synthetic women."""
-    import riskmodel
+    from riskmodel.api import predict_risk
     from riskmodel.synthetic import make_cohort
 
     cohort = make_cohort(n, seed=seed)
     cohort = cohort[cohort["brca"] == "negative"].reset_index(drop=True)
     out = {"rows": len(cohort)}
     for name, horizon in (("five_year", 5), ("lifetime", "lifetime")):
-        riskmodel.predict_risk(cohort.iloc[:1000], horizon=horizon)  # warm-up
+        predict_risk(cohort.iloc[:1000], horizon=horizon)  # warm-up
         start = time.perf_counter()
-        riskmodel.predict_risk(cohort, horizon=horizon)
+        predict_risk(cohort, horizon=horizon)
         out[f"{name}_rows_per_second"] = round(len(cohort) / (time.perf_counter() - start))
     return out
 
