@@ -267,22 +267,14 @@ def score_cohort(
     return out
 
 
-def prepare_and_score(
-    model: RiskModel,
-    data: pd.DataFrame,
-    horizon: Horizon = 5.0,
-    *,
-    inputs: Mapping[str, Any] | None = None,
-    details: bool = False,
-    chunk_size: int = 250_000,
-    progress: bool = False,
-    columns: Mapping[Any, str] | ColumnMatch | None = None,
-    na_values: Iterable[str] | None = None,
-) -> pd.DataFrame:
+def prepare_and_score(model: RiskModel, data: pd.DataFrame, horizon: Horizon = 5.0, *,
+                      inputs: Mapping[str, Any] | None = None,
+                      columns: Mapping[Any, str] | ColumnMatch | None = None, **options: Any) -> pd.DataFrame:
     """``model.prepare(data, **inputs)`` (on canonical column names), then :func:`score_cohort`.
 
     What :func:`riskmodel.predict_risk` does for a pandas DataFrame once the model is resolved,
-    and what a model's own ``predict`` method calls.
+    and what a model's own ``predict`` method calls. ``options``: ``details``, ``chunk_size``,
+    ``progress``, ``na_values``, as for :func:`score_cohort`.
 
     Raises:
         TypeError: ``data`` is not a pandas DataFrame.
@@ -295,5 +287,4 @@ def prepare_and_score(
     if taken:
         raise ValueError(f"model {model.name!r}: prepare() returned {taken}, names score_cohort itself takes; "
                          "rename them")
-    return score_cohort(model, data, horizon, details=details, chunk_size=chunk_size, progress=progress,
-                        columns=match, na_values=na_values, **prepared)
+    return score_cohort(model, data, horizon, columns=match, **options, **prepared)
