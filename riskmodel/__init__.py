@@ -3,7 +3,7 @@
 The data flow, one stage per module::
 
     cohort table ─► riskmodel.schema (validate, one status per row)
-                 ─► models (riskmodel.gail, …)
+                 ─► models behind one protocol (riskmodel.models.RiskModel: gail, image, hybrid, …)
                  ─► riskmodel.api.predict_risk (one output row per input row)
 
 >>> import pandas as pd, riskmodel
@@ -18,10 +18,11 @@ The data flow, one stage per module::
 from riskmodel import gail, schema
 from riskmodel.api import MODELS, predict_risk
 from riskmodel.inference import load_image_model
+from riskmodel.models.base import RiskModel
 from riskmodel.schema import ColumnWarning, SchemaError
 from riskmodel.version import __version__
 
-__all__ = ["MODELS", "ColumnWarning", "HybridModel", "SchemaError", "__version__", "gail", "load_hybrid",
+__all__ = ["MODELS", "ColumnWarning", "HybridModel", "RiskModel", "SchemaError", "__version__", "gail", "load_hybrid",
            "load_image_model", "predict_risk", "recommend_screening", "schema"]
 
 

@@ -11,13 +11,16 @@ before anything is read. No pickle is involved anywhere.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from riskmodel.schema import COLUMNS, ValidatedCohort, is_blank
 
 #: Version of the preprocessing contract written into bundles (image reading + resizing).
 PREPROCESSING = "riskmodel.imaging/1"
@@ -161,6 +164,205 @@ class EncodedExams:
         return len(self.exams)
 
 
+# ---------------------------------------------------------------------------- exams in, women matched to them
+
+#: View columns of an exams table, in the order the model reads them.
+_VIEW_COLUMNS = ("L-CC", "L-MLO", "R-CC", "R-MLO")
+_EXAM_TEXT_COLUMNS = ("exam_id", "patient_id", "study_uid", "accession_number", "study_date")
+
+
+def read_exams(source: pd.DataFrame | str | os.PathLike[str] | EncodedExams) -> pd.DataFrame | EncodedExams:
+    """An exams table (one row per exam, a path column per view) from what a caller has.
+
+    Args:
+        source: a DataFrame from :func:`riskmodel.imaging.assemble_exams`; an
+            :class:`EncodedExams` (returned as it is); a folder of DICOM files
+            (scanned with :func:`~riskmodel.imaging.scan_dicoms`, then assembled); or a ``.csv``,
+            ``.tsv`` or ``.parquet`` file written by ``riskmodel scan --exams`` (identifier
+            columns are read as text, so accession numbers keep their leading zeros).
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        ValueError: an unknown file type, or a table without ``exam_id`` and the view columns.
+    """
+    if isinstance(source, EncodedExams):  # already encoded by an image model: checked, kept as it is
+        read_exams(source.exams)
+        return source
+    if isinstance(source, pd.DataFrame):
+        exams = source
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.is_dir():
+            from riskmodel.imaging import assemble_exams, scan_dicoms
+
+            exams = assemble_exams(scan_dicoms(path))
+        elif path.is_file():
+            suffix = path.suffixes[-2] if path.suffix.lower() in (".gz", ".bz2", ".xz", ".zip") and len(
+                path.suffixes) > 1 else path.suffix
+            suffix = suffix.lower()
+            text = dict.fromkeys(_EXAM_TEXT_COLUMNS, str)
+            if suffix in (".parquet", ".pq"):
+                exams = pd.read_parquet(path)
+            elif suffix in (".csv", ".txt", ".tsv"):
+                exams = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=text)
+            else:
+                raise ValueError(f"{path}: unknown exams file type; use a DICOM folder, .csv, .tsv or .parquet")
+            from riskmodel.imaging import resolve_view_paths
+
+            exams = resolve_view_paths(exams, path)  # relative view paths name files beside the table
+        else:
+            raise FileNotFoundError(f"{path}: no such exams table or DICOM folder")
+    else:
+        raise TypeError("exams must be a DataFrame from riskmodel.imaging.assemble_exams, a DICOM folder or the "
+                        f"path of an exams table, got {type(source).__name__}")
+    missing = [c for c in ("exam_id", *_VIEW_COLUMNS) if c not in exams.columns]
+    if missing:
+        raise ValueError(f"exams lacks column(s) {missing}; build it with riskmodel.imaging.assemble_exams "
+                         "(or 'riskmodel scan --exams')")
+    return exams
+
+
+def exam_key_text(values: pd.Series | np.ndarray) -> np.ndarray:
+    """Exam keys as stripped text, ``""`` where blank; integral numbers without a decimal part.
+
+    >>> exam_key_text(pd.Series([12.0, None, " A7 "])).tolist()
+    ['12', '', 'A7']
+    """
+    s = pd.Series(values).reset_index(drop=True)
+    blank = is_blank(s)
+    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+        num = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        text = np.array([str(int(v)) if np.isfinite(v) and float(v).is_integer() else str(v) for v in num],
+                        dtype=object)
+    else:
+        text = s.astype(object).map(lambda v: str(v).strip()).to_numpy(dtype=object)
+    text[blank] = ""
+    return text
+
+
+def cohort_exam_keys(data: pd.DataFrame, key: str, exam_key: str, model: str) -> np.ndarray:
+    """Each cohort row's exam key as text (:func:`exam_key_text`), from the cohort column ``key``.
+
+    Raises:
+        ValueError: the column is missing (the message says what ``model`` matches through it).
+    """
+    if key not in data.columns:
+        raise ValueError(f"cohort has no column {key!r}: the {model} model matches each woman to her exam "
+                         f"through it (values of the exams column {exam_key!r})")
+    return exam_key_text(data[key])
+
+
+@dataclass
+class MatchedExams:
+    """Cohort rows matched to exams and what the image model read of them (:func:`match_exams`); ``n`` rows.
+
+    Attributes:
+        usable: ``(n,)`` bool, a matched exam with at least one readable view.
+        exam_id: ``(n,)`` object, the matched exam's ``exam_id`` (``""`` where none matched).
+        n_views: ``(n,)`` int, views read.
+        note: ``(n,)`` object, why a wanted row has no usable exam, or the views of a usable exam
+            that could not be read (``""`` if nothing to say).
+        rows: ``(m,)`` positions of the rows with a matched exam, usable or not.
+        encoding: the :class:`ExamEncoding` of those rows' exams, one entry per ``rows`` entry
+            (None when ``m == 0``).
+    """
+
+    usable: np.ndarray
+    exam_id: np.ndarray
+    n_views: np.ndarray
+    note: np.ndarray
+    rows: np.ndarray
+    encoding: ExamEncoding | None
+
+
+def match_exams(predictor: ImageRiskPredictor, keys: np.ndarray, wanted: np.ndarray,
+                exams: pd.DataFrame | EncodedExams, exam_key: str, key_name: str, *, batch_size: int = 4,
+                cache_dir: str | os.PathLike[str] | None = None, num_workers: int = 0,
+                progress: bool = False) -> MatchedExams:
+    """Match cohort rows to exams and run ``predictor`` on the exams of the ``wanted`` rows only.
+
+    A row's exam is the exams row whose ``exam_key`` equals the row's key as text; when several
+    share a key, the one with the most views (the first of them in table order). Each needed
+    exam is encoded once, in table order (or read from ``exams`` when it is an
+    :class:`EncodedExams` made by ``predictor``).
+
+    Args:
+        predictor: the image model.
+        keys: ``(n,)`` the rows' keys as text (:func:`cohort_exam_keys`), ``""`` where blank.
+        wanted: ``(n,)`` bool, the rows to match (the others are left without an exam and note).
+        exams: the exams (:func:`read_exams`).
+        exam_key: the exams column holding the keys; ``key_name``: the cohort column (for messages).
+        batch_size, cache_dir, num_workers, progress: as for :meth:`ImageRiskPredictor.encode`.
+
+    Raises:
+        ValueError: ``exams`` lacks ``exam_key``, or was encoded by another predictor.
+    """
+    pre = None
+    if isinstance(exams, EncodedExams):
+        if exams.predictor is not predictor:
+            raise ValueError("exams were encoded by another image model than this model's; encode them with "
+                             "this model's image predictor (encode_exams) or pass the exams table")
+        pre, exams = exams.encoding, exams.exams
+    n = len(keys)
+    if exam_key not in exams.columns:
+        raise ValueError(f"exams has no column {exam_key!r} to match the cohort's exam keys; give exam_key= "
+                         "the exams column that holds them")
+    ex_keys = exam_key_text(exams[exam_key])
+    if "n_views" in exams.columns:
+        views = pd.to_numeric(exams["n_views"], errors="coerce").fillna(0).to_numpy()
+    else:
+        views = np.array([sum(isinstance(v, str) and v != "" for v in row)
+                          for row in exams[list(_VIEW_COLUMNS)].itertuples(index=False)])
+    position: dict[str, int] = {}
+    for i in np.lexsort((np.arange(len(exams)), -views)):  # most views first, then table order
+        k = ex_keys[i]
+        if k and k not in position:
+            position[k] = int(i)
+    matched = np.array([position.get(k, -1) if (k and wanted[r]) else -1 for r, k in enumerate(keys)], dtype=np.intp)
+    needed = np.unique(matched[matched >= 0])
+    out = MatchedExams(usable=np.zeros(n, dtype=bool), exam_id=np.full(n, "", dtype=object),
+                       n_views=np.zeros(n, dtype=np.int64), note=np.full(n, "", dtype=object),
+                       rows=np.zeros(0, dtype=np.intp), encoding=None)
+    for r in np.flatnonzero(wanted):
+        if not keys[r]:
+            out.note[r] = f"{key_name}: missing, so no exam to read"
+        elif matched[r] < 0:
+            out.note[r] = f"{key_name}={keys[r]!r}: no exam with that {exam_key} in the exams table"
+    if needed.size == 0:
+        return out
+    enc = pre.take(needed) if pre is not None else predictor.encode(
+        exams.iloc[needed], batch_size=batch_size, cache_dir=cache_dir, progress=progress, num_workers=num_workers)
+    where = {int(p): j for j, p in enumerate(needed)}
+    rows = np.flatnonzero(matched >= 0)
+    j = np.array([where[int(matched[r])] for r in rows], dtype=np.intp)
+    ok = enc.n_views[j] > 0
+    out.rows, out.encoding = rows, enc.take(j)
+    out.usable[rows] = ok
+    out.exam_id[rows] = enc.exam_id[j].astype(str)
+    out.n_views[rows] = enc.n_views[j]
+    for r, jj, good in zip(rows, j, ok, strict=True):
+        msg = str(enc.message[jj])
+        if not good:
+            out.note[r] = f"exam {enc.exam_id[jj]}: no readable view ({msg or 'no view files'})"
+        elif msg:
+            out.note[r] = f"exam {enc.exam_id[jj]}: scored on {int(enc.n_views[jj])} of 4 views ({msg})"
+    return out
+
+
+def check_fallback(fallback: str, choices: Sequence[str] = ("none", "factors")) -> str:
+    """``fallback`` itself if it is one of ``choices``.
+
+    Raises:
+        ValueError: naming the choices and what each does.
+    """
+    if fallback not in choices:
+        what = {"none": "'none': status no_exam for a woman without a usable exam",
+                "factors": "'factors': the factors-only head"}
+        raise ValueError(f"fallback={fallback!r}: choose one of {tuple(choices)} ("
+                         + "; ".join(what[c] for c in choices) + ")")
+    return fallback
+
+
 class _SafeExams:
     """Wraps an :class:`~riskmodel.imaging.ExamDataset` so that an unexpected error while reading
     one exam (beyond the DicomError/OSError the dataset already masks) gives that exam no views and
@@ -199,6 +401,17 @@ class ImageRiskPredictor:
         metadata: the bundle's user metadata (training description, metrics).
     """
 
+    #: :class:`~riskmodel.models.base.RiskModel` protocol: the image-only model, scored by
+    #: :func:`riskmodel.predict_risk` with ``exams=`` (see :meth:`prepare` and :meth:`assess`).
+    name = "image"
+    required_columns: tuple[str, ...] = ()
+    inputs = ("exams",)
+    #: Every canonical column but ``age`` (read for ``horizon="lifetime"``), ``prior_breast_cancer``
+    #: and the keys: a bad value there is reported in the row's message, the row is still scored.
+    notes_only_columns = tuple(c for c in COLUMNS if c not in ("age", "prior_breast_cancer", "id", "exam_id"))
+    #: Cohort column holding each woman's exam key, and the exams column holding the same keys.
+    key, exam_key = "exam_id", "accession_number"
+
     def __init__(self, model: Any, preprocessing: dict, calibrator: Any = None, metadata: dict | None = None,
                  device: str = "auto"):
         from riskmodel.device import choose_device
@@ -212,6 +425,88 @@ class ImageRiskPredictor:
     @property
     def n_years(self) -> int:
         return int(self.model.config.n_years)
+
+    @property
+    def output_columns(self) -> tuple[str, ...]:
+        """``risk_1y`` … ``risk_<n_years>y``: always in :func:`riskmodel.predict_risk`'s output for this model."""
+        return tuple(f"risk_{k}y" for k in range(1, self.n_years + 1))
+
+    @property
+    def max_horizon(self) -> float:
+        """The longest projection in years: :attr:`n_years`."""
+        return float(self.n_years)
+
+    def __repr__(self) -> str:
+        calibrated = "calibrated" if self.calibrator is not None else "uncalibrated"
+        size = "x".join(str(v) for v in self.preprocessing.get("image_size", ()))
+        return f"ImageRiskPredictor({self.n_years} years, {calibrated}, images {size}, device={self.device})"
+
+    # ------------------------------------------------------------------ the RiskModel protocol
+
+    def prepare(self, data: pd.DataFrame, *, exams: Any, fallback: str = "none", batch_size: int = 4,
+                cache_dir: str | os.PathLike[str] | None = None, num_workers: int = 0,
+                progress: bool = False) -> dict[str, Any]:
+        """The exams and each woman's exam key, for :meth:`assess` (what :func:`riskmodel.predict_risk` calls).
+
+        Args:
+            data: the cohort, canonical column names, with the column :attr:`key` (``exam_id``).
+            exams: as for :func:`read_exams` (an :class:`EncodedExams` of this predictor is not encoded again).
+            fallback: must be ``"none"``: an image-only model has nothing to score a woman without an exam.
+            batch_size, cache_dir, num_workers, progress: image reading, as for :meth:`encode`.
+
+        Raises:
+            ValueError: ``fallback="factors"``, no key column, or unusable exams.
+        """
+        if fallback == "factors":
+            raise ValueError("fallback='factors': the image-only model has no factors-only fallback; a woman without "
+                             "a usable exam gets status no_exam (use a hybrid model for a fallback)")
+        check_fallback(fallback, ("none",))
+        return {"keys": cohort_exam_keys(data, self.key, self.exam_key, "image-only"), "exams": read_exams(exams),
+                "reading": {"batch_size": batch_size, "cache_dir": cache_dir, "num_workers": num_workers,
+                            "progress": progress}}
+
+    def assess(self, cohort: ValidatedCohort, years: np.ndarray, *, keys: np.ndarray, exams: Any,
+               reading: dict[str, Any] | None = None) -> Mapping[str, np.ndarray]:
+        """Image-only risks for validated rows, each woman through her exam; rows it cannot score are flagged.
+
+        ``risk_<k>y`` are the exam's (calibrated) risks; ``risk`` is at the row's horizon (at most
+        :attr:`n_years`), read from them at whole years and, in between, with a constant hazard
+        within each year (survival interpolated geometrically, from 1 at time 0).
+
+        ``keys`` and ``exams`` are what :meth:`prepare` returned; ``reading``: ``batch_size``,
+        ``cache_dir``, ``num_workers``, ``progress`` for :meth:`encode`.
+
+        Returns:
+            ``risk``, ``risk_1y`` … , ``exam_used`` (the exams row's ``exam_id``, ``""`` if none)
+            and ``n_views``, each ``(n,)``.
+        """
+        n = len(cohort)
+        cohort.flag(cohort.column("prior_breast_cancer") == 1, "not_applicable",
+                    "prior_breast_cancer=True: the image model predicts a first breast cancer")
+        horizon = np.asarray(years, dtype=np.float64)
+        cohort.flag(cohort.ok & np.isnan(horizon), "out_of_range",
+                    "horizon: no years left to project ('lifetime' is to age 90)")
+        cohort.flag(horizon > self.max_horizon + 1e-9, "out_of_range",
+                    f"horizon={{h}}: the image model projects at most {self.max_horizon:g} years", h=horizon)
+        found = match_exams(self, np.asarray(keys, dtype=object), cohort.ok, exams, self.exam_key, self.key,
+                            **(reading or {}))
+        wanted = cohort.ok
+        for r in np.flatnonzero(wanted & ((found.note != "") | ~found.usable)):
+            # as ValidatedCohort.flag (no exam: the reason first) and .note (views not read: appended) would
+            old, note = cohort.message[r], found.note[r]
+            if found.usable[r]:
+                cohort.message[r] = f"{old}; {note}" if old else note
+            else:
+                cohort.status[r], cohort.message[r] = "no_exam", f"{note}; {old}" if old else note
+        yearly = np.full((n, self.n_years), np.nan)
+        if found.encoding is not None:
+            yearly[found.rows] = found.encoding.risk
+        scored = cohort.ok
+        yearly[~scored] = np.nan
+        risk = np.full(n, np.nan)
+        risk[scored] = _risk_at_years(yearly[scored], horizon[scored])
+        return {"risk": risk, **{f"risk_{k + 1}y": yearly[:, k] for k in range(self.n_years)},
+                "exam_used": found.exam_id, "n_views": np.where(scored, found.n_views, 0)}
 
     def encode(self, exams: pd.DataFrame, *, batch_size: int = 4, cache_dir: str | Path | None = None,
                progress: bool = False, num_workers: int = 0) -> ExamEncoding:
@@ -328,6 +623,22 @@ class ImageRiskPredictor:
         """Write this predictor as a bundle (see :func:`save_image_model`)."""
         return save_image_model(path, self.model, preprocessing=self.preprocessing, calibrator=self.calibrator,
                                 metadata={**self.metadata, **(metadata or {})}, overwrite=overwrite)
+
+
+def _risk_at_years(yearly: np.ndarray, horizon: np.ndarray) -> np.ndarray:
+    """Risk at ``horizon`` years (0 < h ≤ Y) from risks at whole years 1 … Y, shape ``(m, Y)``.
+
+    Whole years are read as they are; in between, survival ``1 − risk`` is interpolated
+    geometrically (a constant hazard within the year), from survival 1 at time 0.
+    """
+    m, y = yearly.shape
+    k = np.clip(np.floor(horizon).astype(np.intp), 0, y)
+    frac = horizon - k
+    surv = np.column_stack([np.ones(m), 1.0 - yearly])
+    rows = np.arange(m)
+    upper = surv[rows, np.minimum(k + 1, y)]
+    between = 1.0 - surv[rows, k] ** (1.0 - frac) * upper ** frac
+    return np.where(frac == 0, yearly[rows, np.maximum(k - 1, 0)], between)
 
 
 def save_image_model(path: str | Path, model: Any, *, preprocessing: dict, calibrator: Any = None,

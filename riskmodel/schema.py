@@ -217,6 +217,10 @@ def _not_real(s: pd.Series) -> np.ndarray:
     return np.fromiter((isinstance(v, kinds) for v in s.to_numpy(dtype=object)), dtype=bool, count=len(s))
 
 
+#: Public name of :func:`_not_real` (the horizon parser of :mod:`riskmodel.models.core` applies the same rule).
+not_real_cells = _not_real
+
+
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
 _FALSE = {"false", "f", "no", "n", "0", "0.0"}
 _RANK = {code: i for i, code in enumerate(STATUS_CODES)}

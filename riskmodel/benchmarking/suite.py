@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from riskmodel.api import predict_risk
 from riskmodel.nn.config import PRESETS
 
 HORIZON = 5.0
@@ -216,11 +217,9 @@ def _log(progress: bool, message: str) -> None:
 
 def gail_yearly(cohort: pd.DataFrame) -> pd.DataFrame:
     """Gail absolute risk at years 1–5 (``risk_1y`` … ``risk_5y``, ``risk`` = 5 years), NaN where not applicable."""
-    import riskmodel
-
     out = pd.DataFrame(index=cohort.index)
     for k in range(1, 6):
-        res = riskmodel.predict_risk(cohort, model="gail", horizon=k)
+        res = predict_risk(cohort, model="gail", horizon=k)
         out[f"risk_{k}y"] = res["risk"].where(res["status"] == "ok")
     out["risk"] = out["risk_5y"]
     return out
@@ -231,12 +230,16 @@ def compared_risks(test: pd.DataFrame, test_exams: Any, predictor: Any, hybrid: 
     ``factors_cox`` (the hybrid's factors-only fallback head), ``image_only`` (the predictor's
     calibrated risks), ``hybrid`` and ``oracle`` (the generator's true risks, years 1–5).
 
-    ``test_exams`` is the :class:`~riskmodel.inference.EncodedExams` of the test women's exams."""
+    Every model is scored the same way, by :func:`riskmodel.predict_risk` through the
+    :class:`~riskmodel.models.base.RiskModel` protocol; the oracle is the generator's truth, not
+    a model. ``test_exams`` is the :class:`~riskmodel.inference.EncodedExams` of the test women's
+    exams (the network is not run again)."""
     return {
         "gail": gail_yearly(test),
-        "factors_cox": hybrid.predict(test, test_exams.exams.iloc[0:0], horizon=HORIZON, fallback="factors"),
-        "image_only": predictor.risk_frame(test_exams.encoding).set_index(test.index),
-        "hybrid": hybrid.predict(test, test_exams, horizon=HORIZON),
+        "factors_cox": predict_risk(test, model=hybrid, exams=test_exams.exams.iloc[0:0], horizon=HORIZON,
+                                    fallback="factors", details=True),
+        "image_only": predict_risk(test, model=predictor, exams=test_exams, horizon=HORIZON, details=True),
+        "hybrid": predict_risk(test, model=hybrid, exams=test_exams, horizon=HORIZON, details=True),
         "oracle": test[[f"true_risk_{k}y" for k in range(1, 6)]].to_numpy(),
     }
 

@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 
 from riskmodel.distributed.parts import TextColumnCheck, predict_part, text_columns
+from riskmodel.models.core import prepare_and_score
+from riskmodel.models.registry import resolve
 
 if TYPE_CHECKING:  # pragma: no cover
     import dask.dataframe as dd
@@ -70,9 +72,10 @@ def predict_risk_dask(
 
     Args:
         ddf: one row per woman, canonical schema (as for ``predict_risk``); any partitioning.
-        model: ``"gail"`` or a model object with ``required_columns`` and ``score(cohort, horizon)``
-            (sent to the workers, so it must be picklable). Models that read mammograms
-            (a hybrid model) raise ValueError: see :data:`EXAM_MODELS`.
+        model: a name in :data:`riskmodel.MODELS` (``"gail"``) or a
+            :class:`~riskmodel.models.base.RiskModel` object (sent to the workers, so it must be
+            picklable). Models that read mammograms (``"exams"`` in their ``inputs``: an image or
+            hybrid model) raise ValueError: see :data:`EXAM_MODELS`.
         horizon: years (a positive number), ``"lifetime"``, or the name of a column of ``ddf``
             (per-row horizons: put them in a column).
         details: add the model's detail columns, as ``predict_risk`` does.
@@ -104,15 +107,13 @@ def predict_risk_dask(
     """
     import dask.dataframe as dd
 
-    from riskmodel.api import _load_model, predict_risk
-
     if not isinstance(ddf, dd.DataFrame):
         raise TypeError(f"ddf must be a dask.dataframe.DataFrame, got {type(ddf).__name__}")
     if isinstance(model, os.PathLike) or (isinstance(model, str) and os.path.isdir(model)):
-        raise ValueError(f"model {os.fspath(model)!r} is a saved hybrid model, which " + EXAM_MODELS)
-    impl = _load_model(model, device="cpu")
-    name = getattr(impl, "name", type(impl).__name__)
-    if bool(getattr(impl, "needs_exams", False)):
+        raise ValueError(f"model {os.fspath(model)!r} is a saved image or hybrid model, which " + EXAM_MODELS)
+    impl = resolve(model, device="cpu")
+    name = impl.name
+    if "exams" in impl.inputs:
         raise ValueError(f"model {name!r} " + EXAM_MODELS)
     if exams is not None:
         raise ValueError(f"exams= is for models that read mammograms, which are not scored on Dask; model {name!r} "
@@ -123,7 +124,7 @@ def predict_risk_dask(
     options = {"details": details, "chunk_size": chunk_size}
     # Whole-column checks (required columns, dtypes, horizon) on the empty meta frame: the errors
     # pandas would raise, raised now; and the output's columns and dtypes.
-    meta = predict_risk(ddf._meta, impl, horizon, **options)
+    meta = prepare_and_score(impl, ddf._meta, horizon, **options)
     text = text_columns(ddf._meta)
     if text:
         _check_text_columns(ddf, text)

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from riskmodel.models.core import prepare_and_score
+from riskmodel.models.registry import resolve
 from riskmodel.schema import COLUMNS, SchemaError, is_blank
 
 #: Column kinds that :func:`riskmodel.schema.validate` coerces to numbers (and may reject as a whole).
@@ -130,17 +132,22 @@ def predict_part(part: pd.DataFrame, model: str | os.PathLike[str] | Any = "gail
 
     Args:
         part: rows of the table (any index; it is kept).
-        model, horizon, options: as for :func:`riskmodel.predict_risk`; ``horizon`` is a number,
-            ``"lifetime"`` or a column name (per-row arrays belong in a column).
+        model: a name in :data:`riskmodel.MODELS` or a :class:`~riskmodel.models.base.RiskModel`
+            that needs only the cohort table (``inputs`` empty).
+        horizon: a number, ``"lifetime"`` or a column name (per-row arrays belong in a column).
+        options: ``details``, ``chunk_size``, ``progress``, ``columns``, ``na_values``, as for
+            :func:`riskmodel.predict_risk`.
 
     Returns:
         :func:`riskmodel.predict_risk`'s output for these rows, same index and order.
     """
-    from riskmodel.api import predict_risk
-
+    impl = resolve(model, device="cpu")
+    if impl.inputs:
+        raise ValueError(f"model {impl.name!r} needs {', '.join(impl.inputs)} besides the cohort table; predict_part "
+                         "scores table-only models: use riskmodel.predict_risk(..., exams=...)")
     padded = [name for name in text_columns(part) if _no_number_at_all(part[name])]
     if not padded:
-        return predict_risk(part, model, horizon, **options)
+        return prepare_and_score(impl, part, horizon, **options)
     for name in padded:
         dtype = part[name].dtype
         if isinstance(dtype, pd.CategoricalDtype) and "0" not in dtype.categories:
@@ -148,4 +155,4 @@ def predict_part(part: pd.DataFrame, model: str | os.PathLike[str] | Any = "gail
     extra = part.iloc[[-1]].copy()
     for name in padded:
         extra[name] = _pad_value(part[name]).set_axis(extra.index)
-    return predict_risk(pd.concat([part, extra]), model, horizon, **options).iloc[:-1]
+    return prepare_and_score(impl, pd.concat([part, extra]), horizon, **options).iloc[:-1]

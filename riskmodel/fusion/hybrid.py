@@ -47,14 +47,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, clone
+from sklearn.utils.validation import check_is_fitted
 
 from riskmodel.fusion.absolute import IncidenceRecalibrator, absolute_risk
 from riskmodel.fusion.factors import IMPUTED_COLUMNS, FactorEncoder
 from riskmodel.fusion.heads import CoxHead, TorchHazardHead, head_from_dict
 from riskmodel.fusion.persist import FORMAT_VERSION, STATE_FORMAT, read_hybrid, write_hybrid
+from riskmodel.inference import check_fallback, cohort_exam_keys, exam_key_text, match_exams, read_exams
 from riskmodel.jsonstate import BundleFormatError, jsonable
-from riskmodel.schema import ValidatedCohort, is_blank, validate
+from riskmodel.models.core import prepare_and_score
+from riskmodel.schema import ValidatedCohort, match_columns, validate
 from riskmodel.survival import YEARS, check_time_event
 
 __all__ = ["FALLBACKS", "MAX_HORIZON", "YEARS", "HybridModel", "HybridResult", "load_hybrid", "read_exams"]
@@ -67,85 +70,6 @@ MIN_AGE, MAX_AGE = 20.0, 85.0
 #: What :meth:`HybridModel.predict` does for a woman without a usable exam.
 FALLBACKS = ("none", "factors")
 
-_VIEW_COLUMNS = ("L-CC", "L-MLO", "R-CC", "R-MLO")
-_EXAM_TEXT_COLUMNS = ("exam_id", "patient_id", "study_uid", "accession_number", "study_date")
-
-
-# ---------------------------------------------------------------------------- inputs
-
-
-def read_exams(source: pd.DataFrame | str | os.PathLike[str]) -> pd.DataFrame:
-    """An exams table (one row per exam, a path column per view) from what a caller has.
-
-    Args:
-        source: a DataFrame from :func:`riskmodel.imaging.assemble_exams`; an
-            :class:`~riskmodel.inference.EncodedExams` (returned as it is); a folder of DICOM files
-            (scanned with :func:`~riskmodel.imaging.scan_dicoms`, then assembled); or a ``.csv``,
-            ``.tsv`` or ``.parquet`` file written by ``riskmodel scan --exams`` (identifier
-            columns are read as text, so accession numbers keep their leading zeros).
-
-    Raises:
-        FileNotFoundError: the path does not exist.
-        ValueError: an unknown file type, or a table without ``exam_id`` and the view columns.
-    """
-    from riskmodel.inference import EncodedExams
-
-    if isinstance(source, EncodedExams):  # already encoded by an image model: checked, kept as it is
-        read_exams(source.exams)
-        return source
-    if isinstance(source, pd.DataFrame):
-        exams = source
-    elif isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if path.is_dir():
-            from riskmodel.imaging import assemble_exams, scan_dicoms
-
-            exams = assemble_exams(scan_dicoms(path))
-        elif path.is_file():
-            suffix = path.suffixes[-2] if path.suffix.lower() in (".gz", ".bz2", ".xz", ".zip") and len(
-                path.suffixes) > 1 else path.suffix
-            suffix = suffix.lower()
-            text = dict.fromkeys(_EXAM_TEXT_COLUMNS, str)
-            if suffix in (".parquet", ".pq"):
-                exams = pd.read_parquet(path)
-            elif suffix in (".csv", ".txt", ".tsv"):
-                exams = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=text)
-            else:
-                raise ValueError(f"{path}: unknown exams file type; use a DICOM folder, .csv, .tsv or .parquet")
-            from riskmodel.imaging import resolve_view_paths
-
-            exams = resolve_view_paths(exams, path)  # relative view paths name files beside the table
-        else:
-            raise FileNotFoundError(f"{path}: no such exams table or DICOM folder")
-    else:
-        raise TypeError("exams must be a DataFrame from riskmodel.imaging.assemble_exams, a DICOM folder or the "
-                        f"path of an exams table, got {type(source).__name__}")
-    missing = [c for c in ("exam_id", *_VIEW_COLUMNS) if c not in exams.columns]
-    if missing:
-        raise ValueError(f"exams lacks column(s) {missing}; build it with riskmodel.imaging.assemble_exams "
-                         "(or 'riskmodel scan --exams')")
-    return exams
-
-
-def _key_text(values: pd.Series | np.ndarray) -> np.ndarray:
-    """Keys as stripped text, ``""`` where blank; integral numbers without a decimal part."""
-    s = pd.Series(values).reset_index(drop=True)
-    blank = is_blank(s)
-    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
-        num = s.to_numpy(dtype=np.float64, na_value=np.nan)
-        text = np.array([str(int(v)) if np.isfinite(v) and float(v).is_integer() else str(v) for v in num],
-                        dtype=object)
-    else:
-        text = s.astype(object).map(lambda v: str(v).strip()).to_numpy(dtype=object)
-    text[blank] = ""
-    return text
-
-
-def _check_fallback(fallback: str) -> str:
-    if fallback not in FALLBACKS:
-        raise ValueError(f"fallback={fallback!r}: choose one of {FALLBACKS} ('none': status no_exam for a woman "
-                         "without a usable exam; 'factors': the factors-only head)")
-    return fallback
 
 
 @dataclass
@@ -219,8 +143,12 @@ def _risk_at(cum_hazard: np.ndarray, age: np.ndarray, race: np.ndarray, horizon:
 IMAGE_FEATURES = ("embedding", "risk", "embedding+risk")
 
 
-class HybridModel:
+class HybridModel(BaseEstimator):
     """Image embedding + risk factors → absolute breast-cancer risk at 1 … 5 years.
+
+    A scikit-learn estimator (``get_params``, ``clone``; :class:`sklearn.exceptions.NotFittedError`
+    before :meth:`fit`) and a :class:`~riskmodel.models.base.RiskModel` (:meth:`prepare`,
+    :meth:`assess`), so :func:`riskmodel.predict_risk` scores it like every other model.
 
     Parameters:
         image_model: a trained :class:`riskmodel.inference.ImageRiskPredictor` (or the path of its
@@ -257,8 +185,10 @@ class HybridModel:
 
     name = "hybrid"
     required_columns = ("age",)
-    #: :func:`riskmodel.predict_risk` passes exams to :meth:`score`.
-    needs_exams = True
+    #: :class:`~riskmodel.models.base.RiskModel` protocol: ``predict_risk`` passes ``exams=`` (and the
+    #: image-reading options) to :meth:`prepare`; projections end at :data:`MAX_HORIZON` years.
+    inputs = ("exams",)
+    max_horizon = MAX_HORIZON
     #: Columns :func:`riskmodel.predict_risk` always reports for this model (others with details=True).
     output_columns = tuple(f"risk_{k}y" for k in YEARS)
 
@@ -291,9 +221,17 @@ class HybridModel:
             self.recalibrator_ = _check_recalibrator(recalibrator)
 
     def __repr__(self) -> str:
-        head = type(self.head_ if hasattr(self, "head_") else self.head or TorchHazardHead()).__name__
-        state = "fitted" if hasattr(self, "head_") else "not fitted"
-        return f"HybridModel(head={head}, {state})"
+        """What the model is and, once fitted, what it was fitted on, e.g.
+        ``HybridModel(head=CoxHead, image_features='risk', fitted on 6000 women (90 breast cancers), 12 features)``."""
+        fitted = hasattr(self, "head_")
+        head = type(self.head_ if fitted else self.head or TorchHazardHead()).__name__
+        text = f"HybridModel(head={head}, image_features={self.image_features!r}"
+        if not fitted:
+            return text + ", not fitted)"
+        summary = getattr(self, "fit_summary_", {})
+        n_features = len(summary.get("feature_names", ())) or "?"
+        return (text + f", fitted on {summary.get('n_used', '?')} women ({summary.get('n_events', '?')} breast "
+                f"cancers), {n_features} features)")
 
     @property
     def embedding_dim(self) -> int:
@@ -321,8 +259,9 @@ class HybridModel:
         return np.hstack(parts)
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "head_"):
-            raise ValueError("this HybridModel is not fitted: call fit(cohort, exams) or load one with load_hybrid")
+        """Raises scikit-learn's NotFittedError (a ValueError) before :meth:`fit` or :func:`load_hybrid`."""
+        check_is_fitted(self, "head_", msg="this %(name)s is not fitted: call fit(cohort, exams) or load one with "
+                                           "load_hybrid")
 
     # ------------------------------------------------------------------ exams
 
@@ -332,71 +271,23 @@ class HybridModel:
         Raises:
             ValueError: the column is missing.
         """
-        key = key or getattr(self, "key_", "exam_id")
-        if key not in data.columns:
-            exam_key = getattr(self, "exam_key_", "accession_number")
-            raise ValueError(f"cohort has no column {key!r}: the hybrid model matches each woman to her exam "
-                             f"through it (values of the exams column {exam_key!r})")
-        return _key_text(data[key])
+        return cohort_exam_keys(data, key or getattr(self, "key_", "exam_id"),
+                                getattr(self, "exam_key_", "accession_number"), "hybrid")
 
-    def _exam_features(self, keys: np.ndarray, wanted: np.ndarray, exams: pd.DataFrame, exam_key: str, *,
-                       batch_size: int, cache_dir: Any, num_workers: int, progress: bool) -> _ExamFeatures:
+    def _exam_features(self, keys: np.ndarray, wanted: np.ndarray, exams: pd.DataFrame, exam_key: str,
+                       **reading: Any) -> _ExamFeatures:
         """Match rows to exams and run the image model on the exams of the ``wanted`` rows only (or read
-        them from ``exams`` when it is an :class:`~riskmodel.inference.EncodedExams`)."""
-        from riskmodel.inference import EncodedExams
-
-        pre = None
-        if isinstance(exams, EncodedExams):
-            if exams.predictor is not self.image_model:
-                raise ValueError("exams were encoded by another image model than this hybrid model's; encode them "
-                                 "with hybrid.image_model.encode_exams(...) or pass the exams table")
-            pre, exams = exams.encoding, exams.exams
+        them from ``exams`` when it is an :class:`~riskmodel.inference.EncodedExams`); ``reading``:
+        ``batch_size``, ``cache_dir``, ``num_workers``, ``progress``."""
+        found = match_exams(self.image_model, keys, wanted, exams, exam_key, getattr(self, "key_", "exam_id"),
+                            **reading)
         n = len(keys)
-        if exam_key not in exams.columns:
-            raise ValueError(f"exams has no column {exam_key!r} to match the cohort's exam keys; give exam_key= "
-                             "the exams column that holds them")
-        ex_keys = _key_text(exams[exam_key])
-        if "n_views" in exams.columns:
-            views = pd.to_numeric(exams["n_views"], errors="coerce").fillna(0).to_numpy()
-        else:
-            views = np.array([sum(isinstance(v, str) and v != "" for v in row)
-                              for row in exams[list(_VIEW_COLUMNS)].itertuples(index=False)])
-        position: dict[str, int] = {}
-        for i in np.lexsort((np.arange(len(exams)), -views)):  # most views first, then table order
-            k = ex_keys[i]
-            if k and k not in position:
-                position[k] = int(i)
-        matched = np.array([position.get(k, -1) if (k and wanted[r]) else -1 for r, k in enumerate(keys)])
-        needed = np.unique(matched[matched >= 0])
-        dim = self.image_dim
-        out = _ExamFeatures(usable=np.zeros(n, dtype=bool), exam_id=np.full(n, "", dtype=object),
-                            n_views=np.zeros(n, dtype=np.int64), embedding=np.full((n, dim), np.nan, np.float64),
-                            density_proba=np.full((n, 4), np.nan), note=np.full(n, "", dtype=object))
-        key_name = getattr(self, "key_", "exam_id")
-        for r in np.flatnonzero(wanted):
-            if not keys[r]:
-                out.note[r] = f"{key_name}: missing, so no exam to read"
-            elif matched[r] < 0:
-                out.note[r] = f"{key_name}={keys[r]!r}: no exam with that {exam_key} in the exams table"
-        if needed.size == 0:
-            return out
-        enc = pre.take(needed) if pre is not None else self.image_model.encode(
-            exams.iloc[needed], batch_size=batch_size, cache_dir=cache_dir, progress=progress, num_workers=num_workers)
-        where = {int(p): j for j, p in enumerate(needed)}
-        rows = np.flatnonzero(matched >= 0)
-        j = np.array([where[int(matched[r])] for r in rows], dtype=np.intp)
-        ok = enc.n_views[j] > 0
-        out.usable[rows] = ok
-        out.exam_id[rows] = enc.exam_id[j].astype(str)
-        out.n_views[rows] = enc.n_views[j]
-        out.embedding[rows] = self._image_block(enc, j)
-        out.density_proba[rows] = enc.density_proba[j]
-        for r, jj, good in zip(rows, j, ok, strict=True):
-            msg = str(enc.message[jj])
-            if not good:
-                out.note[r] = f"exam {enc.exam_id[jj]}: no readable view ({msg or 'no view files'})"
-            elif msg:
-                out.note[r] = f"exam {enc.exam_id[jj]}: scored on {int(enc.n_views[jj])} of 4 views ({msg})"
+        out = _ExamFeatures(usable=found.usable, exam_id=found.exam_id, n_views=found.n_views,
+                            embedding=np.full((n, self.image_dim), np.nan, np.float64),
+                            density_proba=np.full((n, 4), np.nan), note=found.note)
+        if found.encoding is not None:
+            out.embedding[found.rows] = self._image_block(found.encoding, np.arange(len(found.rows)))
+            out.density_proba[found.rows] = found.encoding.density_proba
         return out
 
     # ------------------------------------------------------------------ fit
@@ -434,7 +325,7 @@ class HybridModel:
             raise ValueError(f"cohort lacks column(s) {missing}: fit needs time, event and the exam key {key!r}")
         exams = read_exams(exams)
         v = validate(cohort, required=("age",))
-        keys = _key_text(cohort[key])
+        keys = exam_key_text(cohort[key])
         self.key_, self.exam_key_ = key, exam_key
         feats = self._exam_features(keys, v.ok, exams, exam_key, batch_size=batch_size, cache_dir=cache_dir,
                                     num_workers=num_workers, progress=progress)
@@ -534,10 +425,37 @@ class HybridModel:
 
     # ------------------------------------------------------------------ prediction
 
-    def score(self, cohort: ValidatedCohort, horizon: np.ndarray, *, keys: np.ndarray,
-              exams: pd.DataFrame, fallback: str = "none", batch_size: int = 4,
-              cache_dir: str | os.PathLike[str] | None = None, num_workers: int = 0,
-              progress: bool = False) -> HybridResult:
+    def prepare(self, data: pd.DataFrame, *, exams: Any, fallback: str = "none", batch_size: int = 4,
+                cache_dir: str | os.PathLike[str] | None = None, num_workers: int = 0,
+                progress: bool = False) -> dict[str, Any]:
+        """The exams and each woman's exam key, for :meth:`assess` (what :func:`riskmodel.predict_risk` calls).
+
+        Args:
+            data: the cohort, canonical column names, with the key column (``key_``).
+            exams: the exams (:func:`read_exams`: a table, a DICOM folder, a table file, or an
+                :class:`~riskmodel.inference.EncodedExams` of this model's image predictor).
+            fallback: ``"none"`` or ``"factors"`` (see the module docstring).
+            batch_size, cache_dir, num_workers, progress: image reading, as for :meth:`fit`.
+
+        Raises:
+            ValueError: an unknown ``fallback``, no key column, or unusable exams.
+        """
+        check_fallback(fallback, FALLBACKS)
+        exams = read_exams(exams)
+        return {"keys": self.exam_keys(data), "exams": exams, "fallback": fallback,
+                "reading": {"batch_size": batch_size, "cache_dir": cache_dir, "num_workers": num_workers,
+                            "progress": progress}}
+
+    def score(self, cohort: ValidatedCohort, horizon: np.ndarray, *, keys: np.ndarray, exams: pd.DataFrame,
+              fallback: str = "none", batch_size: int = 4, cache_dir: str | os.PathLike[str] | None = None,
+              num_workers: int = 0, progress: bool = False) -> HybridResult:
+        """:meth:`assess` as a :class:`HybridResult` (the name before the RiskModel protocol; ``score`` is
+        kept for existing callers)."""
+        reading = {"batch_size": batch_size, "cache_dir": cache_dir, "num_workers": num_workers, "progress": progress}
+        return HybridResult(**self.assess(cohort, horizon, keys=keys, exams=exams, fallback=fallback, reading=reading))
+
+    def assess(self, cohort: ValidatedCohort, horizon: np.ndarray, *, keys: np.ndarray, exams: pd.DataFrame,
+               fallback: str = "none", reading: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
         """Score validated rows (what :func:`riskmodel.predict_risk` calls), flagging rows it cannot score.
 
         Args:
@@ -546,10 +464,14 @@ class HybridModel:
             keys: ``(n,)`` exam keys as text (:meth:`exam_keys`).
             exams: the exams table (:func:`read_exams`).
             fallback: ``"none"`` or ``"factors"`` (see the module docstring).
-            batch_size, cache_dir, num_workers, progress: image reading, as for :meth:`fit`.
+            reading: ``batch_size``, ``cache_dir``, ``num_workers``, ``progress``: image reading,
+                as for :meth:`fit`.
+
+        Returns:
+            The :class:`HybridResult` fields as a dict of ``(n,)`` arrays.
         """
         self._check_fitted()
-        _check_fallback(fallback)
+        check_fallback(fallback, FALLBACKS)
         n = len(cohort)
         age = cohort.column("age")
         cohort.flag((age < MIN_AGE) | (age > MAX_AGE), "out_of_range",
@@ -575,9 +497,7 @@ class HybridModel:
                         "this hybrid model)", nb=cohort.column("n_biopsies"), ah=cohort.column("atypical_hyperplasia"),
                         m=cohort.column("age_at_menarche"), f=cohort.column("age_at_first_birth"))
         ok = cohort.ok
-        feats = self._exam_features(np.asarray(keys, dtype=object), ok, exams, self.exam_key_,
-                                    batch_size=batch_size, cache_dir=cache_dir, num_workers=num_workers,
-                                    progress=progress)
+        feats = self._exam_features(np.asarray(keys, dtype=object), ok, exams, self.exam_key_, **(reading or {}))
         with_exam = ok & feats.usable
         without = ok & ~feats.usable
         use_fallback = without if fallback == "factors" else np.zeros(n, dtype=bool)
@@ -618,9 +538,9 @@ class HybridModel:
         names = np.array(IMPUTED_COLUMNS, dtype=object)
         imputed_text = np.array([";".join(names[f]) if s else "" for f, s in zip(flags, scored, strict=True)],
                                 dtype=object)
-        return HybridResult(risk=risk, **{f"risk_{k}y": yearly[:, i] for i, k in enumerate(YEARS)},
-                            exam_used=feats.exam_id, n_views=np.where(scored & ~use_fallback, feats.n_views, 0),
-                            imputed=imputed_text, fallback=use_fallback)
+        return {"risk": risk, **{f"risk_{k}y": yearly[:, i] for i, k in enumerate(YEARS)},
+                "exam_used": feats.exam_id, "n_views": np.where(scored & ~use_fallback, feats.n_views, 0),
+                "imputed": imputed_text, "fallback": use_fallback}
 
     def predict(self, cohort: pd.DataFrame, exams: pd.DataFrame | str | os.PathLike[str], *,
                 horizon: Any = 5.0, fallback: str = "none", batch_size: int = 4,
@@ -640,10 +560,11 @@ class HybridModel:
             ``message``, ``model``, ``horizon``, ``risk_1y`` … ``risk_5y``, ``exam_used``,
             ``n_views``, ``imputed`` and ``fallback``.
         """
-        from riskmodel.api import predict_risk
-
-        return predict_risk(cohort, model=self, horizon=horizon, exams=exams, fallback=fallback, details=True,
-                            batch_size=batch_size, cache_dir=cache_dir, num_workers=num_workers, progress=progress)
+        inputs = {"exams": exams, "fallback": fallback, "batch_size": batch_size, "cache_dir": cache_dir,
+                  "num_workers": num_workers, "progress": progress}
+        columns = match_columns(cohort) if isinstance(cohort, pd.DataFrame) else None  # warns the caller
+        return prepare_and_score(self, cohort, horizon, inputs=inputs, details=True, progress=progress,
+                                 columns=columns)
 
     # ------------------------------------------------------------------ saving
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from riskmodel.gail.bcra import bcra_codes
 from riskmodel.gail.recode import REQ_NONE, recode
@@ -29,7 +31,7 @@ _CATEGORY_COLUMNS = (
 
 @dataclass
 class GailResult:
-    """Per-row outputs of :meth:`GailModel.score`; arrays of shape ``(n,)``."""
+    """Per-row outputs of :meth:`GailModel.score` (:meth:`GailModel.assess` gives them as a dict); shape ``(n,)``."""
 
     risk: np.ndarray  # probability in [0, 1], NaN where not scored
     average_risk: np.ndarray  # same projection for the "average woman" of her age and race
@@ -50,8 +52,13 @@ class GailModel:
         chunk_size: rows per block in the risk integral (memory bound only).
     """
 
+    #: :class:`~riskmodel.models.base.RiskModel` protocol: the cohort table alone, any horizon up to age 90
+    #: (checked per row by :meth:`assess`), details ``average_risk``, ``rr_under50``, ``rr_over50``.
     name = "gail"
     required_columns = ("age",)
+    output_columns: tuple[str, ...] = ()
+    max_horizon = None
+    inputs: tuple[str, ...] = ()
     #: Canonical columns the model does not read whose bad values are reported in the row's message
     #: without costing the row its risk. (``prs`` is not read either, but keeps its strict checks:
     #: a whole column of text is an error of the table, and the streaming/Dask paths rely on that.)
@@ -64,7 +71,24 @@ class GailModel:
         """Parameters, as scikit-learn's estimators report them."""
         return {"chunk_size": self.chunk_size}
 
+    def __repr__(self) -> str:
+        return f"GailModel(chunk_size={self.chunk_size})"
+
+    def prepare(self, data: pd.DataFrame, **inputs: Any) -> dict[str, Any]:
+        """Nothing to prepare: the Gail model reads only the validated cohort (``{}``).
+
+        Raises:
+            ValueError: an extra input is given (the Gail model reads none).
+        """
+        if inputs:
+            raise ValueError(f"the Gail model reads only the cohort table, not {', '.join(sorted(inputs))}")
+        return {}
+
     def score(self, cohort: ValidatedCohort, horizon: np.ndarray) -> GailResult:
+        """:meth:`assess` as a :class:`GailResult` (the name before the RiskModel protocol; kept for callers)."""
+        return GailResult(**self.assess(cohort, horizon))
+
+    def assess(self, cohort: ValidatedCohort, horizon: np.ndarray) -> dict[str, np.ndarray]:
         """Absolute risk for each row over ``horizon`` years, flagging rows it cannot score.
 
         Args:
@@ -102,12 +126,12 @@ class GailModel:
         avg = absolute_risk(rec, rr1, rr2, avg_white=True, chunk_size=self.chunk_size) / 100.0
         scored = cohort.ok
         nan = np.nan
-        return GailResult(
-            risk=np.where(scored, risk, nan),
-            average_risk=np.where(scored, avg, nan),
-            rr_under50=np.where(scored, rr1, nan),
-            rr_over50=np.where(scored, rr2, nan),
-        )
+        return {
+            "risk": np.where(scored, risk, nan),
+            "average_risk": np.where(scored, avg, nan),
+            "rr_under50": np.where(scored, rr1, nan),
+            "rr_over50": np.where(scored, rr2, nan),
+        }
 
 
 def _rename(codes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
