@@ -37,6 +37,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent / ROOT
 LAYERS: dict[str, int] = {
     # 1 foundation, torch-free
     "riskmodel.version": 1,
+    "riskmodel.estimators": 1,
     "riskmodel.survival": 1,
     "riskmodel.jsonstate": 1,
     "riskmodel.device": 1,

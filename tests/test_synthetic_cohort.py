@@ -17,9 +17,9 @@ from riskmodel.synthetic import make_cohort
 from riskmodel.synthetic.cohort import (
     OUTPUT_COLUMNS,
     _density,
-    _density_group,
     carrier_incidence,
     default_effects,
+    density_group,
     density_multipliers,
     load_parameters,
 )
@@ -206,7 +206,7 @@ def test_density_multipliers_average_one():
         np.testing.assert_allclose(np.einsum("gk,gbk->gb", probs, m), 1.0, rtol=1e-12)
     hr = density_multipliers(1.0)[0, 0]
     assert hr[3] / hr[1] == pytest.approx(2.0119) and hr[0] / hr[1] == pytest.approx(0.48107)
-    assert _density_group(np.array([30.0, 40.0, 44.9, 45.0, 74.9, 90.0])).tolist() == [0, 0, 0, 1, 6, 8]
+    assert density_group(np.array([30.0, 40.0, 44.9, 45.0, 74.9, 90.0])).tolist() == [0, 0, 0, 1, 6, 8]
 
 
 def test_prs_and_image_raise_risk(big):

@@ -164,10 +164,10 @@ def render(cohort: pd.DataFrame, folder: Path, size: tuple[int, int], seed: int,
 
 def log_density_multiplier(cohort: pd.DataFrame) -> np.ndarray:
     """The generator's log density relative hazard of each woman (her age group, age band and density)."""
-    from riskmodel.synthetic.cohort import _density_group, density_multipliers
+    from riskmodel.synthetic.cohort import density_group, density_multipliers
 
     m = density_multipliers()
-    group = _density_group(cohort["age"].to_numpy())
+    group = density_group(cohort["age"].to_numpy())
     band = (cohort["age"].to_numpy() >= 65).astype(int)
     k = cohort["density"].map({"a": 0, "b": 1, "c": 2, "d": 3}).to_numpy()
     return np.log(m[group, band, k])

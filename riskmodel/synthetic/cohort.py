@@ -171,7 +171,7 @@ def _density() -> _Density:
     return _Density(group_starts=starts, probs=probs, hr=hr)
 
 
-def _density_group(age: np.ndarray) -> np.ndarray:
+def density_group(age: np.ndarray) -> np.ndarray:
     """Index of the baseline density age group for each age, shape ``(n,)``; ages outside
     the table use the nearest group."""
     starts = _density().group_starts
@@ -599,7 +599,7 @@ def make_cohort(
     hyper = np.where(n_biopsies == 0, np.nan, hyper)
     rel_vals, rel_p = _int_table("first_degree_relatives_distribution")
     relatives = _categorical(rng["relatives"], rel_vals, rel_p, n)
-    group = _density_group(age)
+    group = density_group(age)
     cdf = np.cumsum(_density().probs, axis=1)[group]
     cdf[:, -1] = 1.0
     density = (rng["density"].random(n)[:, None] >= cdf).sum(axis=1)  # 0..3 = a..d
