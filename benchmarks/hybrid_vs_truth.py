@@ -73,7 +73,7 @@ from image_vs_gail import build_parser, image_size, model_config, women
 from riskmodel.benchmarking.suite import HORIZON, compared_risks, render
 from riskmodel.calibration import YearlyCalibrator
 from riskmodel.evaluation import evaluate_risks, uno_c_index, write_report
-from riskmodel.fusion import CoxHead, HybridModel, IncidenceRecalibrator, absolute_risk, observed_incidence
+from riskmodel.fusion import CoxHead, HybridModel, IncidenceRecalibrator, absolute_risk_from_hazard, observed_incidence
 from riskmodel.inference import EncodedExams, ExamEncoding, ImageRiskPredictor, image_preprocessing
 from riskmodel.nn import ImageRiskModel
 from riskmodel.synthetic import make_cohort
@@ -129,8 +129,8 @@ def true_image_model(fusion: pd.DataFrame, test: pd.DataFrame, hybrid: HybridMod
     h_fusion, h_test = (head.predict_cumulative_hazard(design(d), years) for d in (fusion, test))
     recal = IncidenceRecalibrator(site, years=years).fit(h_fusion, fusion["age"].to_numpy())
     age, race = test["age"].to_numpy(), test["race"].to_numpy()
-    return (absolute_risk(h_test, age, race, years=years),
-            absolute_risk(recal.transform(h_test, age), age, race, years=years))
+    return (absolute_risk_from_hazard(h_test, age, race, years=years),
+            absolute_risk_from_hazard(recal.transform(h_test, age), age, race, years=years))
 
 
 def main() -> None:

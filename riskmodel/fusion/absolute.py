@@ -2,7 +2,7 @@
 
 **Absolute risk.** A head gives ``H1(t)``, the cumulative hazard of breast cancer with deaths
 from other causes censored. The probability of being *diagnosed* by ``t`` must also account
-for dying of something else first. :func:`absolute_risk` takes the breast-cancer hazard as
+for dying of something else first. :func:`absolute_risk_from_hazard` takes the breast-cancer hazard as
 constant within each slot between consecutive horizons (``h1 = ΔH1 / Δt``; with the default
 horizons 1 … Y, within each follow-up year), and the competing (non-breast-cancer) mortality
 ``λ2`` of the Gail model's race-specific tables (:func:`riskmodel.gail.load_tables`, 5-year
@@ -45,7 +45,8 @@ from riskmodel.estimators import estimator_repr
 from riskmodel.gail.tables import FIRST_AGE, LAST_AGE, N_BANDS, load_tables
 from riskmodel.schema import RACE_NAMES
 
-__all__ = ["IncidenceRecalibrator", "absolute_risk", "implied_incidence", "observed_incidence"]
+__all__ = ["IncidenceRecalibrator", "absolute_risk", "absolute_risk_from_hazard", "implied_incidence",
+           "observed_incidence"]
 
 #: Gail's race code used where race is unknown (BCRAT's "other or unknown").
 UNKNOWN_RACE = 4
@@ -129,7 +130,7 @@ def _band_pieces(age: np.ndarray, start: float, end: float, lo: float, width: fl
 # ---------------------------------------------------------------------------- absolute risk
 
 
-def absolute_risk(
+def absolute_risk_from_hazard(
     cum_hazard: Any,
     age: Any,
     race: Any = None,
@@ -452,3 +453,9 @@ class IncidenceRecalibrator(BaseEstimator):
                    for k, vals in d["implied"].items()}
         out.implied_ = pd.DataFrame({"age_lo": out.band_lo_, "age_hi": out.band_hi_, **implied})
         return out
+
+
+#: The name this function had before 0.2: kept so existing code runs. It collided with the Gail model's
+#: :func:`riskmodel.gail.risk.absolute_risk` (BCRAT's projection from relative risks); new code uses
+#: :func:`absolute_risk_from_hazard`.
+absolute_risk = absolute_risk_from_hazard

@@ -7,7 +7,7 @@
                                                           └► density probabilities (for a missing density)
     X = [embedding, factors] ─► head (TorchHazardHead | CoxHead | XGBoostHead) ─► H1(1 … 5 y)
                              ─► IncidenceRecalibrator (optional: the site's own incidence)
-                             ─► absolute_risk (competing mortality, Gail's λ2 by age and race)
+                             ─► absolute_risk_from_hazard (competing mortality, Gail's λ2 by age and race)
                              ─► risk_1y … risk_5y, risk at the requested horizon (≤ 5 years)
 
 Matching women to exams: the cohort column ``key`` (default ``exam_id``) holds, for each woman,
@@ -50,7 +50,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
-from riskmodel.fusion.absolute import IncidenceRecalibrator, absolute_risk
+from riskmodel.fusion.absolute import IncidenceRecalibrator, absolute_risk_from_hazard
 from riskmodel.fusion.factors import IMPUTED_COLUMNS, FactorEncoder
 from riskmodel.fusion.heads import CoxHead, TorchHazardHead, head_from_dict
 from riskmodel.fusion.persist import FORMAT_VERSION, STATE_FORMAT, read_hybrid, write_hybrid
@@ -123,14 +123,14 @@ def _risk_at(cum_hazard: np.ndarray, age: np.ndarray, race: np.ndarray, horizon:
     """Absolute risk at each row's horizon (≤ 5 years) from its cumulative hazards at years 1 … 5.
 
     The breast-cancer hazard is constant within each year, so adding the horizon as one more knot
-    splits a year without changing the integral; :func:`absolute_risk` integrates exactly with
+    splits a year without changing the integral; :func:`absolute_risk_from_hazard` integrates exactly with
     Gail's competing mortality on the refined grid.
     """
     out = np.full(cum_hazard.shape[0], np.nan)
     for h in np.unique(horizon[np.isfinite(horizon)]):
         rows = horizon == h
         grid = sorted({float(y) for y in YEARS if y < h} | {float(h)})
-        risk = absolute_risk(_interpolate(cum_hazard[rows], grid), age[rows], race[rows], years=grid,
+        risk = absolute_risk_from_hazard(_interpolate(cum_hazard[rows], grid), age[rows], race[rows], years=grid,
                              mortality=mortality)
         out[rows] = risk[:, grid.index(float(h))]
     return out
@@ -530,7 +530,7 @@ class HybridModel(BaseEstimator):
             h = cum[scored]
             if rec is not None:
                 h = rec.transform(h, age[scored])
-            yearly[scored] = absolute_risk(h, age[scored], race[scored], years=list(map(float, YEARS)),
+            yearly[scored] = absolute_risk_from_hazard(h, age[scored], race[scored], years=list(map(float, YEARS)),
                                            mortality=self.mortality)
             risk[scored] = _risk_at(h, age[scored], race[scored], np.asarray(horizon, dtype=np.float64)[scored],
                                     self.mortality)
