@@ -50,14 +50,14 @@ Two consequences to know about:
 [0.0, 0.25, 0.75, 1.0]
 """
 
-from riskmodel.calibration.censoring import EVENT_CODES, censoring_survival, ipcw_weights, year_status
 from riskmodel.calibration.isotonic import IsotonicCalibrator, isotonic_regression
 from riskmodel.calibration.platt import PlattCalibrator
 from riskmodel.calibration.yearly import FORMAT, FORMAT_VERSION, METHODS, YearlyCalibrator
 from riskmodel.estimators import NotFittedError
 
-#: Old private name of :func:`censoring_survival`, still imported by ``riskmodel.evaluation``.
-_censoring_survival = censoring_survival
+# The censoring rule, the censoring Kaplan–Meier curve and the IPCW weights live in the torch-free
+# foundation; re-exported here (with their default ``competing=False``: the net risk calibrated here).
+from riskmodel.survival import EVENT_CODES, censoring_survival, ipcw_weights, year_status
 
 __all__ = [
     "EVENT_CODES",

@@ -10,11 +10,11 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from riskmodel.calibration.censoring import check_time_event, ipcw_at_year, status_at_year
 from riskmodel.calibration.checks import check_finite, check_unit_interval, check_weight
 from riskmodel.calibration.isotonic import IsotonicCalibrator
 from riskmodel.calibration.platt import PlattCalibrator
 from riskmodel.estimators import estimator_repr
+from riskmodel.survival import check_time_event, ipcw_weights, year_status
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "METHODS", "YearlyCalibrator"]
 
@@ -91,12 +91,12 @@ class YearlyCalibrator(BaseEstimator):
         _check_params(self.method, self.n_years)
         r = self._check_risk(risk)
         n = r.shape[0]
-        t, e = check_time_event(time, event, n)
+        t, e = check_time_event(time, event, n=n, n_from="risk")
         w = check_weight(weight, n)
         calibrators, n_pos, n_neg, n_exc = [], [], [], []
         for k in range(1, self.n_years + 1):
-            known, positive = status_at_year(t, e, k)
-            wk = w * ipcw_at_year(t, e, w, k) if ipcw else w
+            known, positive = year_status(t, e, k)
+            wk = w * ipcw_weights(t, e, k, w) if ipcw else w
             use = known & (wk > 0)
             npos, nneg = int((use & positive).sum()), int((use & ~positive).sum())
             if npos == 0:

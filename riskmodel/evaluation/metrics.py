@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from riskmodel.survival import check_time_event
+from riskmodel.survival import YEARS, check_time_event
 
 
 def check_survival_inputs(time, event, risk=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -82,7 +82,7 @@ def uno_c_index(time_train, event_train, time, event, risk, tau: float = 5.0) ->
     return float(result[0])
 
 
-def time_dependent_auc(time_train, event_train, time, event, risk, times: Sequence[float] = (1, 2, 3, 4, 5)
+def time_dependent_auc(time_train, event_train, time, event, risk, times: Sequence[float] = YEARS
                        ) -> np.ndarray:
     """Cumulative/dynamic AUC at each of ``times`` (years), by scikit-survival's IPCW estimator.
 
@@ -116,7 +116,7 @@ def time_dependent_auc(time_train, event_train, time, event, risk, times: Sequen
     return out
 
 
-def integrated_brier_score(time_train, event_train, time, event, risk_by_time, times: Sequence[float] = (1, 2, 3, 4, 5)
+def integrated_brier_score(time_train, event_train, time, event, risk_by_time, times: Sequence[float] = YEARS
                            ) -> float:
     """Integrated Brier score of predicted cumulative risks over ``times`` (IPCW, scikit-survival).
 

@@ -37,6 +37,8 @@ import pyarrow as pa
 from riskmodel.gail.recode import recode
 from riskmodel.gail.risk import relative_risk
 from riskmodel.gail.tables import FIRST_AGE, LAST_AGE, N_BANDS, RACE_CODES, load_tables
+from riskmodel.survival import CANCER, OTHER_DEATH, YEARS
+from riskmodel.survival import CENSORED as CENSORED
 
 __all__ = [
     "OUTPUT_COLUMNS",
@@ -55,10 +57,11 @@ OUTPUT_COLUMNS = (
     "time", "event",
     "true_risk_1y", "true_risk_2y", "true_risk_3y", "true_risk_4y", "true_risk_5y", "true_risk_5y_no_image",
 )
-#: Event codes of the ``event`` column.
-CENSORED, BREAST_CANCER, OTHER_DEATH = 0, 1, 2
-#: Truth horizons in years.
-HORIZONS = (1, 2, 3, 4, 5)
+#: Event codes of the ``event`` column: :data:`riskmodel.survival.EVENT_CODES` (0 censored, 1 breast cancer,
+#: 2 death from other causes).
+BREAST_CANCER = CANCER
+#: Truth horizons in years: :data:`riskmodel.survival.YEARS`, the same object.
+HORIZONS = YEARS
 #: The oracle's five-year risk must be defined (age + 5 ≤ 90) and Gail must score it.
 MAX_START_AGE = LAST_AGE - max(HORIZONS)
 DENSITY_LETTERS = ("a", "b", "c", "d")

@@ -47,6 +47,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from riskmodel.estimators import estimator_repr
 
+# breslow_baseline: the Breslow estimate is riskmodel.survival's, re-exported here (a public name of the heads).
+from riskmodel.survival import YEARS, breslow_baseline
+from riskmodel.survival import check_time_event as _check_time_event
+
 __all__ = [
     "DEFAULT_YEARS",
     "FORMAT_PREFIX",
@@ -71,7 +75,8 @@ __all__ = [
 #: ``format`` tag prefix of the heads' ``to_dict()``.
 FORMAT_PREFIX = "riskmodel.fusion."
 FORMAT_VERSION = 1
-DEFAULT_YEARS = (1, 2, 3, 4, 5)
+#: The heads' default horizons (years): :data:`riskmodel.survival.YEARS`, the same object.
+DEFAULT_YEARS = YEARS
 
 
 # ---------------------------------------------------------------------------- validation
@@ -97,26 +102,13 @@ def check_X(X: Any, name: str = "X", n_features: int | None = None) -> np.ndarra
 
 
 def check_time_event(time: Any, event: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``time`` float64 ``(n,)`` ≥ 0 and ``event`` int64 ``(n,)`` in {0, 1, 2}, with at least one 1."""
-    t = np.asarray(time, dtype=np.float64)
-    if t.shape != (n,):
-        raise ValueError(f"time must have shape ({n},) like X's rows, got {t.shape}")
-    if not np.isfinite(t).all() or (t < 0).any():
-        raise ValueError("time must be finite and >= 0 (years of follow-up) for every row")
-    e_raw = np.asarray(event)
-    if e_raw.shape != (n,):
-        raise ValueError(f"event must have shape ({n},) like X's rows, got {e_raw.shape}")
-    try:
-        e = e_raw.astype(np.float64)
-    except (TypeError, ValueError):
-        raise ValueError("event must be numeric codes 0 (censored), 1 (breast cancer), 2 (other death)") from None
-    if not np.isin(e, (0.0, 1.0, 2.0)).all():
-        bad = np.unique(e[~np.isin(e, (0.0, 1.0, 2.0))])[:5].tolist()
-        raise ValueError(f"event must be 0 (censored), 1 (breast cancer) or 2 (other death), got {bad}")
-    e = e.astype(np.int64)
-    if not (e == 1).any():
-        raise ValueError("event has no breast-cancer events (code 1): nothing to fit")
-    return t, e
+    """The heads' fit check: :func:`riskmodel.survival.check_time_event` with ``n`` rows and a cancer required.
+
+    A thin adapter (the rules and messages are :mod:`riskmodel.survival`'s): ``time`` float64 ``(n,)``,
+    finite and >= 0, ``event`` int64 ``(n,)`` in {0, 1, 2}, with at least one breast cancer (code 1);
+    ``n`` is the number of rows of ``X`` and is named so in a length message.
+    """
+    return _check_time_event(time, event, n=n, n_from="X's rows", require_cancer=True)
 
 
 def check_years(years: Any, max_year: float | None = None, what: str = "") -> np.ndarray:
@@ -302,32 +294,6 @@ class SurvivalHead(BaseEstimator):
         check_is_fitted(self, "n_features_in_")
         return {"format": FORMAT_PREFIX + type(self).__name__, "format_version": FORMAT_VERSION,
                 "n_features_in": int(self.n_features_in_)}
-
-
-def breslow_baseline(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Breslow estimate of the baseline cumulative hazard of breast cancer.
-
-    ``H0(t) = Σ_{event times s ≤ t} d(s) / Σ_{i: time_i ≥ s} risk_i``, ties handled the Breslow
-    way (all tied events share one risk set); censored and other-death rows count in the risk
-    sets until their time.
-
-    Args:
-        time: years, shape ``(n,)``; event: codes 0/1/2, shape ``(n,)`` (only 1 is an event);
-        risk: relative hazards ``exp(margin)``, shape ``(n,)``, > 0.
-
-    Returns:
-        ``(times, cumhaz)``: the distinct event times (increasing) and ``H0`` just after each,
-        float64 arrays of the same length.
-    """
-    time = np.asarray(time, dtype=np.float64)
-    risk = np.asarray(risk, dtype=np.float64)
-    is_event = np.asarray(event) == 1
-    order = np.argsort(time, kind="stable")
-    t_sorted = time[order]
-    at_risk_from = np.cumsum(risk[order][::-1])[::-1]  # Σ risk over rows i ≥ position (sorted)
-    times, deaths = np.unique(time[is_event], return_counts=True)
-    at_risk = at_risk_from[np.searchsorted(t_sorted, times, side="left")]
-    return times, np.cumsum(deaths / at_risk)
 
 
 def step_at(times: np.ndarray, cumhaz: np.ndarray, at: np.ndarray) -> np.ndarray:
