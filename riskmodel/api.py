@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from riskmodel.distributed import predict_risk_dask
-from riskmodel.models.core import LIFETIME_AGE, OUTPUT_COLUMNS, Horizon, prepare_and_score
-from riskmodel.models.registry import HYBRID_NEEDS_BUNDLE, MODELS, resolve
+from riskmodel.models.core import LIFETIME_AGE, OUTPUT_COLUMNS, Horizon
+from riskmodel.models.registry import HYBRID_NEEDS_BUNDLE, MODELS, score_frame
 from riskmodel.schema import match_columns
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -135,19 +135,6 @@ def predict_risk(
                              "tokens (riskmodel.schema.DEFAULT_NA_VALUES)")
         data = match_columns(data, columns).apply(data)
         return predict_risk_dask(data, model, horizon, details=details, chunk_size=chunk_size, exams=exams)
-    if not isinstance(data, pd.DataFrame):
-        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
-    match = match_columns(data, columns)
-    impl = resolve(model, device=device)
-    inputs: dict[str, Any] = {}
-    if "exams" in impl.inputs:
-        if exams is None:
-            raise ValueError(f"model {impl.name!r} reads mammograms: pass exams= (a DataFrame from "
-                             "riskmodel.imaging.assemble_exams, a folder of DICOM files, or an exams table)")
-        inputs = {"exams": exams, "fallback": fallback, "batch_size": batch_size, "cache_dir": cache_dir,
-                  "num_workers": num_workers, "progress": progress}
-    elif exams is not None:
-        raise ValueError(f"exams= is for models that read mammograms (an image or hybrid model); model "
-                         f"{impl.name!r} does not use them")
-    return prepare_and_score(impl, data, horizon, inputs=inputs, details=details, chunk_size=chunk_size,
-                             progress=progress, columns=match, na_values=na_values)
+    return score_frame(data, model, horizon, exams=exams, fallback=fallback, details=details, chunk_size=chunk_size,
+                       progress=progress, batch_size=batch_size, cache_dir=cache_dir, num_workers=num_workers,
+                       device=device, columns=columns, na_values=na_values)

@@ -36,7 +36,6 @@ import numpy as np
 import pandas as pd
 
 import riskmodel.distributed as distributed
-from riskmodel.api import MODELS, predict_risk
 from riskmodel.distributed.parts import NUMERIC_KINDS
 from riskmodel.distributed.streaming import (
     AtomicWriter,
@@ -45,6 +44,7 @@ from riskmodel.distributed.streaming import (
     malformed_rows,
 )
 from riskmodel.gail import BCRA_COLUMNS
+from riskmodel.models.registry import MODELS, score_frame
 from riskmodel.schema import COLUMNS, ColumnMatch, ColumnWarning, match_columns
 from riskmodel.tables import (
     ID_COLUMNS,
@@ -358,9 +358,9 @@ def predict_file(
             if loaded is None:
                 return distributed.predict_part(data, model=model, horizon=horizon, details=details,
                                                 chunk_size=chunk_size)
-            return predict_risk(data, model=loaded, horizon=horizon, exams=exams, fallback=fallback,
-                                details=details, chunk_size=chunk_size, progress=progress,
-                                batch_size=batch_size, cache_dir=cache_dir, num_workers=num_workers)
+            return score_frame(data, model=loaded, horizon=horizon, exams=exams, fallback=fallback,
+                               details=details, chunk_size=chunk_size, progress=progress,
+                               batch_size=batch_size, cache_dir=cache_dir, num_workers=num_workers)
 
     if loaded is None:
         score(header)  # a missing column is reported before any data is read

@@ -15,7 +15,7 @@ Heavy packages (torch, scikit-learn, lifelines) are imported only when a folder 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,10 +25,13 @@ import pandas as pd
 
 from riskmodel.gail import GailModel
 from riskmodel.inference import load_image_model, read_exams
+from riskmodel.jsonstate import MANIFEST, MAX_MANIFEST_BYTES, BundleFormatError, read_json_file
 from riskmodel.models.base import RiskModel, check_risk_model, missing_members
+from riskmodel.models.core import Horizon, prepare_and_score
+from riskmodel.schema import ColumnMatch, match_columns
 
 __all__ = ["FOLDER_KINDS", "HYBRID_NEEDS_BUNDLE", "MODELS", "FolderKind", "ScoreAdapter", "load_folder", "register",
-           "register_folder", "resolve"]
+           "register_folder", "resolve", "score_frame"]
 
 #: Why ``model="hybrid"`` alone cannot be scored.
 HYBRID_NEEDS_BUNDLE = (
@@ -122,8 +125,6 @@ def load_folder(path: str | os.PathLike[str], device: str = "auto") -> RiskModel
         riskmodel.bundle.BundleFormatError: no readable manifest, or a ``format`` that is not
             one of :data:`FOLDER_KINDS` (the message lists them).
     """
-    from riskmodel.bundle import MANIFEST, MAX_MANIFEST_BYTES, BundleFormatError, read_json_file  # defers torch
-
     folder = Path(path)
     kinds = "; ".join(f"{fmt!r}: {kind.description}" for fmt, kind in FOLDER_KINDS.items())
     manifest = read_json_file(folder / MANIFEST, MAX_MANIFEST_BYTES,
@@ -193,3 +194,37 @@ def resolve(model: str | os.PathLike[str] | Any, *, device: str = "auto") -> Ris
     if missing and hasattr(model, "score") and hasattr(model, "required_columns") and "assess" in missing:
         return ScoreAdapter(model)
     return check_risk_model(model)
+
+
+def score_frame(data: pd.DataFrame, model: str | os.PathLike[str] | Any = "gail", horizon: Horizon = 5.0, *,
+                exams: Any = None, fallback: str = "none", details: bool = False, chunk_size: int = 250_000,
+                progress: bool = False, batch_size: int = 4, cache_dir: str | os.PathLike[str] | None = None,
+                num_workers: int = 0, device: str = "auto", columns: Mapping[Any, str] | ColumnMatch | None = None,
+                na_values: Iterable[str] | None = None) -> pd.DataFrame:
+    """:func:`riskmodel.predict_risk` for a pandas DataFrame: resolve ``model``, pass ``exams`` (and the
+    image-reading options) to a model that reads them, then :func:`~riskmodel.models.core.prepare_and_score`.
+
+    The one implementation behind ``predict_risk`` and the file and Dask front doors
+    (:mod:`riskmodel.distributed`), which sit beside ``riskmodel.api`` and so do not import it. The
+    arguments are ``predict_risk``'s.
+
+    Raises:
+        TypeError: ``data`` is not a pandas DataFrame.
+        ValueError: a model that reads mammograms without ``exams``, or ``exams`` for one that does not.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    match = columns if isinstance(columns, ColumnMatch) else match_columns(data, columns)
+    impl = resolve(model, device=device)
+    inputs: dict[str, Any] = {}
+    if "exams" in impl.inputs:
+        if exams is None:
+            raise ValueError(f"model {impl.name!r} reads mammograms: pass exams= (a DataFrame from "
+                             "riskmodel.imaging.assemble_exams, a folder of DICOM files, or an exams table)")
+        inputs = {"exams": exams, "fallback": fallback, "batch_size": batch_size, "cache_dir": cache_dir,
+                  "num_workers": num_workers, "progress": progress}
+    elif exams is not None:
+        raise ValueError(f"exams= is for models that read mammograms (an image or hybrid model); model "
+                         f"{impl.name!r} does not use them")
+    return prepare_and_score(impl, data, horizon, inputs=inputs, details=details, chunk_size=chunk_size,
+                             progress=progress, columns=match, na_values=na_values)
