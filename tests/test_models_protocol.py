@@ -198,6 +198,8 @@ def test_register_and_resolve_names_and_folders(saved, monkeypatch, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(BundleFormatError, match=r"manifest\.json: missing; a saved model folder has a manifest"):
         resolve(str(tmp_path / "empty"))
+    with pytest.raises(BundleFormatError, match="does not exist"):
+        resolve(tmp_path / "nowhere")
     monkeypatch.setitem(registry.FOLDER_KINDS, "mirai-pickle", None)
     register_folder("mirai-pickle", lambda path, device="auto": ConstantHazard(0.05), "a test kind")
     assert resolve(tmp_path / "other").rate == 0.05

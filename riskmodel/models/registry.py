@@ -122,10 +122,13 @@ def load_folder(path: str | os.PathLike[str], device: str = "auto") -> RiskModel
     loader then checks everything else before building anything.
 
     Raises:
-        riskmodel.bundle.BundleFormatError: no readable manifest, or a ``format`` that is not
+        riskmodel.bundle.BundleFormatError: not a folder, no readable manifest, or a ``format`` that is not
             one of :data:`FOLDER_KINDS` (the message lists them).
     """
     folder = Path(path)
+    if not folder.is_dir():
+        raise BundleFormatError(folder, "does not exist" if not folder.exists() else
+                                "is not a folder; a saved model (image bundle, hybrid model) is a folder")
     kinds = "; ".join(f"{fmt!r}: {kind.description}" for fmt, kind in FOLDER_KINDS.items())
     manifest = read_json_file(folder / MANIFEST, MAX_MANIFEST_BYTES,
                               f"a saved model folder has a manifest.json naming its format ({kinds})")
