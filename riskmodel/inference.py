@@ -235,9 +235,16 @@ def exam_key_text(values: pd.Series | np.ndarray) -> np.ndarray:
         text = np.array([str(int(v)) if np.isfinite(v) and float(v).is_integer() else str(v) for v in num],
                         dtype=object)
     else:
-        text = s.astype(object).map(lambda v: str(v).strip()).to_numpy(dtype=object)
+        text = s.astype(object).map(_one_key_text).to_numpy(dtype=object)
     text[blank] = ""
     return text
+
+
+def _one_key_text(value: Any) -> str:
+    """One key of a text (object) column as text; an integral float among them (``12.0``) as ``12``."""
+    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    return str(value).strip()
 
 
 def cohort_exam_keys(data: pd.DataFrame, key: str, exam_key: str, model: str) -> np.ndarray:
