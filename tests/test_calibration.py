@@ -460,3 +460,11 @@ def test_numpy_integer_n_years_saves_as_json():
     yc, risk, time, event = _fitted()
     again = YearlyCalibrator(n_years=np.int64(5)).fit(risk, time, event)
     assert json.dumps(again.to_dict()) == json.dumps(yc.to_dict())
+
+
+def test_load_refuses_duplicate_keys_like_every_saved_kind(tmp_path):
+    """YearlyCalibrator.load reads JSON with the one strict reader (riskmodel.jsonstate.loads_strict)."""
+    path = tmp_path / "cal.json"
+    path.write_text('{"method": "isotonic", "method": "platt"}')
+    with pytest.raises(ValueError, match=r"cal\.json: not valid JSON \(duplicate key 'method'\)"):
+        YearlyCalibrator.load(path)

@@ -14,6 +14,7 @@ from riskmodel.calibration.checks import check_finite, check_unit_interval, chec
 from riskmodel.calibration.isotonic import IsotonicCalibrator
 from riskmodel.calibration.platt import PlattCalibrator
 from riskmodel.estimators import estimator_repr
+from riskmodel.jsonstate import loads_strict
 from riskmodel.survival import check_time_event, ipcw_weights, year_status
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "METHODS", "YearlyCalibrator"]
@@ -208,7 +209,7 @@ class YearlyCalibrator(BaseEstimator):
         with open(path, encoding="utf-8") as f:
             text = f.read()
         try:
-            d = json.loads(text, parse_constant=_reject_constant)
+            d = loads_strict(text)
         except ValueError as e:
             raise ValueError(f"{os.fspath(path)}: not valid JSON ({e})") from None
         try:
@@ -233,6 +234,3 @@ def _check_params(method: Any, n_years: Any) -> None:
     if isinstance(n_years, bool) or not isinstance(n_years, (int, np.integer)) or n_years < 1:
         raise ValueError(f"n_years must be a positive integer, got {n_years!r}")
 
-
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not allowed")
