@@ -355,3 +355,23 @@ def test_an_unknown_vr_is_a_dicom_error(tmp_path):
     assert isinstance(error, DicomReadError) and "Unknown Value Representation" in str(error)
     with pytest.raises(DicomReadError, match="Unknown Value Representation"):
         read_mammogram(path)
+
+
+def test_scan_of_a_deflated_file_holds_only_the_header(tmp_path):
+    """scan reads a deflated data set's header without holding the inflated pixel data (issue 17, item 2): a
+    40 MB image peaks far below its inflated size, and the pixel element is still found and checked."""
+    import tracemalloc
+
+    import pydicom
+
+    path, _ = write_mg(tmp_path / "big.dcm", stored=np.zeros((4096, 5120), dtype=np.uint16))
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1.99"
+    ds.save_as(path)
+    assert path.stat().st_size < 1_000_000
+    tracemalloc.start()
+    fields, error = inspect_header(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert error is None and fields["rows"] == 4096
+    assert peak < 16 * 2**20, peak  # the image inflates to 40 MiB; a 4 MiB step at most is held beside the header

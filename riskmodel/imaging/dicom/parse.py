@@ -83,8 +83,9 @@ def read_dataset(path: Path, header_only: bool,
         head = fp.read(132)
         fp.seek(0)
         try:
+            deflated_pixel = None
             try:
-                ds = _dcmread(fp, path, header_only, budget)
+                ds, deflated_pixel = _dcmread(fp, path, header_only, budget)
             except InvalidDicomError:
                 # Raw datasets without preamble/meta: only if the file starts like one.
                 if head[:2] not in (b"\x02\x00", b"\x08\x00"):
@@ -130,6 +131,8 @@ def read_dataset(path: Path, header_only: bool,
                     pixel = _walk_fragments(fp, raw.value_tell, size, path)
                 except DicomError as e:
                     problem = e
+        if deflated and header_only:
+            return ds, deflated_pixel, problem
         if not header_only or problem is not None or deflated:
             return ds, pixel, problem
         try:
@@ -138,10 +141,13 @@ def read_dataset(path: Path, header_only: bool,
             return ds, None, e
 
 
-def _dcmread(fp, path: Path, header_only: bool, budget: int) -> Any:
+def _dcmread(fp, path: Path, header_only: bool, budget: int) -> tuple[Any, PixelElement | None]:
     """``pydicom.dcmread(fp, stop_before_pixels=header_only)``, except that a Deflated Explicit VR
-    Little Endian data set is inflated here, by :func:`_inflate`, with a cap (pydicom inflates
-    the whole stream at once, however large), and then read in full."""
+    Little Endian data set is inflated here with a cap (pydicom inflates the whole stream at once,
+    however large): in full by :func:`_inflate`, or with ``header_only`` through
+    :class:`_InflatingReader`, which holds only the elements before the pixel data and checks the
+    rest of the stream as it passes (cap, truncation). Returns the dataset and, for a deflated
+    header-only read, the pixel element found in the inflated stream (else None)."""
     import pydicom
     from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
 
@@ -153,40 +159,119 @@ def _dcmread(fp, path: Path, header_only: bool, budget: int) -> Any:
         deflated = False
     if not deflated:
         fp.seek(0)
-        return pydicom.dcmread(fp, stop_before_pixels=header_only)
+        return pydicom.dcmread(fp, stop_before_pixels=header_only), None
     from pydicom.dataset import FileDataset
     from pydicom.filebase import DicomBytesIO
 
-    dataset = read_dataset(DicomBytesIO(_inflate(fp, budget + METADATA_ALLOWANCE_BYTES, path)), False, True)
+    cap = budget + METADATA_ALLOWANCE_BYTES
+    pixel = None
+    if header_only:  # hold only the elements before the pixel data; check the rest of the stream as it passes
+        reader = _InflatingReader(fp, cap, path)
+        seen: list[tuple[int, int]] = []
+
+        def at_pixel_data(tag: Any, vr: Any, length: int) -> bool:
+            if int(tag) in (PIXEL_TAG, *FLOAT_PIXEL_TAGS):
+                seen.append((int(tag), int(length)))
+                return True
+            return False
+
+        dataset = read_dataset(reader, False, True, stop_when=at_pixel_data)
+        value_offset = reader.tell() + 12  # explicit VR little endian OB/OW/OF/OD: tag, VR, 2 reserved, length
+        total = reader.drain()
+        if seen:  # offsets in the inflated stream; what the header mode's checks read
+            pixel = PixelElement(seen[0][0], value_offset, seen[0][1], max(total - value_offset, 0))
+    else:
+        dataset = read_dataset(DicomBytesIO(_inflate(fp, cap, path)), False, True)
     ds = FileDataset(str(path), dataset, preamble, meta, False, True)
     ds.set_original_encoding(False, True, dataset._character_set)
-    return ds
+    return ds, pixel
+
+
+def _budget_error(path: Path, cap: int) -> PixelBudgetError:
+    return PixelBudgetError(
+        path, f"the deflated data set inflates to more than {cap} bytes (the pixel budget plus "
+              f"{METADATA_ALLOWANCE_BYTES} bytes for the other elements); raise the pixel budget "
+              f"({PIXEL_BUDGET_ENV} or pixel_budget=) if the file is genuine")
+
+
+def _cut_short(path: Path) -> TruncatedDicomError:
+    return TruncatedDicomError(path, "file is cut short: its deflated data set ends before the end of the deflate "
+                                     "stream")
+
+
+#: Inflated bytes produced per step (bounds what a header-only read holds beside the header).
+_INFLATE_STEP = 4 * 2**20
+
+
+class _InflatingReader:
+    """A read-only, seekable view of a raw deflate stream that inflates only as far as it is read.
+
+    What has been read is kept (pydicom seeks back a few bytes), so memory is the part read so far;
+    :meth:`drain` inflates the rest without keeping it, so a header-only read still checks the
+    whole stream's length against ``cap`` (PixelBudgetError) and its end (TruncatedDicomError), as a
+    full read does, while holding only the header.
+    """
+
+    def __init__(self, fp: Any, cap: int, path: Path):
+        self._fp, self._cap, self._path = fp, cap, path
+        self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        self._buf = bytearray()
+        self._pos = 0
+        self._total = 0  # bytes inflated, kept or not
+
+    def _step(self) -> bytes:
+        """The next piece of inflated output (≤ :data:`_INFLATE_STEP` bytes); b"" at the end of the stream."""
+        if self._inflater.eof:
+            return b""
+        data = self._inflater.unconsumed_tail or self._fp.read(2**20)
+        if not data:
+            raise _cut_short(self._path)
+        try:
+            out = self._inflater.decompress(data, min(_INFLATE_STEP, self._cap + 1 - self._total))
+        except zlib.error as e:
+            raise DicomReadError(self._path, f"the deflated data set is corrupt: {e}") from None
+        self._total += len(out)
+        if self._total > self._cap:
+            raise _budget_error(self._path, self._cap)
+        return out
+
+    def _fill(self, upto: int) -> None:
+        while len(self._buf) < upto and not self._inflater.eof:
+            self._buf += self._step()
+
+    def read(self, n: int = -1) -> bytes:
+        self._fill(self._cap + 1 if n is None or n < 0 else self._pos + n)
+        end = len(self._buf) if n is None or n < 0 else self._pos + n
+        data = bytes(self._buf[self._pos:end])
+        self._pos += len(data)
+        return data
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence == 2:
+            self._fill(self._cap + 1)
+        target = offset + (0, self._pos, len(self._buf))[whence]
+        self._fill(target)
+        self._pos = max(0, min(target, len(self._buf)))
+        return self._pos
+
+    def drain(self) -> int:
+        """Inflate the rest of the stream, discarding it (cap and truncation checked, nothing more held);
+        returns the stream's whole inflated length in bytes."""
+        self._buf = bytearray(self._buf[:self._pos])
+        while not self._inflater.eof:
+            self._step()
+        return self._total
 
 
 def _inflate(fp, cap: int, path: Path) -> bytes:
     """Inflate the raw deflate stream from ``fp``'s position to its end, 1 MiB of input and at most
-    16 MiB of output at a time, never holding more than ``cap`` + 1 inflated bytes. PixelBudgetError beyond ``cap``,
+    4 MiB of output at a time, never holding more than ``cap`` + 1 inflated bytes. PixelBudgetError beyond ``cap``,
     TruncatedDicomError if the stream stops before its final block, DicomReadError if it is
     corrupt."""
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    chunks: list[bytes] = []  # joined once at the end: a growing bytearray would copy itself
-    n = 0
-    try:
-        while not inflater.eof:
-            data = inflater.unconsumed_tail or fp.read(2**20)
-            if not data:
-                raise TruncatedDicomError(path, "file is cut short: its deflated data set ends before the end of "
-                                                "the deflate stream")
-            chunks.append(inflater.decompress(data, min(2**24, cap + 1 - n)))  # ≤ 16 MiB a step
-            n += len(chunks[-1])
-            if n > cap:
-                raise PixelBudgetError(
-                    path, f"the deflated data set inflates to more than {cap} bytes (the pixel budget plus "
-                          f"{METADATA_ALLOWANCE_BYTES} bytes for the other elements); raise the pixel budget "
-                          f"({PIXEL_BUDGET_ENV} or pixel_budget=) if the file is genuine")
-    except zlib.error as e:
-        raise DicomReadError(path, f"the deflated data set is corrupt: {e}") from None
-    return b"".join(chunks)
+    return _InflatingReader(fp, cap, path).read()
 
 
 def _meta_end(ds: Any, head: bytes) -> int:
