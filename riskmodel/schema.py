@@ -205,7 +205,7 @@ def _number_tokens(tokens: frozenset[str]) -> list[float]:
     return [v for v in numbers if np.isfinite(v)]
 
 
-def _not_real(s: pd.Series) -> np.ndarray:
+def not_real_cells(s: pd.Series) -> np.ndarray:
     """Cells holding a boolean or a complex number, shape ``(n,)``: neither is a real number here."""
     if pd.api.types.is_bool_dtype(s.dtype):
         return s.notna().to_numpy(dtype=bool)
@@ -215,10 +215,6 @@ def _not_real(s: pd.Series) -> np.ndarray:
         return np.zeros(len(s), dtype=bool)
     kinds = (bool, np.bool_, complex, np.complexfloating)
     return np.fromiter((isinstance(v, kinds) for v in s.to_numpy(dtype=object)), dtype=bool, count=len(s))
-
-
-#: Public name of :func:`_not_real` (the horizon parser of :mod:`riskmodel.models.core` applies the same rule).
-not_real_cells = _not_real
 
 
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
@@ -321,7 +317,7 @@ def _fmt(v: object) -> str:
 
 def _flag_not_real(name: str, s: pd.Series, cohort: ValidatedCohort, what: str) -> np.ndarray:
     """Flag cells holding a boolean or complex number ``invalid``; returns their mask, shape ``(n,)``."""
-    bad = _not_real(s)
+    bad = not_real_cells(s)
     if bad.any():
         values = s.to_numpy(dtype=object)
         cplx = np.fromiter((isinstance(v, complex | np.complexfloating) for v in values), dtype=bool, count=len(s))

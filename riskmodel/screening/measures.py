@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from riskmodel.schema import not_real_cells
 from riskmodel.screening.policy import MEASURES
 
 __all__ = ["LIFETIME_AGE", "MEASURE_COLUMNS", "MEASURE_WORDS", "Measured", "gail_curve", "not_real", "real_numbers",
@@ -52,12 +53,13 @@ class Measured:
 
 
 def not_real(column: pd.Series) -> np.ndarray:
-    """Where ``column`` holds a boolean or a complex number (neither is a probability or a number of years)."""
-    if pd.api.types.is_bool_dtype(column.dtype) or pd.api.types.is_complex_dtype(column.dtype):
-        return column.notna().to_numpy(dtype=bool)
-    if column.dtype != object:
-        return np.zeros(len(column), dtype=bool)
-    return np.array([isinstance(v, (bool, np.bool_, complex, np.complexfloating)) for v in column], dtype=bool)
+    """Where ``column`` holds a boolean or a complex number (neither is a probability or a number of years):
+    the schema's rule (:func:`riskmodel.schema.not_real_cells`), except that a missing cell of a complex
+    column counts as missing here, not as a complex number."""
+    odd = not_real_cells(column)
+    if pd.api.types.is_complex_dtype(column.dtype):
+        odd &= column.notna().to_numpy(dtype=bool)
+    return odd
 
 
 def real_numbers(column: pd.Series) -> np.ndarray:
