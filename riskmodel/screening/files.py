@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["staged_folder", "write_atomically"]
+__all__ = ["staged_into", "write_atomically"]
 
 
 def _umask_mode(path: Path, mode: int) -> None:
@@ -37,9 +37,12 @@ def write_atomically(path: Path, text: str) -> Path:
 
 
 @contextlib.contextmanager
-def staged_folder(target: Path) -> Iterator[Path]:
+def staged_into(target: Path) -> Iterator[Path]:
     """A temporary folder next to ``target`` to write into; on leaving the block without an error its
-    files are moved into ``target`` (created if needed), else it is deleted and ``target`` is untouched."""
+    files are moved into ``target`` (created if needed), else it is deleted and ``target`` is untouched.
+
+    Unlike :func:`riskmodel.jsonstate.staged_folder`, which replaces a saved model's whole folder,
+    this adds pages to a folder that may already hold others (a clinic's report folder)."""
     if target.exists() and not target.is_dir():
         raise ValueError(f"{target}: exists and is not a folder")
     target.parent.mkdir(parents=True, exist_ok=True)

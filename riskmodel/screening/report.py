@@ -29,7 +29,7 @@ import pandas as pd
 from riskmodel.schema import validate
 from riskmodel.screening.average import BCSC_AGES, average_risk_curve
 from riskmodel.screening.fhir import SUPPORT_NOT_REPLACE, fhir_datetime, refusals
-from riskmodel.screening.files import staged_folder
+from riskmodel.screening.files import staged_into
 from riskmodel.screening.measures import gail_curve, real_numbers
 from riskmodel.screening.policy import MODALITIES, SUPPLEMENTAL, Policy
 from riskmodel.screening.recommend import POLICY_ATTR, applied_policy, clinic_table
@@ -284,7 +284,7 @@ def write_reports(results: pd.DataFrame, out_dir: str | os.PathLike[str], *, coh
     curves = risk_curves(table, cohort)
     folder = Path(out_dir)
     names = _file_names(table)
-    with staged_folder(folder) as tmp:
+    with staged_into(folder) as tmp:
         for i, (name, (_, row)) in enumerate(zip(names, table.iterrows(), strict=True)):
             (tmp / f"{name}.html").write_text(render_report(row, curves[i], date=date, policy=pol), encoding="utf-8")
             if pdf:
