@@ -76,7 +76,7 @@ def test_html_report_is_self_contained_and_says_what_it_is(example, tmp_path):
     page = render_report(table.iloc[i], risk_curves(scored, cohort)[i], date="2026-11-21")
     assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "polyline" in page
     assert not re.search(r"<script|<link|<img|url\(|https?://(?!www\.w3\.org/2000/svg)", page)
-    for text in ("W002", "age 47.3", "13.17% over 5 years", "very_high", "every 12 months",
+    for text in ("W002", "age 47.3", "13.17% over 5 years", "Very high risk (five-year &gt;= 6%)", "every 12 months",
                  "supplemental breast MRI", "MyPeBS trial (NCT03672331)", "average for her age", "her risk",
                  "supports, and does not replace, a clinician's decision", "2026-11-21"):
         assert text in page, text
@@ -87,7 +87,8 @@ def test_report_for_a_row_without_a_recommendation(example):
     table = out.assign(id=cohort["id"], age=cohort["age"])
     i = int(np.flatnonzero(cohort["id"] == "W014")[0])  # 88: out of the Gail model's range
     page = render_report(table.iloc[i], None, date="2026-11-21")
-    assert "not available (out_of_range" in page and "No recommendation (out_of_range)." in page
+    assert "not available (out_of_range" in page
+    assert "No recommendation from this policy (outside the ages this guideline covers)." in page  # was: raw status
     assert "The average line needs an age of 35–74" in page and "polyline" not in page
 
 
@@ -124,7 +125,7 @@ def test_readme_sequence_risks_recommendations_reports_and_fhir(tmp_path):
     i = int(np.flatnonzero(cohort["id"] == "W002")[0])
     facts = _facts(pages[i].read_text(encoding="utf-8"))
     assert facts["Risk"] == f"{out['risk'].iat[i] * 100:.2f}% over 5 years" and facts["Model"] == "gail"
-    assert facts["Category"] == "very_high" and facts["Policy"].startswith("MyPeBS")
+    assert facts["Category"] == "Very high risk (five-year &gt;= 6%)" and facts["Policy"].startswith("MyPeBS")
     ra = resources[i]
     assert ra["status"] == "final" and ra["method"] == {"text": "riskmodel: gail model"}
     assert ra["prediction"][0]["probabilityDecimal"] == pytest.approx(out["risk"].iat[i], abs=1e-8)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -539,11 +540,13 @@ def clinic_table(results: pd.DataFrame, *, risks: pd.DataFrame | None = None, co
     return table, applied
 
 
-def policy_citation(policy: Policy) -> dict[str, str]:
+def policy_citation(policy: Policy) -> dict[str, Any]:
     """What a report cites of the policy that was applied: ``id``, ``version``, ``title``,
-    ``citation`` (its source) and ``file`` (where it was read from)."""
+    ``citation`` (its source), ``file`` (where it was read from), ``short`` and ``url`` (the
+    source's short name and address) and ``categories`` (category id -> its label, for reports)."""
     return {"id": policy.id, "version": policy.version, "title": policy.title, "citation": policy.source.citation,
-            "file": policy.path}
+            "file": policy.path, "short": policy.source.short, "url": policy.source.url,
+            "categories": {c.id: c.label for c in policy.categories}}
 
 
 def applied_policy(table: pd.DataFrame | pd.Series, carried: dict[str, str] | None,
