@@ -226,3 +226,103 @@ def test_a_failing_page_leaves_no_folder_or_partial_file(example, tmp_path, monk
     with pytest.raises(OSError, match="disk full"):
         write_reports(out.iloc[:3], tmp_path / "pages", cohort=cohort.iloc[:3], pdf=True, date="2026-11-21")
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- issue 20: the report a clinician reads
+
+
+def _page_for(policy: str, woman: str, **cohort_changes) -> str:
+    cohort = pd.read_csv(EXAMPLE).assign(**cohort_changes)
+    scored = riskmodel.predict_risk(cohort)
+    out = add_recommendations(scored, cohort, policy)
+    i = int(np.flatnonzero(cohort["id"] == woman)[0])
+    return render_report(out.iloc[i], risk_curves(scored, cohort)[i], date="2026-11-21", answers=cohort.iloc[i])
+
+
+def _flags(page: str) -> list[str]:
+    return re.findall(r'<li class="flag">([^<]*)</li>', page)
+
+
+def test_her_answers_are_echoed_in_plain_language():
+    page = _page_for("mypebs", "W002")
+    answers = re.search(r'<table class="facts answers">(.*?)</table>', page, re.S)[1]
+    got = _facts(answers)
+    assert got["Age"] == "47.3 years" and got["Race/ethnicity"] == "White"
+    assert got["First live birth"] == "none (no live birth)" and got["Atypical hyperplasia on a biopsy"] == "yes"
+    assert got["Breast density (BI-RADS)"] == "c: heterogeneously dense" and got["BRCA1/2 test"] == "not given"
+    assert got["Mother, sisters or daughters with breast cancer"] == "2" and got["Breast biopsies"] == "2"
+
+
+def test_five_year_and_lifetime_lines_and_which_decided():
+    cohort = pd.read_csv(EXAMPLE)
+    i = int(np.flatnonzero(cohort["id"] == "W002")[0])
+    lifetime = riskmodel.predict_risk(cohort, horizon="lifetime")["risk"].iat[i]
+    acr = _facts(_page_for("acr2023", "W002"))
+    assert acr["Lifetime risk (to age 90)"] == f"{lifetime * 100:.2f}% (this decided the recommendation)"
+    assert acr["Risk"] == "13.17% over 5 years"
+    mypebs = _facts(_page_for("mypebs", "W002"))
+    assert mypebs["Lifetime risk (to age 90)"] == f"{lifetime * 100:.2f}%"  # shown even when it did not decide
+
+
+def test_category_and_policy_are_labels_and_why_is_plain_language():
+    page = _page_for("mypebs", "W020")
+    facts = _facts(page)
+    assert facts["Category"] == "High risk (five-year 1.67% to &lt; 6%)"
+    assert facts["Policy"] == "MyPeBS risk-stratified screening, version 2019.1"
+    why = re.search(r"<strong>Why:</strong>(.*?)</div>", page, re.S)[1]
+    assert "her five-year risk, 2.03%, is at or above 1.67% and below 6%" in why
+    assert "Source: MyPeBS trial (NCT03672331)" in why
+    assert not re.search(r"is in [\[(]", page) and "[1.67%, 6%)" not in page
+
+
+def test_every_caveat_is_on_the_page():
+    page = _page_for("mypebs", "W020")
+    caveats = re.findall(r'<li class="caveat">([^<]*)</li>', page)
+    assert any(c.startswith("BRCA unknown: carrier rule not applied") for c in caveats)
+    assert any(c.startswith("Not verified against the primary source") for c in caveats)
+
+
+def test_a_brca1_carrier_outside_the_policy_is_flagged_at_the_top_without_a_reassuring_chart():
+    page = _page_for("mypebs", "W012")
+    flags = _flags(page)
+    assert flags and "Outside this guideline&#x27;s scope" in flags[0] and "BRCA1" in flags[0]
+    assert "Refer her for high-risk assessment" in flags[0]
+    assert page.index('class="flag"') < page.index('<table class="facts">')
+    assert "<svg" not in page and "Category</th><td>none" not in page
+
+
+def test_acr_with_a_gail_lifetime_risk_is_flagged_at_the_top():
+    page = _page_for("acr2023", "W002")
+    flags = _flags(page)
+    assert len(flags) == 1 and flags[0].startswith("Not accepted by this guideline: ACR 2023 asks for lifetime risk")
+    assert page.index('class="flag"') < page.index("<th>Recommendation</th>")
+    assert "Caveat:" not in re.search(r"<strong>Why:</strong>(.*?)</div>", page, re.S)[1]
+
+
+def test_a_short_version_for_her():
+    page = _page_for("mypebs", "W020")
+    forher = re.search(r'<div class="forher">(.*?)</div>', page, re.S)[1]
+    assert "Your estimated chance of being diagnosed with breast cancer in the next 5 years is 2.0%" in forher
+    assert "every 12 months" in forher and "not a diagnosis" in forher
+
+
+def test_everything_rendered_is_escaped():
+    page = _page_for("mypebs", "<b>x1</b>", id=[f"<b>x{i}</b>" for i in range(20)],
+                     race=["white", "<i>white</i>"] + ["white"] * 18)
+    assert "<b>" not in page and "<i>" not in page and "&lt;i&gt;white&lt;/i&gt;" in page
+
+
+def test_a_days_list_gets_an_index_and_one_combined_pdf(example, tmp_path):
+    cohort, _, out = example
+    paths = write_reports(out.iloc[:3], tmp_path / "day", cohort=cohort.iloc[:3], pdf=True, date="2026-11-21",
+                          index=True)
+    assert [p.name for p in paths[-2:]] == ["index.html", "reports.pdf"]
+    index = paths[-2].read_text(encoding="utf-8")
+    links = re.findall(r'<a href="([^"]+)">([^<]+)</a>', index)
+    assert links == [("W001.html", "W001"), ("W002.html", "W002"), ("W003.html", "W003")]
+    pdf = paths[-1].read_bytes()
+    assert pdf.startswith(b"%PDF") and pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ") >= 7
+    # an id that would overwrite the index falls back to row numbers
+    named = write_reports(out.iloc[:2], tmp_path / "x", cohort=cohort.iloc[:2].assign(id=["index", "W2"]),
+                          index=True, date="2026-11-21")
+    assert [p.name for p in named] == ["row00000.html", "row00001.html", "index.html"]

@@ -39,8 +39,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                        "same model (default: the women in RISKS)")
     p.add_argument("--fhir", metavar="FILE", help="also write FHIR R4 RiskAssessment resources: .ndjson (one per "
                                                   "line) or .json (a Bundle)")
-    p.add_argument("--report", metavar="DIR", help="also write one HTML page per woman into DIR")
-    p.add_argument("--pdf", action="store_true", help="with --report: also a one-page PDF per woman")
+    p.add_argument("--report", metavar="DIR", help="also write one HTML page per woman into DIR, and DIR/index.html "
+                                                   "(the list of women, with links)")
+    p.add_argument("--pdf", action="store_true", help="with --report: also a PDF per woman and DIR/reports.pdf (the "
+                                                      "index, then every woman's pages)")
     p.add_argument("--date", help="assessment date for FHIR and reports (YYYY-MM-DD; default today)")
     add_quiet(p, "no summary line")
     p.set_defaults(func=run)
@@ -84,8 +86,10 @@ def run(args: argparse.Namespace) -> int:
     extra = []
     with interrupt_on_sigterm(), AtomicWriter(args.output, out_fmt) as writer:
         if args.report is not None:  # rendered into a temporary folder, moved in only when complete
-            pages = write_reports(out, args.report, cohort=cohort, pdf=args.pdf, date=args.date, policy=policy)
-            extra.append(f"{len(pages)} report files -> {args.report}")
+            pages = write_reports(out, args.report, cohort=cohort, pdf=args.pdf, date=args.date, policy=policy,
+                                  index=True)
+            shared = [p.name for p in pages if p.name in ("index.html", "reports.pdf")]
+            extra.append(f"{len(pages) - len(shared)} report files + {' + '.join(shared)} -> {args.report}")
         if fhir is not None:
             extra.insert(0, f"FHIR -> {write_atomically(Path(args.fhir), fhir)}")
         writer.write(out)  # -o: renamed into place as the block ends; stdout: written last

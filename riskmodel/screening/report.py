@@ -90,7 +90,7 @@ def _nice_max(v: float) -> float:
 
 def _svg(curve: np.ndarray | None, average: np.ndarray | None) -> str:
     """An inline SVG line chart of cumulative risk (%) against years 0–5."""
-    w, h, left, right, top, bottom = 520, 260, 56, 150, 14, 40
+    w, h, left, right, top, bottom = 560, 260, 56, 190, 14, 40
     pw, ph = w - left - right, h - top - bottom
     values = [v for arr in (curve, average) if arr is not None for v in arr if np.isfinite(v)]
     ymax = _nice_max(max(values) * 1.1 if values else 0.01)
@@ -431,8 +431,11 @@ def render_report(row: pd.Series, curve: np.ndarray | None = None, *, date: str 
     pol = _row_policy(row, policy)
     date = fhir_datetime(date) if date is not None else None
     given = _own_answers(row) if answers is None else answers
+    missing = {k: v for k, v in given.items() if k in ("id", "age", "race") and k not in row.index}
+    row = pd.concat([row, pd.Series(missing, dtype=object)]) if missing else row  # as clinic_table does for a table
     one = row.to_frame().T.infer_objects()
-    gail_input = _cohort_rows(one, pd.DataFrame([dict(given.items())], index=one.index)) if given else None
+    given_frame = pd.DataFrame([dict(given.items())], index=one.index)
+    gail_input = _cohort_rows(one, given_frame) if len(given_frame.columns) else None
     lines = _measure_lines(one, gail_input)[0]
     return _html(_page(row, curve, date=date, pol=pol, answers=given, lines=lines))
 
