@@ -34,9 +34,11 @@ def test_recommend_with_cohort_fhir_and_reports(risks, tmp_path, capsys):
     assert (w002["category"], w002["interval_months"], w002["supplemental"]) == ("very_high", 12.0, "mri")
     lines = (tmp_path / "ra.ndjson").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 20 and json.loads(lines[0])["resourceType"] == "RiskAssessment"
-    assert len(list((tmp_path / "pages").glob("*.html"))) == 20
+    assert len([p for p in (tmp_path / "pages").glob("*.html") if p.name != "index.html"]) == 20
+    index = (tmp_path / "pages" / "index.html").read_text(encoding="utf-8")  # the day's list links every page
+    assert index.count('<a href="W0') == 20
     err = capsys.readouterr().err
-    assert "applied mypebs 2019.1 to 20 rows" in err and "FHIR ->" in err and "20 report files" in err
+    assert "applied mypebs 2019.1 to 20 rows" in err and "FHIR ->" in err and "20 report files + index.html" in err
 
 
 def test_recommend_from_keep_input(tmp_path):

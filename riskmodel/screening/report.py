@@ -326,7 +326,8 @@ def _page(row: pd.Series, curve: np.ndarray | None, *, date: str | None, pol: di
     )
     page.summary = {"five": f"{five[0] * 100:.2f}%" if np.isfinite(five[0]) else "—",
                     "lifetime": f"{life[0] * 100:.2f}%" if np.isfinite(life[0]) else "—",
-                    "category": category, "recommendation": rec, "flags": " ".join(f.split(":")[0] + "." for f in flags)}
+                    "category": category, "recommendation": rec,
+                    "flags": " ".join(f.split(":")[0] + "." for f in flags)}
     return page
 
 
@@ -634,9 +635,9 @@ class _Flow:
     def pairs(self, pairs: list[tuple[str, str]], size: float = 9.0) -> None:
         for label, value in pairs:
             y = self.y
-            self.text(label, size=size, weight="bold", width=38, gap=0)
+            self.text(label, size=size, weight="bold", width=34, gap=0)
             after, self.y = self.y, y
-            self.text(value, size=size, x=0.38, width=70, gap=0)
+            self.text(value, size=size, x=0.42, width=60, gap=0)
             self.y = min(self.y, after) - 0.002
 
 
@@ -655,10 +656,10 @@ def _pdf_figures(page: _Page) -> list:
     for caveat in page.caveats:
         flow.text("Caveat: " + caveat, size=8.8, width=110, color="#6b4a00")
     if page.curve is not None or page.average is not None:
-        if flow.y < 0.36:
+        if flow.y < 0.40:
             flow.new_page()
         _pdf_chart(flow.figures[-1], page, top=flow.y)
-        flow.y -= 0.30
+        flow.y -= 0.34
     flow.text(page.chart_note, size=7.5, width=130, color="#444444")
     flow.text(f"Policy source: {page.source}", size=7.5, width=130, color="#444444")
     flow.text(SUPPORT_NOT_REPLACE, size=9.5, weight="bold")
