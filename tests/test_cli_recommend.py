@@ -176,8 +176,9 @@ def test_recommend_pdf_with_math_like_ids(tmp_path):
     assert cli.main(["predict", str(tmp_path / "cohort.csv"), "-o", str(tmp_path / "risks.csv"), "-q"]) == 0
     assert cli.main(["recommend", str(tmp_path / "risks.csv"), "--cohort", str(tmp_path / "cohort.csv"), "--report",
                      str(tmp_path / "pages"), "--pdf", "--date", "2026-11-21", "-q"]) == 0
-    pdfs = sorted((tmp_path / "pages").glob("*.pdf"))
-    assert len(pdfs) == 2 and all(p.read_bytes().startswith(b"%PDF") for p in pdfs)
+    pdfs = sorted((tmp_path / "pages").glob("*.pdf"))  # two women, and reports.pdf (all of them in one file)
+    assert [p.name for p in pdfs][-1] == "reports.pdf"
+    assert len(pdfs) == 3 and all(p.read_bytes().startswith(b"%PDF") for p in pdfs)
 
 
 def test_recommend_fhir_resources_validate(risks, tmp_path):
