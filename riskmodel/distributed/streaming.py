@@ -131,6 +131,10 @@ def malformed_rows(source: str | bytes, fmt: str) -> dict[int, str]:
     return check.rows if check.parsed and check.longer is None else {}
 
 
+#: Bytes pyarrow's parser reads at a time in :func:`field_problems` (it reads a few blocks ahead).
+FIELD_CHECK_BLOCK = 1 << 22
+
+
 class FieldCheck(NamedTuple):
     """What :func:`field_problems` found in a CSV/TSV.
 
@@ -164,7 +168,7 @@ def field_problems(source: str | bytes, fmt: str) -> FieldCheck:
             longer.append(f"{where}: {row.actual_columns} fields where the header has {row.expected_columns}")
         return "skip"
 
-    read = pcsv.ReadOptions(use_threads=False, block_size=1 << 24)
+    read = pcsv.ReadOptions(use_threads=False, block_size=FIELD_CHECK_BLOCK)
     parse = pcsv.ParseOptions(delimiter=SEPARATORS[fmt], newlines_in_values=True, invalid_row_handler=invalid)
     with _binary_source(source) as fh:
         try:
@@ -180,7 +184,7 @@ def field_problems(source: str | bytes, fmt: str) -> FieldCheck:
     for row, actual, expected in short:
         found[row] = f"{actual} field(s) where the header has {expected}; the row is not scored"
     with _binary_source(source) as fh:
-        has_nul = any(b"\x00" in block for block in iter(lambda: fh.read(1 << 24), b""))
+        has_nul = any(b"\x00" in block for block in iter(lambda: fh.read(1 << 20), b""))
     if has_nul:
         found.update(_nul_rows(source, fmt, [r for r, _, _ in short]))
     return FieldCheck(found, None, True)
