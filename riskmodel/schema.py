@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 import re
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -191,7 +191,7 @@ def is_blank(s: pd.Series, na_values: Iterable[str] | None = None) -> np.ndarray
         if numbers and pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
             return missing | s.isin(numbers).to_numpy()
         return missing
-    return missing | s.astype(str).str.strip().str.lower().isin(tokens).to_numpy()
+    return missing | text_key(s).isin(tokens).to_numpy()
 
 
 def _number_tokens(tokens: frozenset[str]) -> list[float]:
@@ -211,10 +211,32 @@ def not_real_cells(s: pd.Series) -> np.ndarray:
         return s.notna().to_numpy(dtype=bool)
     if pd.api.types.is_complex_dtype(s.dtype):
         return np.ones(len(s), dtype=bool)
-    if s.dtype != object:
+    if s.dtype != object or pd.api.types.infer_dtype(s, skipna=True) in _NO_BOOL_OR_COMPLEX:
         return np.zeros(len(s), dtype=bool)
     kinds = (bool, np.bool_, complex, np.complexfloating)
     return np.fromiter((isinstance(v, kinds) for v in s.to_numpy(dtype=object)), dtype=bool, count=len(s))
+
+
+#: ``pandas.api.types.infer_dtype`` kinds of an object column that cannot hold a boolean or complex number.
+_NO_BOOL_OR_COMPLEX = frozenset({"string", "empty", "floating", "integer", "mixed-integer-float", "decimal"})
+
+
+def to_numbers(s: pd.Series) -> np.ndarray:
+    """``pandas.to_numeric(s, errors="coerce")`` as float64 (NaN where not a number), shape ``(n,)``.
+
+    For a text or object column the conversion runs once per distinct value (a cohort column holds few),
+    which gives the same numbers as converting every cell.
+
+    Examples:
+        >>> to_numbers(pd.Series(["1", "x", None, "1", 2.5])).tolist()
+        [1.0, nan, nan, 1.0, 2.5]
+    """
+    if s.dtype != object and not pd.api.types.is_string_dtype(s.dtype):
+        return pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    codes, distinct = pd.factorize(s.to_numpy(dtype=object))
+    numbers = pd.to_numeric(pd.Series(distinct, dtype=object), errors="coerce").to_numpy(dtype=np.float64,
+                                                                                         na_value=np.nan)
+    return np.append(numbers, np.nan)[codes]  # code -1 (missing) takes the appended NaN
 
 
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
@@ -342,7 +364,7 @@ def _numeric(name: str, s: pd.Series, cohort: ValidatedCohort, na: frozenset[str
         return out
     if pd.api.types.is_datetime64_any_dtype(s.dtype) or isinstance(s.dtype, pd.PeriodDtype):
         raise SchemaError(name, f"has dtype {s.dtype}; expected numbers")
-    coerced = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    coerced = to_numbers(s)
     blank = is_blank(s, na)
     coerced[blank] = np.nan
     bad = np.isnan(coerced) & ~blank & ~not_real
@@ -359,7 +381,7 @@ def _binary(name: str, s: pd.Series, cohort: ValidatedCohort, na: frozenset[str]
     if s.dtype != object and not pd.api.types.is_string_dtype(s.dtype):
         return _numeric(name, s, cohort, na)
     values = s.to_numpy(dtype=object)
-    key = s.astype(str).str.strip().str.lower()
+    key = text_key(s)
     is_bool = np.fromiter((isinstance(v, bool | np.bool_) for v in values), dtype=bool, count=len(s))
     yes = (key.isin(_TRUE).to_numpy() & ~key.isin(("1", "1.0")).to_numpy()) | (is_bool & (key == "true").to_numpy())
     no = (key.isin(_FALSE).to_numpy() & ~key.isin(("0", "0.0")).to_numpy()) | (is_bool & (key == "false").to_numpy())
@@ -385,7 +407,7 @@ def _coded(
     if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
         named = _name_key(s).isin(names.keys()).to_numpy()  # a name ("unknown" race) before an unknown token
     known = (~is_blank(s, na) | named) & ~not_real
-    as_num = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    as_num = to_numbers(s)
     is_code = np.isin(as_num, np.asarray(codes, dtype=np.float64))
     out[is_code] = as_num[is_code]
     rest = known & ~is_code
@@ -407,8 +429,43 @@ def _coded(
 
 def _name_key(s: pd.Series) -> pd.Series:
     """Text as a name key: case-insensitive; spaces, hyphens, commas and brackets read as underscores."""
-    return (s.astype(str).str.strip().str.lower().str.replace(r"[\s\-,()/]+", "_", regex=True)
-            .str.strip("_"))
+    return on_distinct_text(s, lambda u: u.str.strip().str.lower().str.replace(r"[\s\-,()/]+", "_", regex=True)
+                            .str.strip("_"))
+
+
+def on_distinct_text(s: pd.Series, transform: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    """``transform`` (an element-wise text operation) of ``str(value)`` for every cell, computed once per distinct text.
+
+    A cohort column holds few distinct values (codes, names, yes/no), so this is the same as
+    ``transform(s.astype(str))`` cell by cell but costs one pass to find the distinct texts instead of one
+    Python-level string operation per row. The distinct values are taken after ``str()``, so ``True``, ``1``
+    and ``1.0`` stay distinct (they hash equal as Python objects).
+
+    Args:
+        s: a column, shape ``(n,)``.
+        transform: maps a Series of text to a Series of the same length (e.g. ``lambda u: u.str.lower()``).
+
+    Returns:
+        An object Series, shape ``(n,)``, with ``s``'s index.
+
+    Examples:
+        >>> on_distinct_text(pd.Series([" A", "b", " A", True, 1]), lambda u: u.str.strip().str.lower()).tolist()
+        ['a', 'b', 'a', 'true', '1']
+    """
+    text = s.astype(str)
+    codes, distinct = pd.factorize(text.to_numpy(dtype=object), use_na_sentinel=False)
+    done = transform(pd.Series(distinct, dtype=object)).to_numpy(dtype=object)
+    return pd.Series(done[codes], index=s.index, dtype=object)
+
+
+def text_key(s: pd.Series) -> pd.Series:
+    """Each cell's text stripped and lower-cased (computed once per distinct text), shape ``(n,)``.
+
+    Examples:
+        >>> text_key(pd.Series([" Yes", "NO", None])).tolist()
+        ['yes', 'no', 'none']
+    """
+    return on_distinct_text(s, lambda u: u.str.strip().str.lower())
 
 
 def _boolean(name: str, s: pd.Series, cohort: ValidatedCohort, na: frozenset[str]) -> np.ndarray:
@@ -421,7 +478,7 @@ def _boolean(name: str, s: pd.Series, cohort: ValidatedCohort, na: frozenset[str
         if _number_tokens(na):
             out[is_blank(s, na)] = np.nan
     else:
-        key = s.astype(str).str.strip().str.lower()
+        key = text_key(s)
         out = np.where(key.isin(_TRUE), 1.0, np.where(key.isin(_FALSE), 0.0, np.nan))
         out[s.isna().to_numpy()] = np.nan
         bad = np.isnan(out) & ~is_blank(s, na)

@@ -40,6 +40,8 @@ from riskmodel.distributed.parts import NUMERIC_KINDS
 from riskmodel.distributed.streaming import (
     AtomicWriter,
     ChunkedTable,
+    FieldCheck,
+    field_problems,
     interrupt_on_sigterm,
     malformed_rows,
 )
@@ -236,6 +238,19 @@ def is_model_folder(model: str) -> bool:
     return model not in MODELS and Path(model).is_dir()
 
 
+def _columns_read(renamed: Sequence[Any], match: ColumnMatch, horizon: float | str) -> list[str]:
+    """The input's columns that scoring reads: those matched to canonical ones and a horizon column.
+
+    Args:
+        renamed: the header's columns after ``match`` renamed them.
+    """
+    originals = list(match.used)
+    if isinstance(horizon, str) and horizon in renamed:
+        reverse = {v: k for k, v in match.used.items()}
+        originals.append(reverse.get(horizon, horizon))
+    return [str(c) for c in dict.fromkeys(originals)]
+
+
 def _check_horizon_column(horizon: float | str | None, columns: Sequence[Any]) -> None:
     if isinstance(horizon, str) and horizon != "lifetime" and horizon not in columns:
         raise ParameterError("horizon", horizon, "not a number, 'lifetime' or a column of the input")
@@ -337,7 +352,11 @@ def predict_file(
         check_input_file(input)
         fmt = table_format(input)
         header = read_header(input, fmt)
-        flagged = {} if fmt == "parquet" else malformed_rows(input, fmt)
+        fields = FieldCheck({}, None, True) if fmt == "parquet" else field_problems(input, fmt)
+        if fields.longer is not None:
+            raise ValueError(f"{input}: cannot read as {fmt}: {fields.longer} (a separator inside an "
+                             f"unquoted value?); no row was scored")
+        flagged = fields.rows
     check_unique_columns(header, input, names)
     match = None
     if not bcra:
@@ -367,8 +386,11 @@ def predict_file(
     if not whole:
         # The whole-column rule, over the file's own names (matched to canonical ones).
         numeric = [] if match is None else [k for k, c in match.used.items() if COLUMNS[c].kind in NUMERIC_KINDS]
+        # Only the columns scoring reads, unless the output or a postprocess needs the others.
+        prune = match is not None and not keep_input and postprocess is None and fields.parsed
+        read_columns = _columns_read(header.columns, match, horizon) if prune else None
         table = ChunkedTable(input, fmt, chunk_rows, check_columns=numeric, progress=progress,
-                             text_columns=ID_COLUMNS)
+                             text_columns=ID_COLUMNS, read_columns=read_columns)
         n = table.n_rows
     bar = None
     if progress and n >= progress_min_rows and loaded is None:

@@ -27,6 +27,7 @@ import gzip
 import io
 import lzma
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -34,7 +35,7 @@ import threading
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -123,20 +124,51 @@ def malformed_rows(source: str | bytes, fmt: str) -> dict[int, str]:
 
     Returns:
         ``{row: message}``, rows numbered from 0 as pandas numbers the data rows (blank lines
-        skipped); empty when every row is well formed.
+        skipped); empty when every row is well formed, and for a file with a row of more fields
+        than the header (pandas' own reading of it decides).
     """
+    check = field_problems(source, fmt)
+    return check.rows if check.parsed and check.longer is None else {}
+
+
+#: Bytes pyarrow's parser reads at a time in :func:`field_problems` (it reads a few blocks ahead).
+FIELD_CHECK_BLOCK = 1 << 22
+
+
+class FieldCheck(NamedTuple):
+    """What :func:`field_problems` found in a CSV/TSV.
+
+    Attributes:
+        rows: ``{row: message}`` for rows with fewer fields than the header or a NUL byte.
+        longer: the first row with more fields than the header (``"line 3: 5 fields where the header
+            has 4"``), or None. pandas refuses such a file, or drops the extra field without a word when
+            it reads in small chunks or only some columns.
+        parsed: False when pyarrow could not parse the file (pandas' own reading reports why).
+    """
+
+    rows: dict[int, str]
+    longer: str | None
+    parsed: bool
+
+
+def field_problems(source: str | bytes, fmt: str) -> FieldCheck:
+    """:func:`malformed_rows`'s findings, and the first row with more fields than the header (:class:`FieldCheck`)."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
     found: dict[int, str] = {}
     short: list[tuple[int, int, int]] = []
+    longer: list[str] = []
 
     def invalid(row: Any) -> str:
         if row.actual_columns < row.expected_columns and row.number is not None:
             short.append((int(row.number) - 2, row.actual_columns, row.expected_columns))
-        return "skip" if row.actual_columns < row.expected_columns else "error"
+        if row.actual_columns > row.expected_columns and not longer:
+            where = f"line {row.number}" if row.number is not None else "a row"
+            longer.append(f"{where}: {row.actual_columns} fields where the header has {row.expected_columns}")
+        return "skip"
 
-    read = pcsv.ReadOptions(use_threads=False, block_size=1 << 24)
+    read = pcsv.ReadOptions(use_threads=False, block_size=FIELD_CHECK_BLOCK)
     parse = pcsv.ParseOptions(delimiter=SEPARATORS[fmt], newlines_in_values=True, invalid_row_handler=invalid)
     with _binary_source(source) as fh:
         try:
@@ -146,14 +178,16 @@ def malformed_rows(source: str | bytes, fmt: str) -> dict[int, str]:
             for _ in pcsv.open_csv(fh, read_options=read, parse_options=parse, convert_options=convert):
                 pass
         except (pa.ArrowInvalid, ValueError, IndexError, pd.errors.EmptyDataError):
-            return {}  # a file pandas cannot parse either: pandas' own error is reported when it reads it
+            return FieldCheck({}, None, False)  # pandas cannot parse it either: its error is reported when it reads it
+    if longer:
+        return FieldCheck({}, longer[0], True)
     for row, actual, expected in short:
         found[row] = f"{actual} field(s) where the header has {expected}; the row is not scored"
     with _binary_source(source) as fh:
-        has_nul = any(b"\x00" in block for block in iter(lambda: fh.read(1 << 24), b""))
+        has_nul = any(b"\x00" in block for block in iter(lambda: fh.read(1 << 20), b""))
     if has_nul:
         found.update(_nul_rows(source, fmt, [r for r, _, _ in short]))
-    return found
+    return FieldCheck(found, None, True)
 
 
 def _nul_rows(source: str | bytes, fmt: str, short: list[int]) -> dict[int, str]:
@@ -202,6 +236,10 @@ class ChunkedTable:
         progress: show a progress bar (stderr) over the scan of a file larger than one chunk.
         text_columns: columns read as text (:func:`text_read_options`; Parquet: integer columns
             cast to text), e.g. :data:`ID_COLUMNS`; default none (pandas' types).
+        read_columns: read only these columns (names as pandas gives them), in file order; default
+            all. Each column's values and types are the same as when every column is read; the
+            caller checks the rows' field counts (:func:`field_problems`), which pandas checks only
+            over the columns it reads.
 
     Raises:
         ValueError: the file cannot be parsed (naming the file and the parser's message).
@@ -209,7 +247,8 @@ class ChunkedTable:
     """
 
     def __init__(self, path: str, fmt: str, chunk_rows: int, *, check_columns: Sequence[str] = (),
-                 progress: bool = False, text_columns: Sequence[str] = ()):
+                 progress: bool = False, text_columns: Sequence[str] = (),
+                 read_columns: Sequence[str] | None = None):
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows={chunk_rows}: must be at least 1")
         self.path, self.fmt, self.chunk_rows = path, fmt, int(chunk_rows)
@@ -220,6 +259,7 @@ class ChunkedTable:
         self._dtypes: dict[str, Any] = {}
         self._bool_na: list[str] = []
         self._widen: dict[str, Any] = {}
+        self._usecols: list[str] | None = None if read_columns is None else list(read_columns)
         if fmt == "parquet":
             self._scan_parquet(check_columns)
         elif fmt in SEPARATORS:
@@ -229,18 +269,25 @@ class ChunkedTable:
 
     # ------------------------------------------------------------------ text
 
-    def _read_csv(self, **options: Any) -> Any:
+    def _read_csv(self, chunked: bool = True, **options: Any) -> Any:
         options = {**self._text_options, **options}
         options["dtype"] = {**options.get("dtype", {}), **self._text_options.get("dtype", {})}
-        return pd.read_csv(self.path, sep=SEPARATORS[self.fmt], chunksize=self.chunk_rows, **options)
+        if chunked:
+            options["chunksize"] = self.chunk_rows
+        return pd.read_csv(self.path, sep=SEPARATORS[self.fmt], **options)
 
     def _scan_text(self, check_columns: Sequence[str], progress: bool) -> None:
-        if self.text_columns:
+        if self.text_columns or self._usecols is not None:
             try:
-                header = pd.read_csv(self.path, sep=SEPARATORS[self.fmt], nrows=0).columns
+                header = [str(c) for c in pd.read_csv(self.path, sep=SEPARATORS[self.fmt], nrows=0).columns]
             except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
                 raise cannot_read(self.path, self.fmt, exc) from exc
-            self._text_options = text_read_options([str(c) for c in header], self.text_columns)
+            self._text_options = text_read_options(header, self.text_columns)
+            if self._usecols is not None:  # by position: pandas' names of repeated columns are its own
+                wanted = set(self._usecols)
+                self._text_options["usecols"] = [i for i, name in enumerate(header) if name in wanted]
+                self._text_options["dtype"] = {k: v for k, v in self._text_options.get("dtype", {}).items()
+                                               if k in wanted}
         seen: dict[str, list[Any]] = {}
         float_values: dict[str, bool] = {}
         check = TextColumnCheck()
@@ -271,7 +318,7 @@ class ChunkedTable:
             if bar is not None:
                 bar.close()
         if chunks == 0:  # pandas yields nothing for a header-only file
-            self._single = pd.read_csv(self.path, sep=SEPARATORS[self.fmt], **self._text_options)
+            self._single = self._read_csv(chunked=False)
             self.columns = [str(c) for c in self._single.columns]
             return
         final = {name: _whole_file_dtype(dtypes, float_values.get(name, False)) for name, dtypes in seen.items()}
@@ -362,7 +409,7 @@ class ChunkedTable:
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
         if self.fmt == "parquet":
-            yield from self._parquet_chunks()
+            yield from self._parquet_chunks(self._usecols)
             return
         if self._single is not None:
             yield self._single
@@ -455,7 +502,11 @@ class AtomicWriter:
                 header = True
             else:
                 header = False
-            frame.to_csv(self._handle, index=False, header=header, sep=SEPARATORS[self.fmt])
+            text = csv_text(frame, SEPARATORS[self.fmt], header)
+            if text is None:
+                frame.to_csv(self._handle, index=False, header=header, sep=SEPARATORS[self.fmt])
+            else:
+                self._handle.write(text)
         self.rows += len(frame)
 
     def _write_parquet(self, frame: pd.DataFrame) -> None:
@@ -522,6 +573,81 @@ class AtomicWriter:
             if self._tmp is not None and os.path.exists(self._tmp):
                 os.remove(self._tmp)
             self._tmp = None
+
+
+def _float_text(values: np.ndarray) -> Any:
+    """float64 values as the text pandas writes (Python's ``repr``; NaN: null), as a pyarrow string array."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pc.cast(pa.array(values, from_pandas=True), pa.string())  # shortest round-trip digits, NaN -> null
+    # Arrow writes integral values without ".0" ("5", "-0") where repr writes "5.0", "-0.0".
+    integral = pc.fill_null(pc.match_substring_regex(text, r"^-?[0-9]+$"), False)
+    text = pc.if_else(integral, pc.binary_join_element_wise(text, ".0", ""), text)
+    # Arrow and repr switch to exponent notation at different magnitudes (repr: below 1e-4 and from 1e16):
+    # those few cells are written by repr itself.
+    with np.errstate(invalid="ignore"):
+        size = np.abs(values)
+        exponent = pc.fill_null(pc.match_substring(text, "e"), False).to_numpy(zero_copy_only=False)
+        odd = np.flatnonzero(((size < 1e-4) & (size > 0)) | exponent)
+    if len(odd):
+        patched = np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)
+        patched[odd] = [repr(float(v)) for v in values[odd]]
+        text = pa.array(patched, type=pa.string())
+    return text
+
+
+def _column_text(s: pd.Series) -> Any:
+    """One column as pyarrow text the way ``DataFrame.to_csv`` writes it, or None for a kind not handled here."""
+    import pyarrow as pa
+
+    if s.dtype == np.float64:
+        return _float_text(s.to_numpy())
+    if s.dtype.kind in "iu":
+        return pa.array(s.to_numpy()).cast(pa.string())
+    if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
+        if pd.api.types.infer_dtype(s, skipna=True) not in ("string", "empty"):
+            return None
+        return pa.array(s.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    return None
+
+
+def csv_text(frame: pd.DataFrame, sep: str, header: bool) -> str | None:
+    r"""``frame.to_csv(index=False, sep=sep, header=header)``, the same text, built with pyarrow's kernels.
+
+    Handles frames of float64, integer and text columns (two columns or more; text: ``str`` or missing),
+    which is what scoring writes; returns None for anything else, and the caller lets pandas write it.
+    Fields holding the separator, a double quote or a newline are quoted as pandas quotes them.
+
+    Examples:
+        >>> csv_text(pd.DataFrame({"id": ["a", None, "b,c"], "risk": [0.5, float("nan"), 5e-05]}), ",", True)
+        'id,risk\na,0.5\n,\n"b,c",5e-05\n'
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if frame.shape[1] < 2 or len(frame) == 0 or not all(isinstance(c, str) for c in frame.columns):
+        return None
+    columns = []
+    for name in frame.columns:
+        text = _column_text(frame[name])
+        if text is None:
+            return None
+        special = pc.fill_null(pc.match_substring_regex(text, "[" + re.escape(sep) + '"\n]'), False)
+        if pc.any(special).as_py():
+            quoted = pc.binary_join_element_wise('"', pc.replace_substring(text, '"', '""'), '"', "")
+            text = pc.if_else(special, quoted, text)
+        columns.append(pc.fill_null(text, ""))
+    # Each line ends in "\n"; the lines lie end to end in the result's data buffer, which is the body's text.
+    body = pc.binary_join_element_wise(pc.binary_join_element_wise(*columns, sep), "", "\n")
+    body = body.combine_chunks() if isinstance(body, pa.ChunkedArray) else body
+    offsets = np.frombuffer(body.buffers()[1], dtype=np.int32, count=len(body) + 1, offset=body.offset * 4)
+    text = body.buffers()[2].to_pybytes()[offsets[0]:offsets[-1]].decode("utf-8")
+    if header:
+        cells = ['"' + n.replace('"', '""') + '"' if re.search("[" + re.escape(sep) + '"\n]', n) else n
+                 for n in frame.columns]
+        text = sep.join(cells) + "\n" + text
+    return text
 
 
 @contextlib.contextmanager

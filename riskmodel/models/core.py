@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from riskmodel.models.base import RiskModel
-from riskmodel.schema import ColumnMatch, is_blank, match_columns, not_real_cells, validate
+from riskmodel.schema import ColumnMatch, is_blank, match_columns, not_real_cells, text_key, validate
 
 __all__ = ["LIFETIME_AGE", "OUTPUT_COLUMNS", "Horizon", "horizon_years", "prepare_and_score", "score_cohort"]
 
@@ -41,7 +41,7 @@ def _per_row_years(values: pd.Series, age: np.ndarray) -> tuple[np.ndarray, np.n
     complex number gives −inf, which the caller reports as an invalid horizon.
     """
     not_real = not_real_cells(values)
-    lifetime = values.astype(str).str.strip().str.lower().to_numpy() == "lifetime"
+    lifetime = text_key(values).to_numpy() == "lifetime"
     usable = ~lifetime & ~not_real
     years = pd.to_numeric(values.astype(object).where(usable), errors="coerce").to_numpy(dtype=np.float64,
                                                                                          na_value=np.nan)
