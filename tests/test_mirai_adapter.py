@@ -65,7 +65,8 @@ def bundle(tmp_path_factory) -> Path:
     model = make_model(seed=3)
     config = {**small_config(), "calibration": calibration().to_dict(), "sources": {}}
     out = tmp_path_factory.mktemp("mirai") / "bundle"
-    return save_bundle(out, model.state_dict(), config=config, preprocessing={"kind": "mirai", "img_size": [SIZE[1], SIZE[0]]},
+    preprocessing = {"kind": "mirai", "img_size": [SIZE[1], SIZE[0]]}  # Mirai's (width, height)
+    return save_bundle(out, model.state_dict(), config=config, preprocessing=preprocessing,
                        metadata={"imported_from": "test"})
 
 
@@ -163,7 +164,7 @@ def test_predict_risk_uses_supplied_factors_and_masks_missing_views(bundle, exam
     factors = encode_risk_factors(cols, 2)
     by_exam = exams.set_index("accession_number")
     for row, acc in enumerate(["A1", "A2"]):
-        raw, cal = expected(mirai.model, by_exam.loc[acc], factors.vectors[row])
+        cal = expected(mirai.model, by_exam.loc[acc], factors.vectors[row])[1]
         got = out.loc[row, [f"risk_{k}y" for k in range(1, 6)]].to_numpy(float)
         np.testing.assert_allclose(got, cal, rtol=0, atol=1e-6)
         assert out.loc[row, "risk"] == pytest.approx(cal[4])

@@ -37,7 +37,9 @@ from riskmodel.mirai.model import SIDE_CODES, VIEW_CODES, MiraiModel
 from riskmodel.mirai.risk_factors import COLUMN_KEYS, UNUSED_COLUMNS, encode_risk_factors
 from riskmodel.schema import ValidatedCohort
 
-__all__ = ["MIRAI_IMAGE_SIZE", "VIEW_SLOTS", "MiraiEncoding", "MiraiRiskModel", "load_image_bundle", "load_mirai_bundle"]
+__all__ = ["MIRAI_IMAGE_SIZE", "VIEW_SLOTS", "MiraiEncoding", "MiraiRiskModel", "bundle_image_size",
+           "load_image_bundle",
+           "load_mirai_bundle"]
 
 #: Mirai's input size (height, width) in pixels.
 MIRAI_IMAGE_SIZE: tuple[int, int] = (2048, 1664)

@@ -162,7 +162,8 @@ def _row_notes(n: int, columns: Mapping[str, np.ndarray]) -> np.ndarray:
     for r in range(n):
         said_no = [c for c, mask in no.items() if mask[r]]
         if said_no:
-            parts[r].append(f"Mirai encodes a 'no' like an unknown, so its prediction is used for: {', '.join(said_no)}")
+            parts[r].append(f"Mirai encodes a 'no' like an unknown, so its prediction is used for: "
+                            f"{', '.join(said_no)}")
     if "race" in columns:
         for r in np.flatnonzero(np.asarray(columns["race"], dtype=np.float64) == 4):
             parts[r].append("race=4 (other, Native American or unknown) has no single Mirai code: predicted")
