@@ -213,3 +213,35 @@ def test_tampered_mirai_bundle_is_refused(bundle, tmp_path):
     (copy / "config.json").write_text((copy / "config.json").read_text().replace('"mirai"', '"mirai" '))
     with pytest.raises(BundleError):
         load(copy)
+
+
+# ---------------------------------------------------------------------------- every front door
+
+
+def test_cli_predict_and_embed_score_a_mirai_bundle(bundle, exams, tmp_path, capsys):
+    from riskmodel import cli
+
+    exams.to_csv(tmp_path / "exams.csv", index=False)
+    cohort().to_csv(tmp_path / "women.csv", index=False)
+    assert cli.main(["predict", str(tmp_path / "women.csv"), "--bundle", str(bundle), "--exams",
+                     str(tmp_path / "exams.csv"), "-o", str(tmp_path / "risk.csv"), "--device", "cpu"]) == 0
+    assert "mirai model" in capsys.readouterr().err
+    out = pd.read_csv(tmp_path / "risk.csv", keep_default_na=False)
+    direct = riskmodel.predict_risk(cohort(), model=load(bundle), exams=exams)
+    np.testing.assert_allclose(out["risk"].astype(float), direct["risk"], atol=1e-9)
+    assert list(out["views_used"]) == list(direct["views_used"])
+    assert list(out["factors_supplied"]) == list(direct["factors_supplied"])
+    assert cli.main(["embed", "--bundle", str(bundle), "--exams", str(tmp_path / "exams.csv"), "-o",
+                     str(tmp_path / "emb.csv"), "--device", "cpu", "-q"]) == 0
+    emb = pd.read_csv(tmp_path / "emb.csv")
+    enc = load(bundle).encode(exams)
+    np.testing.assert_allclose(emb[[f"emb_{i:03d}" for i in range(32)]].to_numpy(), enc.embedding, atol=1e-5)
+    np.testing.assert_allclose(emb["risk_5y"], enc.risk[:, 4], atol=1e-9)
+
+
+def test_predict_file_without_the_key_column_names_it(bundle, exams, tmp_path):
+    from riskmodel.distributed.files import predict_file
+
+    cohort().drop(columns="exam_id").to_csv(tmp_path / "women.csv", index=False)
+    with pytest.raises(ValueError, match="no column 'exam_id'; the mirai model finds each woman's exam"):
+        predict_file(str(tmp_path / "women.csv"), str(tmp_path / "o.csv"), model=str(bundle), exams=exams)
