@@ -245,3 +245,31 @@ def test_predict_file_without_the_key_column_names_it(bundle, exams, tmp_path):
     cohort().drop(columns="exam_id").to_csv(tmp_path / "women.csv", index=False)
     with pytest.raises(ValueError, match="no column 'exam_id'; the mirai model finds each woman's exam"):
         predict_file(str(tmp_path / "women.csv"), str(tmp_path / "o.csv"), model=str(bundle), exams=exams)
+
+
+@pytest.mark.slow  # fits a fusion head and reloads it (about 40 s on a loaded 2-core machine)
+def test_hybrid_model_on_mirai_fits_saves_and_recalibrates(bundle, tmp_path):
+    from riskmodel.fusion import HybridModel, TorchHazardHead, load_hybrid
+    from riskmodel.synthetic import make_cohort, write_exams
+
+    women = make_cohort(10, seed=5)
+    women.loc[[1, 4, 7], ["event", "time"]] = [[1, 1.5], [1, 2.5], [1, 0.8]]
+    write_exams(women, tmp_path / "dicom", image_size=(64, 52), seed=2)
+    exams = riskmodel.imaging.assemble_exams(riskmodel.imaging.scan_dicoms(tmp_path / "dicom"))
+    mirai = load(bundle)
+    encoded = mirai.encode_exams(exams)  # Mirai runs once per model object; the hybrid reuses its encoding
+    hybrid = HybridModel(mirai, head=TorchHazardHead(hidden=0, epochs=5, early_stopping=False),
+                         factors=["age", "density", "brca", "prs"])  # what Mirai itself lacks: PRS, BRCA
+    hybrid.fit(women, encoded)
+    assert hybrid.embedding_dim == 32
+    before = hybrid.predict(women, encoded)
+    assert (before["status"] == "ok").all()
+    hybrid.save(tmp_path / "hybrid")
+    again = load_hybrid(tmp_path / "hybrid", device="cpu")
+    assert type(again.image_model).__name__ == "MiraiRiskModel"
+    encoded = again.image_model.encode_exams(exams)
+    pd.testing.assert_frame_equal(again.predict(women, encoded), before)
+    site = pd.DataFrame({"age_lo": [20.0, 50.0, 65.0], "age_hi": [50.0, 65.0, 95.0], "rate_per_100k": [80, 250, 400]})
+    again.recalibrate(women, encoded, site)
+    after = again.predict(women, encoded)
+    assert after["risk_5y"].mean() < before["risk_5y"].mean()  # enriched labels: recalibration lowers the baseline
