@@ -2,7 +2,8 @@
 
 Mirai's fork (reginabarzilaygroup/Mirai, tests/test_predict.py ``test_demo_data``) expects, for the four DICOMs of
 its release asset ``mirai_demo_data.zip`` (v0.8.0) and the weights of ``snapshots.zip`` (v0.8.0),
-Year 1–5 = 0.0298, 0.0483, 0.0684, 0.09, 0.1016 (rounded to 4 decimals, calibration included). Neither asset can be downloaded here or shipped with riskmodel, so this test is skipped unless:
+Year 1–5 = 0.0298, 0.0483, 0.0684, 0.09, 0.1016 (rounded to 4 decimals, calibration included). Neither asset
+can be downloaded here or shipped with riskmodel, so this test is skipped unless:
 
     RISKMODEL_MIRAI_SNAPSHOTS=/path/to/snapshots.zip          (or the unzipped folder)
     RISKMODEL_MIRAI_DEMO=/path/to/mirai_demo_data             (folder with ccl1.dcm ccr1.dcm mlol2.dcm mlor2.dcm,
