@@ -39,6 +39,7 @@ Then, for both (Mirai's ``test_image_transformers`` ``scale_2d, align_to_left`` 
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,6 +61,8 @@ __all__ = [
     "MiraiPreset",
     "MiraiView",
     "align_to_left",
+    "dcmj2pnm_reference",
+    "mirai_dcmj2pnm_args",
     "mirai_image16",
     "mirai_tensor",
     "preprocess_view",
@@ -209,6 +212,13 @@ def _dcmtk_window(x: np.ndarray, center: float, width: float, inverse: bool) -> 
     return out.astype(np.uint16)
 
 
+def _dcmtk_sigmoid(x: np.ndarray, center: float, width: float, inverse: bool) -> np.ndarray:
+    """DCMTK's SIGMOID VOI function to 16 bits: ``s = 65535 / (1 + exp(-4 (x - center) / width))``, then
+    ``trunc(s)``, or ``trunc(65535 - s)`` for MONOCHROME1 (checked against dcmj2pnm 3.6.7)."""
+    s = float(OUT_MAX) / (1 + np.exp(-4 * (x - center) / width))
+    return np.trunc(float(OUT_MAX) - s if inverse else s).astype(np.uint16)
+
+
 def _dcmtk_voi_lut(x: np.ndarray, table: np.ndarray, first: int, bits: int, inverse: bool) -> np.ndarray:
     """DCMTK's VOI LUT to 16 bits: ``trunc(low + LUT[x] × (high - low + 1) / 2**bits)``, inputs clamped to the
     table's first/last entry."""
@@ -230,12 +240,18 @@ def _dcmtk_convert(decoded: DecodedImage) -> tuple[np.ndarray, tuple[str, ...]]:
         table, first, bits = _lut_table(ds, path)
         out = _dcmtk_voi_lut(x, table, first, bits, inverse)
         notes.append(f"GE VOI LUT applied (dcmj2pnm --use-voi-lut 1; {table.size} entries, {bits} bits)")
-    elif _is_c_view_with_lut(ds):
-        out = _dcmtk_window(x, *MIRAI_C_VIEW_WINDOW, inverse)
-        notes.append("C-View window 540/580 applied (dcmj2pnm +Ww 540 580)")
     else:
-        lo, hi = float(x.min()), float(x.max())
-        out = _dcmtk_window(x, (lo + hi + 1) / 2, hi - lo + 1, inverse)
+        if _is_c_view_with_lut(ds):
+            center, width = MIRAI_C_VIEW_WINDOW
+            notes.append("C-View window 540/580 applied (dcmj2pnm +Ww 540 580)")
+        else:
+            lo, hi = float(x.min()), float(x.max())
+            center, width = (lo + hi + 1) / 2, hi - lo + 1
+        if tag_text(ds, "VOILUTFunction").upper() == "SIGMOID":  # DCMTK keeps the file's VOI LUT Function
+            out = _dcmtk_sigmoid(x, center, width, inverse)
+            notes.append("window applied with VOILUTFunction SIGMOID (as DCMTK does)")
+        else:
+            out = _dcmtk_window(x, center, width, inverse)
     if inverse:
         notes.append("MONOCHROME1 inverted (as dcmj2pnm renders it)")
     if any(0x6000 <= (tag >> 16) <= 0x601E and (tag & 0xFFFF) == 0x3000 for tag in ds.keys()):
@@ -346,6 +362,52 @@ def mirai_tensor(image16: np.ndarray, size: tuple[int, int] = MIRAI_SIZE) -> tup
     aligned, flipped = align_to_left(resized)
     one = (aligned.astype(np.float32) - np.float32(MIRAI_MEAN)) / np.float32(MIRAI_STD)
     return np.ascontiguousarray(np.broadcast_to(one, (3, rows, cols)), dtype=np.float32), flipped
+
+
+# --------------------------------------------------------------------------------------------------
+# The reference: DCMTK itself
+
+
+def mirai_dcmj2pnm_args(ds: Any) -> list[str]:
+    """The ``dcmj2pnm`` options Mirai's ``dicom_to_image_dcmtk`` passes for this dataset (before the two paths)."""
+    if _is_ge_with_lut(ds):
+        return ["+on2", "--use-voi-lut", "1", "--grayscale"]
+    if _is_c_view_with_lut(ds):
+        return ["+on2", "--grayscale", "+Ww", *(f"{v:g}" for v in MIRAI_C_VIEW_WINDOW)]
+    return ["+on2", "--min-max-window", "--grayscale"]
+
+
+def dcmj2pnm_reference(path: str | os.PathLike[str], workdir: str | os.PathLike[str],
+                       executable: str = "dcmj2pnm", timeout_s: float = 120.0) -> tuple[np.ndarray, list[str]]:
+    """Run DCMTK's ``dcmj2pnm`` on ``path`` with Mirai's arguments; for verifying the ``"dcmtk"`` preset.
+
+    DCMTK's free build has no JPEG 2000 decoder: a compressed file is first written uncompressed to
+    ``workdir`` (pixel values unchanged). Only for files the library's reader accepts (it is called
+    after :func:`mirai_image16`, which checks them).
+
+    Returns:
+        ``(image, command)``: the 16-bit PNG as a uint16 ``(rows, columns)`` array and the command run.
+
+    Raises:
+        RuntimeError: ``dcmj2pnm`` failed (its stderr in the message).
+    """
+    import pydicom
+    from PIL import Image
+
+    src, work = Path(path), Path(workdir)
+    ds = pydicom.dcmread(src)
+    if ds.file_meta.TransferSyntaxUID.is_compressed:
+        ds.decompress()
+        src = work / f"{src.stem}.uncompressed.dcm"
+        ds.save_as(src, enforce_file_format=True)
+    png = work / f"{Path(path).stem}.png"
+    command = [executable, *mirai_dcmj2pnm_args(ds), str(src), str(png)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
+    if done.returncode != 0 or not png.exists():
+        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr.strip()}")
+    with Image.open(png) as im:
+        image = np.asarray(im).astype(np.uint16)
+    return image, command
 
 
 # --------------------------------------------------------------------------------------------------
