@@ -8,8 +8,6 @@ call), never from the adapter's own path.
 
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -26,32 +24,6 @@ from riskmodel.mirai.config import RISK_FACTOR_NUM_CLASSES
 from riskmodel.mirai.risk_factors import RISK_FACTOR_KEYS, encode_risk_factors
 
 SIZE = (64, 52)  # small (height, width) so tests run fast; Mirai reads 2048 x 1664
-
-
-def _stand_in_preprocess() -> None:
-    """Until riskmodel.imaging.mirai_preprocess (helper m3pre) is merged: a stand-in with its contract's API."""
-    try:
-        import riskmodel.imaging.mirai_preprocess  # noqa: F401
-        return
-    except ImportError:
-        pass
-    from riskmodel.imaging.dicom import read_mammogram
-
-    def preprocess_view(path, preset="dcmtk", size=(2048, 1664)):
-        m = read_mammogram(path)
-        x = torch.from_numpy(np.ascontiguousarray(m.pixels))[None, None].float() * 65535.0
-        x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)[0, 0]
-        x = ((x - 7047.99) / 12005.5).numpy().astype(np.float32)
-        return types.SimpleNamespace(tensor=np.stack([x] * 3), laterality=m.laterality, view=m.view_family,
-                                     notes=())
-
-    module = types.ModuleType("riskmodel.imaging.mirai_preprocess")
-    module.preprocess_view = preprocess_view
-    module.MIRAI_PRESETS = {"dcmtk": None, "pydicom": None}
-    sys.modules["riskmodel.imaging.mirai_preprocess"] = module
-
-
-_stand_in_preprocess()
 
 
 def calibration() -> MiraiCalibration:
@@ -192,6 +164,13 @@ def test_monotone_option_is_off_by_default(bundle, exams):
     assert np.all(np.diff(mono.calibrate(raw), axis=1) >= 0)
     np.testing.assert_allclose(mirai.calibrate(raw), calibration().predict(raw))
     assert np.any(np.diff(mirai.calibrate(raw), axis=1) < 0)  # Mirai calibrates each year on its own
+
+
+def test_unknown_preset_is_refused_and_pydicom_preset_is_used(bundle, exams):
+    with pytest.raises(ValueError, match="preset='dicom': Mirai's preprocessing presets are"):
+        load(bundle, preset="dicom")
+    enc = load(bundle, preset="pydicom").encode(exams)
+    assert list(enc.n_views) == [4, 3] and np.isfinite(enc.risk).all()
 
 
 def test_registry_loads_a_mirai_bundle_by_folder(bundle, exams):

@@ -116,6 +116,10 @@ class MiraiRiskModel(ImageRiskPredictor):
                  preprocessing: Mapping[str, Any] | None = None, metadata: Mapping[str, Any] | None = None,
                  device: str = "auto", *, preset: str = "dcmtk", image_size: tuple[int, int] = MIRAI_IMAGE_SIZE,
                  monotone: bool = False, use_risk_factors: bool = True, config: Mapping[str, Any] | None = None):
+        from riskmodel.imaging.mirai_preprocess import MIRAI_PRESETS
+
+        if preset not in MIRAI_PRESETS:
+            raise ValueError(f"preset={preset!r}: Mirai's preprocessing presets are {sorted(MIRAI_PRESETS)}")
         super().__init__(model, dict(preprocessing or {}), calibration, dict(metadata or {}), device=device)
         self.preset, self.image_size = preset, (int(image_size[0]), int(image_size[1]))
         self.monotone, self.use_risk_factors = bool(monotone), bool(use_risk_factors)
