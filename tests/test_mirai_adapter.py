@@ -19,6 +19,7 @@ from test_mirai_model import make_model, small_config
 
 import riskmodel
 from riskmodel.bundle import save_bundle
+from riskmodel.imaging import assemble_exams, scan_dicoms
 from riskmodel.mirai.calibrator import MiraiCalibration, YearParameters
 from riskmodel.mirai.config import RISK_FACTOR_NUM_CLASSES
 from riskmodel.mirai.risk_factors import RISK_FACTOR_KEYS, encode_risk_factors
@@ -47,7 +48,7 @@ def exams(tmp_path_factory) -> pd.DataFrame:
     root = tmp_path_factory.mktemp("dicoms")
     write_exam(root, patient_id="P1", study_uid="1.2.3.1001", accession="A1")
     write_exam(root, patient_id="P2", study_uid="1.2.3.1002", accession="A2", views=("L-CC", "L-MLO", "R-CC"))
-    return riskmodel.imaging.assemble_exams(riskmodel.imaging.scan_dicoms(root))
+    return assemble_exams(scan_dicoms(root))
 
 
 def load(bundle: Path, **kw):
@@ -234,7 +235,7 @@ def test_hybrid_model_on_mirai_fits_saves_and_recalibrates(bundle, tmp_path):
     women = make_cohort(10, seed=5)
     women.loc[[1, 4, 7], ["event", "time"]] = [[1, 1.5], [1, 2.5], [1, 0.8]]
     write_exams(women, tmp_path / "dicom", image_size=(64, 52), seed=2)
-    exams = riskmodel.imaging.assemble_exams(riskmodel.imaging.scan_dicoms(tmp_path / "dicom"))
+    exams = assemble_exams(scan_dicoms(tmp_path / "dicom"))
     mirai = load(bundle)
     encoded = mirai.encode_exams(exams)  # Mirai runs once per model object; the hybrid reuses its encoding
     hybrid = HybridModel(mirai, head=TorchHazardHead(hidden=0, epochs=5, early_stopping=False),
