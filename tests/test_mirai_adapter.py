@@ -54,7 +54,7 @@ def exams(tmp_path_factory) -> pd.DataFrame:
 def load(bundle: Path, **kw):
     from riskmodel.mirai import load_mirai_bundle
 
-    return load_mirai_bundle(bundle, device="cpu", image_size=SIZE, **kw)
+    return load_mirai_bundle(bundle, device="cpu", **kw)
 
 
 def expected(model, exam: pd.Series, factors: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -253,3 +253,13 @@ def test_hybrid_model_on_mirai_fits_saves_and_recalibrates(bundle, tmp_path):
     again.recalibrate(women, encoded, site)
     after = again.predict(women, encoded)
     assert after["risk_5y"].mean() < before["risk_5y"].mean()  # enriched labels: recalibration lowers the baseline
+
+
+def test_saved_options_come_back_and_a_configless_model_is_not_saved(bundle, exams, tmp_path):
+    from riskmodel.mirai.adapter import MiraiRiskModel
+
+    mirai = load(bundle, preset="pydicom", monotone=True, use_risk_factors=False)
+    again = load(mirai.save(tmp_path / "copy"))
+    assert (again.preset, again.monotone, again.use_risk_factors, again.image_size) == ("pydicom", True, False, SIZE)
+    with pytest.raises(ValueError, match="no Mirai bundle config"):
+        MiraiRiskModel(mirai.model, device="cpu").save(tmp_path / "bare")

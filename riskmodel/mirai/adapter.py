@@ -92,6 +92,10 @@ def _read_exam(row: pd.Series, preset: str, size: tuple[int, int]) -> tuple[np.n
     return images, present, messages
 
 
+#: ``preprocessing.json`` entry holding the options a saved :class:`MiraiRiskModel` was used with.
+OPTIONS_KEY = "riskmodel_options"
+
+
 class MiraiRiskModel(ImageRiskPredictor):
     """Mirai (:class:`~riskmodel.mirai.model.MiraiModel`) with its calibration, as a
     :class:`~riskmodel.models.base.RiskModel` (name ``"mirai"``, inputs ``("exams",)``, 5 years).
@@ -278,12 +282,23 @@ class MiraiRiskModel(ImageRiskPredictor):
                                      "factors_predicted": predicted}
 
     def save(self, path: str | Path, *, metadata: dict | None = None, overwrite: bool = False) -> Path:
-        """Write this model as a Mirai bundle (the same files :func:`riskmodel.mirai.import_mirai` writes)."""
+        """Write this model as a Mirai bundle (the same files :func:`riskmodel.mirai.import_mirai` writes), with
+        this object's options (preset, image size, monotone, use_risk_factors) in ``preprocessing.json``
+        (:data:`OPTIONS_KEY`), which :func:`load_mirai_bundle` applies by default.
+
+        Raises:
+            ValueError: the model was not loaded from a Mirai bundle (its ``config`` is not Mirai's).
+        """
         config = dict(self.config)
+        if config.get("kind") != "mirai":
+            raise ValueError("this MiraiRiskModel has no Mirai bundle config (config.kind 'mirai'); load it with "
+                             "riskmodel.mirai.load_mirai_bundle to save it")
         if self.calibrator is not None:
             config["calibration"] = self.calibrator.to_dict()
         state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
-        return save_bundle(path, state, config=config, preprocessing=self.preprocessing,
+        options = {"preset": self.preset, "image_size": list(self.image_size), "monotone": self.monotone,
+                   "use_risk_factors": self.use_risk_factors}
+        return save_bundle(path, state, config=config, preprocessing={**self.preprocessing, OPTIONS_KEY: options},
                            metadata={**self.metadata, **(metadata or {})}, overwrite=overwrite)
 
 
@@ -304,15 +319,16 @@ def bundle_image_size(preprocessing: Mapping[str, Any], where: Path) -> tuple[in
     return int(size[1]), int(size[0])
 
 
-def load_mirai_bundle(path: str | os.PathLike[str], device: str = "auto", *, preset: str = "dcmtk",
-                      image_size: tuple[int, int] | None = None, monotone: bool = False,
-                      use_risk_factors: bool = True) -> MiraiRiskModel:
+def load_mirai_bundle(path: str | os.PathLike[str], device: str = "auto", *, preset: str | None = None,
+                      image_size: tuple[int, int] | None = None, monotone: bool | None = None,
+                      use_risk_factors: bool | None = None) -> MiraiRiskModel:
     """Load a bundle written by :func:`riskmodel.mirai.import_mirai`, every file's SHA-256 checked first.
 
     Args:
         path: the bundle folder.
         device: where the network runs.
-        preset, monotone, use_risk_factors: as for :class:`MiraiRiskModel`.
+        preset, monotone, use_risk_factors: as for :class:`MiraiRiskModel`; None = as saved by
+            :meth:`MiraiRiskModel.save` (:data:`OPTIONS_KEY`), else ``"dcmtk"``, False, True.
         image_size: (height, width) views are resized to; default the bundle's ``img_size`` (Mirai's released
             encoder: 2048 x 1664).
 
@@ -335,8 +351,15 @@ def load_mirai_bundle(path: str | os.PathLike[str], device: str = "auto", *, pre
     except (MiraiConfigError, ValueError, TypeError, RuntimeError) as exc:
         raise BundleFormatError(folder / WEIGHTS, f"weights and config.json do not describe one Mirai model: "
                                                   f"{exc}") from exc
+    saved = bundle.preprocessing.get(OPTIONS_KEY, {})
+    saved = saved if isinstance(saved, dict) else {}
     if image_size is None:
-        image_size = bundle_image_size(bundle.preprocessing, folder / "preprocessing.json")
+        size = saved.get("image_size")
+        image_size = bundle_image_size({"img_size": size[::-1]} if isinstance(size, list) else bundle.preprocessing,
+                                       folder / "preprocessing.json")
+    preset = preset if preset is not None else str(saved.get("preset", "dcmtk"))
+    monotone = monotone if monotone is not None else saved.get("monotone") is True
+    use_risk_factors = use_risk_factors if use_risk_factors is not None else saved.get("use_risk_factors") is not False
     return MiraiRiskModel(model, calibration, bundle.preprocessing, bundle.metadata.get("user", {}), device=device,
                           preset=preset, image_size=image_size, monotone=monotone, use_risk_factors=use_risk_factors,
                           config=bundle.config)
