@@ -506,14 +506,21 @@ class ImageRiskPredictor:
             else:
                 cohort.status[r], cohort.message[r] = "no_exam", f"{note}; {old}" if old else note
         yearly = np.full((n, self.n_years), np.nan)
+        extra: dict[str, np.ndarray] = {}
         if found.encoding is not None:
-            yearly[found.rows] = found.encoding.risk
+            yearly[found.rows], extra = self.exam_risks(cohort, found)
         scored = cohort.ok
         yearly[~scored] = np.nan
         risk = np.full(n, np.nan)
         risk[scored] = _risk_at_years(yearly[scored], horizon[scored])
         return {"risk": risk, **{f"risk_{k + 1}y": yearly[:, k] for k in range(self.n_years)},
-                "exam_used": found.exam_id, "n_views": np.where(scored, found.n_views, 0)}
+                "exam_used": found.exam_id, "n_views": np.where(scored, found.n_views, 0), **extra}
+
+    def exam_risks(self, cohort: ValidatedCohort, found: MatchedExams) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Yearly risks ``(m, Y)`` of the cohort rows ``found.rows`` matched to an exam, and any further output
+        columns (each ``(n,)``). Here the exams' own risks and nothing more; a model that also reads the
+        woman's factors (Mirai) overrides this."""
+        return found.encoding.risk, {}
 
     def encode(self, exams: pd.DataFrame, *, batch_size: int = 4, cache_dir: str | Path | None = None,
                progress: bool = False, num_workers: int = 0) -> ExamEncoding:

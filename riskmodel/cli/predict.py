@@ -54,8 +54,9 @@ def add_parser(sub: argparse._SubParsersAction, chunk_rows: int = CHUNK_ROWS,
     p.add_argument("--layout", default="canonical", choices=("canonical", "bcra"),
                    help="input columns: the canonical schema, or R BCRA's (ID, T1, T2, N_Biop, HypPlas, AgeMen, "
                         "Age1st, N_Rels, Race), scored exactly as BCRA's absolute.risk from T1 to T2")
-    p.add_argument("--bundle", metavar="HYBRID_DIR",
-                   help="a saved hybrid model (riskmodel fit-hybrid); implies --model hybrid")
+    p.add_argument("--bundle", metavar="MODEL_DIR",
+                   help="a saved model folder: a hybrid model (riskmodel fit-hybrid), an image bundle, or an imported "
+                        "Mirai model (riskmodel import-mirai); needs --exams")
     p.add_argument("--exams", metavar="EXAMS_TABLE_OR_DICOM_DIR",
                    help="hybrid model: the exams (table from 'riskmodel scan --exams', or a folder of DICOM files)")
     p.add_argument("--fallback", choices=("none", "factors"), default=None,

@@ -95,13 +95,14 @@ def _all_ok(ok: bool, info: Any) -> bool:
 
 
 def _load(bundle: Any, device: Any) -> Any:
-    from riskmodel.inference import ImageRiskPredictor, load_image_model
+    from riskmodel.inference import ImageRiskPredictor
+    from riskmodel.mirai.adapter import load_image_bundle
 
     if isinstance(bundle, ImageRiskPredictor):
         bundle.model = bundle.model.to(device)
         bundle.device = device
         return bundle
-    return load_image_model(bundle, device=str(device))
+    return load_image_bundle(bundle, device=str(device))  # riskmodel's image bundle or an imported Mirai
 
 
 def predict_exams(

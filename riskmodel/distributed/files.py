@@ -46,7 +46,7 @@ from riskmodel.distributed.streaming import (
     malformed_rows,
 )
 from riskmodel.gail import BCRA_COLUMNS
-from riskmodel.models.registry import MODELS, score_frame
+from riskmodel.models.registry import MODELS, resolve, score_frame
 from riskmodel.schema import COLUMNS, ColumnMatch, ColumnWarning, match_columns
 from riskmodel.tables import (
     ID_COLUMNS,
@@ -256,14 +256,17 @@ def _check_horizon_column(horizon: float | str | None, columns: Sequence[Any]) -
         raise ParameterError("horizon", horizon, "not a number, 'lifetime' or a column of the input")
 
 
-def _load_hybrid(model: str, data_columns: Sequence[Any], input: str, device: str) -> Any:
-    """The hybrid model saved in the folder ``model``, after checking the input has its key column."""
-    from riskmodel.fusion.hybrid import load_hybrid
-
-    loaded = load_hybrid(model, device=device)
-    if loaded.key_ not in data_columns:
-        raise ValueError(f"{input}: no column {loaded.key_!r}; the hybrid model finds each woman's exam "
-                         f"through it (= exams column {loaded.exam_key_!r})")
+def _load_model_folder(model: str, data_columns: Sequence[Any], input: str, device: str) -> Any:
+    """The model saved in the folder ``model`` (a hybrid model, an image bundle or an imported Mirai model,
+    :func:`riskmodel.models.registry.resolve`), after checking the input has the column that keys each woman's
+    exam."""
+    loaded = resolve(model, device=device)
+    key = getattr(loaded, "key_", None) or getattr(loaded, "key", None)
+    exam_key = getattr(loaded, "exam_key_", None) or getattr(loaded, "exam_key", None)
+    if key is not None and key not in data_columns:
+        what = "hybrid" if hasattr(loaded, "key_") else loaded.name
+        raise ValueError(f"{input}: no column {key!r}; the {what} model finds each woman's exam "
+                         f"through it (= exams column {exam_key!r})")
     return loaded
 
 
@@ -301,8 +304,8 @@ def predict_file(
         output: file to write (``.csv``, ``.tsv``, ``.parquet``, optionally compressed); None or
             ``"-"``: CSV on stdout. Written under a temporary name and renamed when complete; a
             failure leaves nothing under this name.
-        model: a name in :data:`riskmodel.MODELS` (``"gail"``) or the folder of a saved hybrid
-            model (then ``exams`` is needed; the input is read whole).
+        model: a name in :data:`riskmodel.MODELS` (``"gail"``) or the folder of a saved model: a hybrid
+            model, an image bundle or an imported Mirai model (then ``exams`` is needed; the input is read whole).
         horizon: years, ``"lifetime"`` or a column of the input (ignored for ``layout="bcra"``,
             where each row projects from T1 to T2).
         layout: ``"canonical"`` or ``"bcra"`` (Gail, exactly as BCRA's ``absolute.risk``).
@@ -342,7 +345,7 @@ def predict_file(
                              scheduler=scheduler, n_workers=num_workers)
     bcra = layout == "bcra"
     names = BCRA_COLUMNS if bcra else tuple(COLUMNS)
-    run = FileRun(model="gail (BCRA layout)" if bcra else f"hybrid model {model}" if hybrid else model)
+    run = FileRun(model="gail (BCRA layout)" if bcra else f"saved model {model}" if hybrid else model)
     whole = whole or hybrid or input == "-"
     if whole:
         data, flagged = read_whole(input)
@@ -365,7 +368,8 @@ def predict_file(
     _check_horizon_column(None if bcra else horizon, header.columns)
     loaded = None
     if hybrid:
-        loaded = _load_hybrid(model, header.columns, input, device)
+        loaded = _load_model_folder(model, header.columns, input, device)
+        run.model = f"{'hybrid' if hasattr(loaded, 'key_') else loaded.name} model {model}"
         exams = read_exams_source(exams) if isinstance(exams, str) else exams
 
     def score(data: pd.DataFrame, progress: bool = False) -> pd.DataFrame:

@@ -196,9 +196,9 @@ class HybridModel(BaseEstimator):
                  fallback_head: Any = None, recalibrator: IncidenceRecalibrator | None = None,
                  mortality: str = "gail", image_features: str = "embedding"):
         if isinstance(image_model, (str, os.PathLike)):
-            from riskmodel.inference import load_image_model
+            from riskmodel.mirai.adapter import load_image_bundle
 
-            image_model = load_image_model(image_model)
+            image_model = load_image_bundle(image_model)  # riskmodel's image bundle or an imported Mirai
         if not hasattr(image_model, "encode") or not hasattr(image_model, "model"):
             raise TypeError("image_model must be a riskmodel.inference.ImageRiskPredictor (load_image_model) or "
                             f"the path of an image bundle, got {type(image_model).__name__}")
@@ -236,7 +236,8 @@ class HybridModel(BaseEstimator):
     @property
     def embedding_dim(self) -> int:
         """``D``: the size of the image model's exam embedding."""
-        return int(self.image_model.model.config.embedding_dim)
+        dim = getattr(self.image_model, "embedding_dim", None)  # Mirai's predictor says it; riskmodel's has a config
+        return int(dim if dim is not None else self.image_model.model.config.embedding_dim)
 
     @property
     def image_dim(self) -> int:

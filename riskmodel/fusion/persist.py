@@ -115,7 +115,7 @@ def read_hybrid(path: str | os.PathLike[str], *, device: str = "auto") -> SavedH
     documents: ``BundleIntegrityError`` (a file changed, missing or unexpected, another image
     bundle) or ``BundleFormatError`` (not a saved hybrid model, unreadable contents)."""
     from riskmodel.bundle import bundle_digest  # torch, deferred
-    from riskmodel.inference import load_image_model
+    from riskmodel.mirai.adapter import load_image_bundle
 
     folder = Path(path)
     manifest = FOLDER_FORMAT.open(folder)
@@ -123,8 +123,8 @@ def read_hybrid(path: str | os.PathLike[str], *, device: str = "auto") -> SavedH
     state = parse_json(read_listed(fpath, manifest["files"][FUSION]), fpath)
     if state.get("format") != STATE_FORMAT or state.get("format_version") != FORMAT_VERSION:
         raise BundleFormatError(fpath, f"not a {STATE_FORMAT} state of version {FORMAT_VERSION}")
-    image = load_image_model(folder / IMAGE, device=device)
-    digest = bundle_digest(folder / IMAGE, verify=False)  # load_image_model has just verified every file
+    image = load_image_bundle(folder / IMAGE, device=device)  # riskmodel's image bundle or an imported Mirai
+    digest = bundle_digest(folder / IMAGE, verify=False)  # the loader has just verified every file
     if digest != state.get("image_bundle_digest"):
         raise BundleIntegrityError(folder / IMAGE, "is not the image bundle this fusion head was fitted on "
                                                    f"(digest {digest}, fusion.json expects "

@@ -3,7 +3,8 @@
 :func:`import_mirai` converts the release's ``snapshots.zip`` (pickled ``onconet`` modules and calibrators) into a
 verified bundle without running any pickle (:mod:`riskmodel.mirai.unpickle`); :class:`MiraiModel`
 (:mod:`riskmodel.mirai.model`) is the architecture with Mirai's parameter names. Work in progress (issue 19): not yet
-compared with Mirai's own code, no preprocessing presets, not yet behind ``predict_risk``. Importing this package
+compared with Mirai's own code. :class:`MiraiRiskModel` (:mod:`riskmodel.mirai.adapter`) puts an imported bundle
+behind ``predict_risk`` with the woman's risk factors (:mod:`riskmodel.mirai.risk_factors`). Importing this package
 imports torch.
 """
 
@@ -16,10 +17,13 @@ from riskmodel.mirai.unpickle import ForbiddenGlobalError, SnapshotFormatError
 
 #: The architecture's names, loaded on first use: name -> module.
 _LAZY = {"MiraiModel": "model", "MiraiOutput": "model", "EncoderConfig": "config", "TransformerConfig": "config",
-         "MiraiConfigError": "config", "CumulativeProbabilityLayer": "hazard"}
+         "MiraiConfigError": "config", "CumulativeProbabilityLayer": "hazard", "MiraiRiskModel": "adapter",
+         "load_mirai_bundle": "adapter", "load_image_bundle": "adapter", "encode_risk_factors": "risk_factors",
+         "RISK_FACTOR_KEYS": "risk_factors"}
 
-__all__ = ["RELEASE_FILES", "CumulativeProbabilityLayer", "EncoderConfig", "ForbiddenGlobalError", "MiraiCalibration",
-           "MiraiConfigError", "MiraiModel", "MiraiOutput", "SnapshotFormatError", "TransformerConfig", "import_mirai"]
+__all__ = ["RELEASE_FILES", "RISK_FACTOR_KEYS", "CumulativeProbabilityLayer", "EncoderConfig", "ForbiddenGlobalError",
+           "MiraiCalibration", "MiraiConfigError", "MiraiModel", "MiraiOutput", "MiraiRiskModel", "SnapshotFormatError",
+           "TransformerConfig", "encode_risk_factors", "import_mirai", "load_image_bundle", "load_mirai_bundle"]
 
 
 def __getattr__(name: str) -> Any:

@@ -2,7 +2,8 @@
 
 * A **name** in :data:`MODELS` (``"gail"``) is built by its registered factory.
 * A **folder** is recognised by the ``format`` of its ``manifest.json`` (:data:`FOLDER_KINDS`):
-  an image bundle (``riskmodel-bundle``, :func:`riskmodel.load_image_model`) or a saved hybrid
+  an image bundle (``riskmodel-bundle``, :func:`riskmodel.load_image_model`, or an imported Mirai model,
+  :func:`riskmodel.mirai.load_mirai_bundle`) or a saved hybrid
   model (``riskmodel-hybrid``, :func:`riskmodel.load_hybrid`). A new kind of saved model (a
   Mirai port, say) adds one entry with :func:`register_folder`.
 * An **object** satisfying :class:`~riskmodel.models.base.RiskModel` is used as it is. An object
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from riskmodel.gail import GailModel
-from riskmodel.inference import load_image_model, read_exams
+from riskmodel.inference import read_exams
 from riskmodel.jsonstate import MANIFEST, MAX_MANIFEST_BYTES, BundleFormatError, read_json_file
 from riskmodel.models.base import RiskModel, check_risk_model, missing_members
 from riskmodel.models.core import Horizon, prepare_and_score
@@ -110,8 +111,15 @@ register("gail", GailModel, "Gail model / NCI BCRAT (R BCRA 2.1.2), ages 20–90
 register("hybrid", _hybrid_needs_a_folder, "mammography embedding + risk factors (riskmodel.fusion.HybridModel), "
                                            "1–5 years; needs a trained model folder (HybridModel.save / riskmodel "
                                            "fit-hybrid) and exams")
-register_folder("riskmodel-bundle", load_image_model,
-                "an image-only model bundle (riskmodel.inference.save_image_model)")
+def _load_image_bundle(path: Path, device: str = "auto") -> RiskModel:
+    from riskmodel.mirai.adapter import load_image_bundle  # defers torch; a Mirai bundle shares the format
+
+    return load_image_bundle(path, device=device)
+
+
+register_folder("riskmodel-bundle", _load_image_bundle,
+                "an image-only model bundle (riskmodel.inference.save_image_model) or an imported Mirai model "
+                "(riskmodel import-mirai)")
 register_folder("riskmodel-hybrid", _load_hybrid, "a saved hybrid model (HybridModel.save)")
 
 
