@@ -35,7 +35,6 @@ Writes ``benchmarks/results/explain.json`` and ``benchmarks/results/explain_exam
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
@@ -111,3 +110,179 @@ def prepare(args: argparse.Namespace) -> tuple[Path, pd.DataFrame, pd.DataFrame,
     info = {"n_train_exams": len(train), "n_train_cases": int(((train.event == 1) & (train.time <= HORIZON)).sum()),
             "train_seconds": round(seconds, 1)}
     return bundle, test, test_exams, info
+
+
+def wilson(hits: int, n: int, z: float = 1.96) -> list[float]:
+    """95 % Wilson interval of a proportion."""
+    if n == 0:
+        return [math.nan, math.nan]
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [round(centre - half, 4), round(centre + half, 4)]
+
+
+def auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """Mann–Whitney AUC (ties count half)."""
+    pos, neg = np.asarray(pos, float), np.asarray(neg, float)
+    return float(((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / (len(pos) * len(neg)))
+
+
+def boot(values: np.ndarray, stat, seed: int = 0, draws: int = 1000) -> list[float]:
+    """95 % percentile bootstrap interval of ``stat(values[rows])`` over rows."""
+    rng = np.random.default_rng(seed)
+    n = len(values)
+    out = [stat(values[rng.integers(0, n, n)]) for _ in range(draws)]
+    return [round(float(np.nanpercentile(out, 2.5)), 4), round(float(np.nanpercentile(out, 97.5)), 4)]
+
+
+def exam_arrays(ex, lesions: pd.DataFrame, margin: float) -> dict:
+    """The exam's four views side by side on the DICOM grid: maps, the mass's disc, the breast, the image."""
+    from riskmodel.synthetic import lesion_mask
+
+    slots = list(ex.views)
+    disc = []
+    for slot in slots:
+        v = ex.views[slot]
+        rows = lesions[lesions["path"] == v.path]
+        m = np.zeros(v.shape, bool)
+        for r in rows.itertuples():
+            m |= lesion_mask(v.shape, r.row, r.col, r.radius)
+        disc.append(m)
+    cat = {name: np.concatenate([ex.views[s].maps[name] for s in slots], axis=1) for name in ex.views[slots[0]].maps}
+    image = np.concatenate([ex.views[s].pixels for s in slots], axis=1)
+    mask = np.concatenate(disc, axis=1)
+    region = image > 0.1  # the breast (background is 0 after the VOI step, tissue ≥ 0.16)
+    near = np.zeros_like(mask)
+    rr, cc = np.nonzero(mask)
+    grid_r, grid_c = np.nonzero(region)
+    dist = np.sqrt((grid_r[:, None] - rr[None]) ** 2 + (grid_c[:, None] - cc[None]) ** 2).min(axis=1)
+    near[grid_r[dist <= margin], grid_c[dist <= margin]] = True
+    return {"maps": cat, "image": image, "mask": mask, "region": region, "random_hit": near.sum() / region.sum()}
+
+
+def evaluate(args: argparse.Namespace) -> dict:
+    """Explain the held-out exams and score the maps (the module docstring's measures)."""
+    import torch
+
+    import riskmodel
+    from riskmodel.explain import METHODS, deletion_curve, explain
+    from riskmodel.explain.core import as_target
+    from riskmodel.explain.faithfulness import deletion_auc, peak_hits
+    from riskmodel.explain.maps import asymmetry
+
+    bundle, test, exams, info = prepare(args)
+    model = riskmodel.load_image_model(bundle, device="cpu")
+    target, _ = as_target(model)
+    lesions = pd.read_csv(Path(args.work) / "test_exams" / "lesions.csv")
+    lesions["path"] = [str(Path(args.work) / "test_exams" / p) for p in lesions["path"]]
+    case = ((test["event"] == 1) & (test["time"] <= HORIZON)).to_numpy()
+    risk5 = model.encode(exams).raw_risk[:, 4]
+    info["test_auc_5y_case_vs_control"] = round(auc(risk5[case], risk5[~case]), 4)
+
+    def risk_fn(batch: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            x = torch.from_numpy(batch)[:, :, None]
+            return target.risk(x, torch.from_numpy(mask)[None].expand(len(batch), -1))[:, 4].numpy()
+
+    hits = {m: [] for m in (*METHODS, "intensity")}
+    deletion: dict[str, list[float]] = {m: [] for m in (*METHODS, "random")}
+    random_hit, seconds, lesion_side, other_side, examples = [], [], [], [], []
+    case_rows = np.flatnonzero(case)
+    for k, i in enumerate(case_rows):
+        start = time.perf_counter()
+        [ex] = explain(model, exams.iloc[[i]], years=5, methods=METHODS, steps=args.steps)
+        seconds.append(time.perf_counter() - start)
+        a = exam_arrays(ex, lesions, args.margin)
+        for m in METHODS:
+            hits[m].append(bool(peak_hits([a["maps"][m]], [a["mask"]], args.margin, [a["region"]])[0]))
+            sal = np.stack([ex.views[s].model_maps[m] if s in ex.views else np.zeros(SIZE, np.float32)
+                            for s in ("L-CC", "L-MLO", "R-CC", "R-MLO")])
+            deletion[m].append(deletion_auc(deletion_curve(risk_fn, ex.images, ex.mask, sal)))
+        deletion["random"].append(deletion_auc(deletion_curve(risk_fn, ex.images, ex.mask, ex.images, order="random",
+                                                              seed=k)))
+        hits["intensity"].append(bool(peak_hits([a["image"]], [a["mask"]], args.margin, [a["region"]])[0]))
+        random_hit.append(float(a["random_hit"]))
+        side = str(lesions.loc[lesions["exam_id"] == exams.iloc[i]["accession_number"], "laterality"].iloc[0])
+        lesion_side.append(sum(p["side_score"][side] for p in ex.asymmetry.values()))
+        other_side.append(sum(p["side_score"]["LR".replace(side, "")] for p in ex.asymmetry.values()))
+        if len(examples) < 3:
+            examples.append((ex, side, lesions[lesions["exam_id"] == exams.iloc[i]["accession_number"]]))
+    exam_score = {"case": [], "control": []}
+    from riskmodel.imaging import ExamDataset
+
+    data = ExamDataset(exams, image_size=target.image_size, voi=target.voi)
+    for i in range(len(exams)):
+        item = data[i]
+        pairs = asymmetry(target, item["images"][None], item["mask"][None])
+        exam_score["case" if case[i] else "control"].append(max((p["score"] for p in pairs.values()), default=np.nan))
+    n = len(case_rows)
+    pos, neg = np.array(lesion_side), np.array(other_side)
+    pairs_idx = np.arange(n)
+    report = {
+        "benchmark": "explain_faithfulness", "created": utc_now(), "machine": machine_info(),
+        "note": "synthetic test bed, not clinical performance; 2-core CPU shared with other jobs during the run",
+        "model": {"preset": "small", "image_size": list(SIZE), "epochs": args.epochs, "bundle_calibration": "none",
+                  **info},
+        "data": {"n_test_exams": len(exams), "n_case_exams_with_mass": n, "lesion_years": HORIZON,
+                 "horizon_years": 5, "margin_pixels": args.margin, "ig_steps": args.steps,
+                 "pointing_search": "peak over all four views side by side, inside the breast (pixel > 0.1)"},
+        "pointing_game": {m: {"hit_rate": round(float(np.mean(hits[m])), 4), "ci95": wilson(sum(hits[m]), n)}
+                          for m in METHODS},
+        "deletion_auc": {m: round(float(np.mean(deletion[m])), 4) for m in (*METHODS, "random")},
+        "deletion_auc_ci95": {m: boot(np.array(deletion[m]), np.mean) for m in (*METHODS, "random")},
+        "asymmetry": {
+            "lesion_side_auc": round(auc(pos, neg), 4),
+            "lesion_side_auc_ci95": boot(pairs_idx, lambda r: auc(pos[r], neg[r]) if len(r) else np.nan),
+            "exam_score_auc_case_vs_control": round(auc(np.array(exam_score["case"]),
+                                                         np.array(exam_score["control"])), 4),
+        },
+        "seconds_per_exam_cpu": {"median": round(float(np.median(seconds)), 2), "max": round(float(np.max(seconds)), 2),
+                                 "what": "explain() of one exam: both methods, 4 views, asymmetry, view contributions"},
+        "seconds_per_exam_gpu": None,
+        "command": "python benchmarks/explain_faithfulness.py " + " ".join(
+            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("no_write", "work")),
+    }
+    report["pointing_game"]["random_baseline"] = round(float(np.mean(random_hit)), 4)
+    report["pointing_game"]["intensity_baseline"] = round(float(np.mean(hits["intensity"])), 4)
+    report["pointing_game"]["intensity_baseline_ci95"] = wilson(sum(hits["intensity"]), n)
+    figure(examples, args.no_write)
+    return report
+
+
+def figure(examples: list, no_write: bool) -> None:
+    """Rows: example exams' lesion-side CC view; columns: image, Grad-CAM, IG, asymmetry; the mass circled."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from riskmodel.explain.output import overlay
+
+    fig, axes = plt.subplots(len(examples), 4, figsize=(8, 2.6 * len(examples)), squeeze=False)
+    for row, (ex, side, les) in enumerate(examples):
+        v = ex.views[f"{side}-CC"]
+        r = les[les["path"] == v.path].iloc[0]
+        panels = [("image", np.repeat(v.pixels[..., None], 3, axis=2)),
+                  ("Grad-CAM", overlay(v.pixels, v.maps["gradcam"])),
+                  ("integrated gradients", overlay(v.pixels, v.maps["ig"])),
+                  ("asymmetry (CC pair)", overlay(v.pixels, v.asymmetry))]
+        for col, (title, rgb) in enumerate(panels):
+            ax = axes[row, col]
+            ax.imshow(rgb)
+            ax.add_patch(plt.Circle((r["col"], r["row"]), r["radius"], fill=False, color="cyan", lw=1))
+            ax.set_title(f"{title}" + (f"\n{ex.exam_id.split('/')[0]} {side}-CC" if col == 0 else ""), fontsize=7)
+            ax.axis("off")
+    fig.tight_layout()
+    if not no_write:
+        fig.savefig(FIGURE, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    publish(evaluate(args), RESULTS, write=not args.no_write)
+
+
+if __name__ == "__main__":
+    main()

@@ -18,7 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description=(
             "Write OUT/cohort.csv: N women in the canonical schema with observed outcome (time, event) and the "
             "generator's true risks (a test bed, not real data). With --images, also write four DICOM views per "
-            "woman under OUT/exams/ with manifest.csv, truth.csv and lesions.csv (each mass: position and radius per view)."
+            "woman under OUT/exams/ with manifest.csv, truth.csv and lesions.csv (each mass: position and radius per "
+            "view)."
         ),
     )
     p.add_argument("--n", type=int, required=True, help="number of women")

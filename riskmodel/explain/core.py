@@ -94,7 +94,8 @@ class ExamExplanation:
                               "peak": {m: [int(i) for i in np.unravel_index(int(np.argmax(a)), a.shape)]
                                        for m, a in v.maps.items()}}
                           for s, v in self.views.items()},
-                "asymmetry": {p: {"score": _num(a["score"]), "side_score": {k: _num(x) for k, x in a["side_score"].items()}}
+                "asymmetry": {p: {"score": _num(a["score"]),
+                                  "side_score": {k: _num(x) for k, x in a["side_score"].items()}}
                               for p, a in self.asymmetry.items()},
                 "asymmetry_score": _num(self.asymmetry_score)}
 

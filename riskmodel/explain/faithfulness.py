@@ -89,7 +89,7 @@ def deletion_curve(risk: Any, images: np.ndarray, mask: np.ndarray, saliency: np
         raise ValueError(f"order={order!r}: 'salient' or 'random'")
     batch = np.repeat(images[None].astype(np.float32), len(fractions), axis=0)
     for j, f in enumerate(fractions):
-        batch[j].reshape(-1)[idx[: int(round(f * len(idx)))]] = 0.0
+        batch[j].reshape(-1)[idx[: round(f * len(idx))]] = 0.0
     return np.asarray(risk(batch, mask), dtype=np.float64)
 
 
