@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-cases", type=int, default=60, help="held-out case exams (each with a mass)")
     p.add_argument("--margin", type=float, default=3.0, help="pointing-game dilation of the mass's disc (pixels)")
     p.add_argument("--steps", type=int, default=16, help="integrated-gradients steps")
+    p.add_argument("--from-checkpoint", action="store_true",
+                   help="build the bundle from the best weights so far of a training run stopped early (for time)")
     p.add_argument("--no-write", action="store_true", help="print, do not write the results file")
     return p
 
@@ -88,6 +90,19 @@ def render(cohort: pd.DataFrame, folder: Path) -> pd.DataFrame:
     return exams.set_index("accession_number").loc[cohort["exam_id"].astype(str)].reset_index()
 
 
+def _bundle_from_checkpoint(run: Path) -> None:
+    """Write ``run/bundle`` from ``run/training/best.safetensors`` (no calibration), as the recipe would have."""
+    from safetensors.torch import load_file
+
+    from riskmodel.inference import ImageRiskPredictor, image_preprocessing
+    from riskmodel.nn import ImageRiskModel, preset_config
+
+    model = ImageRiskModel(preset_config("small", image_size=SIZE))
+    model.load_state_dict(load_file(run / "training" / "best.safetensors"), strict=True)
+    ImageRiskPredictor(model.eval(), image_preprocessing(SIZE), None, {"training": "stopped early"},
+                       device="cpu").save(run / "bundle")
+
+
 def prepare(args: argparse.Namespace) -> tuple[Path, pd.DataFrame, pd.DataFrame, dict]:
     """Render both sets and train the model once (reused from ``--work``); (bundle, test cohort, test exams, info)."""
     from riskmodel.training.recipe import train_image_model
@@ -97,18 +112,16 @@ def prepare(args: argparse.Namespace) -> tuple[Path, pd.DataFrame, pd.DataFrame,
     train_exams = render(train, work / "train_exams")
     test_exams = render(test, work / "test_exams")
     bundle = work / "run" / "bundle"
-    seconds = 0.0
+    if not bundle.exists() and args.from_checkpoint:
+        _bundle_from_checkpoint(work / "run")
     if not bundle.exists():
-        start = time.perf_counter()
         train_image_model(train, train_exams, work / "run", preset="small", image_size=SIZE, epochs=args.epochs,
                           batch_size=16, lr=1e-3, patience=0, calibration="none", val_fraction=0.15,
                           calib_fraction=0.0, cache_dir=work / "cache", device="cpu", seed=SEED, progress=False)
-        seconds = time.perf_counter() - start
-        (work / "run" / "train_seconds.txt").write_text(f"{seconds:.1f}\n")
-    else:
-        seconds = float((work / "run" / "train_seconds.txt").read_text())
-    info = {"n_train_exams": len(train), "n_train_cases": int(((train.event == 1) & (train.time <= HORIZON)).sum()),
-            "train_seconds": round(seconds, 1)}
+    history = pd.read_csv(work / "run" / "training" / "metrics.csv")
+    info = {"epochs_completed": len(history), "best_val_c_index": round(float(history["val_c_index"].max()), 4),
+            "n_train_exams": len(train), "n_train_cases": int(((train.event == 1) & (train.time <= HORIZON)).sum()),
+            "train_seconds": round(float(history["seconds"].sum()), 1)}
     return bundle, test, test_exams, info
 
 

@@ -221,3 +221,18 @@ def test_unreadable_exam_gets_a_status_not_a_crash(lesion_exams, predictor, tmp_
     assert [e.status for e in out] == ["no_views", "ok"] and "missing.dcm" in out[0].message
     entries = write_explanations(out, tmp_path / "o")
     assert [e["status"] for e in entries] == ["no_views", "ok"] and entries[0]["files"] == []
+
+
+def test_the_mirai_model_is_explained_through_the_same_function(lesion_exams):
+    from test_mirai_model import make_model
+
+    from riskmodel.explain import mirai_target
+
+    exams, _ = lesion_exams
+    target = mirai_target(make_model(), (64, 52))
+    [ex] = explain(target, exams.head(1), methods="gradcam,ig", steps=2)
+    assert ex.status == "ok" and set(ex.views) == {"L-CC", "L-MLO", "R-CC", "R-MLO"}
+    for view in ex.views.values():
+        assert view.maps["gradcam"].shape == view.maps["ig"].shape == SIZE and view.maps["ig"].max() > 0
+        assert np.isfinite(view.contribution)
+    assert set(ex.asymmetry) == {"CC", "MLO"}

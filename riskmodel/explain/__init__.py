@@ -13,7 +13,7 @@ from riskmodel.explain.core import ExamExplanation, ViewExplanation, explain, it
 from riskmodel.explain.faithfulness import deletion_curve, pointing_game
 from riskmodel.explain.maps import METHODS
 from riskmodel.explain.output import write_explanations
-from riskmodel.explain.target import ExplainTarget, native_target
+from riskmodel.explain.target import ExplainTarget, mirai_target, native_target
 
 __all__ = ["METHODS", "ExamExplanation", "ExplainTarget", "ViewExplanation", "deletion_curve", "explain",
-           "iter_explanations", "native_target", "pointing_game", "write_explanations"]
+           "iter_explanations", "mirai_target", "native_target", "pointing_game", "write_explanations"]

@@ -11,7 +11,8 @@ views go through a per-view convolutional encoder can be explained the same way:
 * ``image_size`` and ``voi``: how views are read for the model (:class:`~riskmodel.imaging.ExamDataset`).
 
 :func:`native_target` builds it for :class:`riskmodel.nn.ImageRiskModel` (what
-:class:`riskmodel.inference.ImageRiskPredictor` holds).
+:class:`riskmodel.inference.ImageRiskPredictor` holds); :func:`mirai_target` for
+:class:`riskmodel.mirai.MiraiModel` (duck-typed: this module imports neither, so it stays below both).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ExplainTarget", "native_target"]
+__all__ = ["ExplainTarget", "mirai_target", "native_target"]
 
 
 @dataclass(frozen=True)
@@ -56,3 +57,29 @@ def native_target(model: Any, preprocessing: dict[str, Any], device: Any = None)
     size = tuple(int(v) for v in preprocessing["image_size"])
     return ExplainTarget(risk=risk, layer=model.encoder.stages[-1], image_size=(size[0], size[1]),
                          voi=str(preprocessing.get("voi", "auto")), n_years=int(model.config.n_years), device=dev)
+
+
+def mirai_target(model: Any, image_size: tuple[int, int], *, voi: str = "auto",
+                 prepare: Callable[[Any], Any] | None = None, device: Any = None) -> ExplainTarget:
+    """The :class:`ExplainTarget` of a :class:`riskmodel.mirai.MiraiModel` (eval mode).
+
+    Args:
+        model: the Mirai model; its risk is ``model(images, view_mask).probabilities`` (B, 5) and Grad-CAM
+            reads the encoder's last residual block.
+        image_size: ``(H, W)`` the views are read at for it.
+        voi: the reader's VOI mode.
+        prepare: maps the reader's (B, 4, 1, H, W) views in [0, 1] to Mirai's input (channels, normalisation);
+            None: the grey channel repeated to the encoder's channel count.
+        device: where the model is (default: its parameters').
+    """
+    backbone = model.encoder._model
+    channels = int(model.encoder.config.num_chan)
+
+    def risk(images: Any, mask: Any) -> Any:
+        x = prepare(images) if prepare is not None else images.expand(-1, -1, channels, -1, -1)
+        return model(x, mask).probabilities
+
+    dev = device if device is not None else next(model.parameters()).device
+    return ExplainTarget(risk=risk, layer=getattr(backbone, backbone.block_names[-1]),
+                         image_size=(int(image_size[0]), int(image_size[1])), voi=voi,
+                         n_years=int(model.max_followup), device=dev)
