@@ -205,6 +205,11 @@ def test_cli_writes_overlays_maps_summary_and_secondary_captures(lesion_exams, p
     sc = pydicom.dcmread(folder / "L-CC_gradcam_sc.dcm")
     assert sc.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7" and sc.pixel_array.shape == (*SIZE, 3)
     assert sc.StudyInstanceUID == pydicom.dcmread(exams.iloc[0]["L-CC"], stop_before_pixels=True).StudyInstanceUID
+    from riskmodel.explain.output import overlays_for_report
+
+    pngs = overlays_for_report(tmp_path / "out", entry["exam_id"])
+    assert sorted(pngs) == ["L-CC", "L-MLO", "R-CC", "R-MLO"] and all(p.is_file() for p in pngs.values())
+    assert overlays_for_report(tmp_path / "out", "no such exam") == {}
     assert main(["explain", "--bundle", str(bundle), "--exams", str(table), "--out", str(tmp_path / "o2"),
                  "--methods", "gradcam,shap"]) == 2
     assert main(["explain", "--bundle", str(bundle), "--exams", str(table), "--out", str(tmp_path / "o2"),

@@ -15,7 +15,6 @@ else ``exam_<row>``; ``summary.json`` names it either way.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,9 @@ from typing import Any
 import numpy as np
 
 from riskmodel.explain.core import ExamExplanation
+from riskmodel.synthetic.mammogram import SAFE_NAME
 
-__all__ = ["overlay", "write_explanations"]
-
-_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+__all__ = ["overlay", "overlays_for_report", "write_explanations"]
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 
 
@@ -95,7 +93,7 @@ def write_explanations(explanations: Iterable[ExamExplanation], out: str | Path,
     entries = []
     for row, ex in enumerate(explanations):
         entry = ex.summary()
-        folder = ex.exam_id if _SAFE.fullmatch(str(ex.exam_id)) else f"exam_{row}"
+        folder = ex.exam_id if SAFE_NAME.fullmatch(str(ex.exam_id)) else f"exam_{row}"
         entry["folder"], entry["files"] = folder, []
         if ex.status == "ok":
             (out / folder).mkdir(exist_ok=True)
@@ -116,3 +114,17 @@ def write_explanations(explanations: Iterable[ExamExplanation], out: str | Path,
         entries.append(entry)
     (out / "summary.json").write_text(json.dumps({"exams": entries}, indent=2) + "\n", encoding="utf-8")
     return entries
+
+
+def overlays_for_report(out: str | Path, exam_id: str, method: str = "gradcam") -> dict[str, Path]:
+    """The hook for a per-woman report: slot → PNG overlay of ``method`` for the exam ``exam_id``, read
+    from ``out/summary.json`` (written by :func:`write_explanations`); empty when the exam was not
+    explained or had no readable view.
+    """
+    out = Path(out)
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    for entry in summary["exams"]:
+        if str(entry["exam_id"]) == str(exam_id) and entry["status"] == "ok":
+            return {slot: out / entry["folder"] / f"{slot}_{method}.png" for slot in entry["views"]
+                    if f"{entry['folder']}/{slot}_{method}.png" in entry["files"]}
+    return {}
