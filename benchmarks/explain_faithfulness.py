@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool", type=int, default=60_000, help="women simulated")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--test-cases", type=int, default=60, help="held-out case exams (each with a mass)")
+    p.add_argument("--max-exams", type=int, default=None,
+                   help="explain only the first N held-out case exams (and N controls for the asymmetry AUC)")
     p.add_argument("--margin", type=float, default=3.0, help="pointing-game dilation of the mass's disc (pixels)")
     p.add_argument("--steps", type=int, default=16, help="integrated-gradients steps")
     p.add_argument("--from-checkpoint", action="store_true",
@@ -132,7 +134,7 @@ def wilson(hits: int, n: int, z: float = 1.96) -> list[float]:
     p = hits / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [round(centre - half, 4), round(centre + half, 4)]
+    return [round(max(centre - half, 0.0), 4), round(min(centre + half, 1.0), 4)]
 
 
 def auc(pos: np.ndarray, neg: np.ndarray) -> float:
@@ -190,6 +192,9 @@ def evaluate(args: argparse.Namespace) -> dict:
     lesions = pd.read_csv(Path(args.work) / "test_exams" / "lesions.csv")
     lesions["path"] = [str(Path(args.work) / "test_exams" / p) for p in lesions["path"]]
     case = ((test["event"] == 1) & (test["time"] <= HORIZON)).to_numpy()
+    if args.max_exams is not None:  # the first N cases and N controls of the held-out set
+        keep = np.sort(np.concatenate([np.flatnonzero(case)[:args.max_exams], np.flatnonzero(~case)[:args.max_exams]]))
+        test, exams, case = test.iloc[keep].reset_index(drop=True), exams.iloc[keep].reset_index(drop=True), case[keep]
     risk5 = model.encode(exams).raw_risk[:, 4]
     info["test_auc_5y_case_vs_control"] = round(auc(risk5[case], risk5[~case]), 4)
 
