@@ -633,6 +633,19 @@ class ImageRiskPredictor:
                             axis=1)
         return out
 
+    def explain(self, exams: pd.DataFrame, *, years: int = 5, methods: str | Sequence[str] = ("gradcam", "ig"),
+                steps: int = 16) -> list:
+        """Why each exam got its ``years``-year risk: per-view saliency maps (Grad-CAM, integrated
+        gradients) on each view's DICOM grid, bilateral asymmetry, and each view's contribution.
+
+        The same as :func:`riskmodel.explain.explain` with this predictor (one
+        :class:`~riskmodel.explain.ExamExplanation` per row of ``exams``, same order); write the
+        overlays, maps and summary with :func:`riskmodel.explain.write_explanations`.
+        """
+        from riskmodel.explain.core import explain
+
+        return explain(self, exams, years=years, methods=methods, steps=steps)
+
     def save(self, path: str | Path, *, metadata: dict | None = None, overwrite: bool = False) -> Path:
         """Write this predictor as a bundle (see :func:`save_image_model`)."""
         return save_image_model(path, self.model, preprocessing=self.preprocessing, calibrator=self.calibrator,

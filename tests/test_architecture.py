@@ -59,6 +59,7 @@ LAYERS: dict[str, int] = {
     # 4 training and inference
     "riskmodel.training": 4,
     "riskmodel.inference": 4,
+    "riskmodel.explain": 4,  # saliency core: model-agnostic (ExplainTarget), so ImageRiskPredictor.explain can use it
     # 5 fused models
     "riskmodel.fusion": 5,
     "riskmodel.mirai": 5,

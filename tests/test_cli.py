@@ -132,9 +132,9 @@ def test_synth_then_scan(tmp_path, capsys):
     manifest, exams = tmp_path / "m.csv", tmp_path / "e.csv"
     assert cli.main(["scan", str(out / "exams"), "-o", str(manifest), "--exams", str(exams)]) == 0
     scanned = pd.read_csv(manifest)
-    assert (scanned["status"] == "ok").sum() == 12 and len(scanned) == 14  # + manifest.csv and truth.csv
+    assert (scanned["status"] == "ok").sum() == 12 and len(scanned) == 15  # + manifest, truth and lesions .csv
     assert len(pd.read_csv(exams)) == 3
-    assert "scanned 14 files (12 ok)" in capsys.readouterr().err
+    assert "scanned 15 files (12 ok)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("argv", "text"), [

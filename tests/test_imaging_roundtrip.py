@@ -57,7 +57,7 @@ def test_scan_and_assemble_give_complete_exams(exams):
     root, cohort, manifest = exams
     (root / "notes.txt").write_text("not a dicom")
     scanned = scan_dicoms(root)
-    assert len(scanned) == len(manifest) + 1 + len(VENDORS) * 2  # + notes.txt + manifest.csv/truth.csv per vendor
+    assert len(scanned) == len(manifest) + 1 + len(VENDORS) * 3  # + notes.txt + manifest/truth/lesions.csv per vendor
     dicoms = scanned[scanned["status"] == "ok"]
     assert len(dicoms) == len(manifest)
     assert set(scanned.loc[scanned["status"] != "ok", "status"]) == {"NotDicomError"}

@@ -18,7 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description=(
             "Write OUT/cohort.csv: N women in the canonical schema with observed outcome (time, event) and the "
             "generator's true risks (a test bed, not real data). With --images, also write four DICOM views per "
-            "woman under OUT/exams/ with manifest.csv and truth.csv."
+            "woman under OUT/exams/ with manifest.csv, truth.csv and lesions.csv (each mass: position and radius per "
+            "view)."
         ),
     )
     p.add_argument("--n", type=int, required=True, help="number of women")
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
         manifest = write_exams(cohort, out / "exams", image_size=size, seed=args.seed, n_jobs=args.jobs,
                                progress=not args.quiet and sys.stderr.isatty())
-        message += f" and {len(manifest)} DICOM images to {out / 'exams'} (manifest.csv, truth.csv)"
+        message += f" and {len(manifest)} DICOM images to {out / 'exams'} (manifest.csv, truth.csv, lesions.csv)"
     if not args.quiet:
         print(message, file=sys.stderr)
     return 0

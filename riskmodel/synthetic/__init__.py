@@ -7,6 +7,6 @@
 """
 
 from riskmodel.synthetic.cohort import make_cohort
-from riskmodel.synthetic.mammogram import write_exams
+from riskmodel.synthetic.mammogram import lesion_mask, write_exams
 
-__all__ = ["make_cohort", "write_exams"]
+__all__ = ["lesion_mask", "make_cohort", "write_exams"]

@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["VENDORS", "VIEWS", "RenderedView", "VendorStyle", "render_view", "render_woman", "write_exams"]
+__all__ = ["LESION_RADIUS_SIGMAS", "VENDORS", "VIEWS", "RenderedView", "VendorStyle", "lesion_geometry", "lesion_mask",
+           "render_view", "render_woman", "write_exams"]
 
 #: The four views of a screening exam, in the order the library uses everywhere.
 VIEWS = (("L", "CC"), ("L", "MLO"), ("R", "CC"), ("R", "MLO"))
@@ -44,6 +45,9 @@ DENSE_FRACTION = {"a": 0.08, "b": 0.28, "c": 0.58, "d": 0.85}
 VIEW_CODES = {"CC": ("R-10242", "cranio-caudal"), "MLO": ("R-10226", "medio-lateral oblique"),
               "ML": ("R-10224", "medio-lateral")}
 MIN_SIZE, MAX_SIZE = (64, 52), (2048, 1664)
+#: The lesion's radius in ``lesions.csv``, in SDs of its Gaussian profile: at 2 SD the mass adds
+#: 0.14 · e⁻² ≈ 0.019 to the tissue value, about twice the pixel noise (SD 0.008).
+LESION_RADIUS_SIGMAS = 2.0
 
 
 @dataclass(frozen=True)
@@ -178,11 +182,32 @@ def render_view(
     if lesion is not None:
         rows = np.arange(h, dtype=np.float32)[:, None]
         cols = np.arange(w, dtype=np.float32)[None, :]
-        cy, cx = lesion[1] * h, lesion[0] * w * 0.6
-        sigma = 0.022 * w
+        cy, cx, sigma = lesion_geometry(h, w, lesion)
         tissue = tissue + 0.14 * np.exp(-((rows - cy) ** 2 + (cols - cx) ** 2) / (2 * sigma**2))
     image = mask * tissue + rng.normal(0.0, 0.008, (h, w)).astype(np.float32)
     return np.clip(image, 0.0, 1.0).astype(np.float32)
+
+
+def lesion_geometry(h: int, w: int, lesion: tuple[float, float]) -> tuple[float, float, float]:
+    """Where :func:`render_view` draws a mass: ``(row, column, sigma)`` in pixels of the canonical
+    ``(h, w)`` frame (chest wall at column 0), for ``lesion`` = (depth, height) fractions.
+
+    >>> lesion_geometry(1000, 500, (0.5, 0.5))
+    (500.0, 150.0, 11.0)
+    """
+    return float(lesion[1] * h), float(lesion[0] * w * 0.6), float(0.022 * w)
+
+
+def lesion_mask(shape: tuple[int, int], row: float, col: float, radius: float) -> np.ndarray:
+    """Boolean ``shape`` mask of the disc of ``radius`` pixels around pixel ``(row, col)`` (a
+    ``lesions.csv`` row: same grid, same orientation as the DICOM file's stored pixels).
+
+    >>> lesion_mask((5, 5), 2, 2, 1).astype(int).sum()
+    5
+    """
+    rows = np.arange(shape[0])[:, None]
+    cols = np.arange(shape[1])[None, :]
+    return (rows - row) ** 2 + (cols - col) ** 2 <= radius**2
 
 
 def _stored(canonical: np.ndarray, style: VendorStyle) -> tuple[np.ndarray, dict]:
@@ -298,6 +323,7 @@ class RenderedView:
     style_key: str
     lesion_side: str
     date: str
+    lesion: tuple[float, float, float] | None = None  # (row, column, sigma) in canonical pixels, if drawn here
 
 
 def render_woman(row: dict, size: tuple[int, int], seed: int, opts: dict) -> list[RenderedView]:
@@ -331,7 +357,8 @@ def render_woman(row: dict, size: tuple[int, int], seed: int, opts: dict) -> lis
             )
             # Convention: right breasts are stored with the chest wall on the right; some vendors mirror.
             chest_right = (side == "R") != bool(rng_exam.random() < style.mirror_prob)
-            views.append(RenderedView(side, view, canonical, chest_right, vendor_key, lesion_side, date))
+            where = lesion_geometry(h, w, lesion_pos) if lesion_pos is not None and side == lesion_side else None
+            views.append(RenderedView(side, view, canonical, chest_right, vendor_key, lesion_side, date, where))
     return views
 
 
@@ -364,9 +391,17 @@ def _write_woman(row: dict, out_dir: str, size: tuple[int, int], seed: int, opts
             "photometric_interpretation": style.photometric,
             "transfer_syntax": syntax, "bits_stored": style.bits_stored, "rows": h, "columns": w,
             "stored_chest_wall_right": rv.chest_wall_right, "study_uid": study_uid, "sop_uid": meta["sop_uid"],
-            "_lesion_side": rv.lesion_side,
+            "_lesion_side": rv.lesion_side, **_lesion_record(rv, w),
         })
     return records
+
+
+def _lesion_record(rv: RenderedView, w: int) -> dict:
+    """The ``lesions.csv`` fields of one view: its mass in the stored pixel grid (NaN when none)."""
+    if rv.lesion is None:
+        return {"_lesion_row": np.nan, "_lesion_col": np.nan, "_lesion_sigma": np.nan}
+    row, col, sigma = rv.lesion
+    return {"_lesion_row": row, "_lesion_col": (w - 1) - col if rv.chest_wall_right else col, "_lesion_sigma": sigma}
 
 
 def _options(vendors: tuple[str, ...], image_effect: float, lesions: bool, lesion_years: float) -> dict:
@@ -414,7 +449,11 @@ def write_exams(
         out_dir: folder to write to: ``<id>/<exam_id>_<side>_<view>.dcm`` (``id`` and ``exam_id``
             must be safe file names, :data:`SAFE_NAME`; others are refused, never mapped), plus
             ``manifest.csv`` (one row per image) and ``truth.csv`` (one row per exam: lesion
-            side, density, image factor — kept apart so pipelines do not read the truth).
+            side, density, image factor — kept apart so pipelines do not read the truth), and
+            ``lesions.csv``: one row per view showing a mass (``exam_id``, ``id``, ``path``,
+            ``laterality``, ``view``, ``row``, ``col``, ``sigma``, ``radius`` in pixels of the file's
+            stored grid and orientation; ``radius`` = :data:`LESION_RADIUS_SIGMAS` · ``sigma``;
+            rasterise with :func:`lesion_mask`), with a header even when no view has one.
         image_size: (rows, columns), from 64×52 up to 2048×1664.
         seed: output is a deterministic function of ``seed`` and the cohort rows.
         vendors: vendor styles to draw from (keys of :data:`VENDORS`), one per exam.
@@ -466,7 +505,12 @@ def write_exams(
              .agg(id=("id", "first"), lesion_side=("_lesion_side", "first")).reset_index())
     extra = [c for c in ("density", "image_factor") if c in cohort.columns]
     truth = truth.merge(cohort[["exam_id", *extra]], on="exam_id", how="left")
-    manifest = manifest.drop(columns="_lesion_side")
+    has = manifest["_lesion_row"].notna()
+    lesions = manifest.loc[has, ["exam_id", "id", "path", "laterality", "view"]].assign(
+        row=manifest.loc[has, "_lesion_row"], col=manifest.loc[has, "_lesion_col"],
+        sigma=manifest.loc[has, "_lesion_sigma"], radius=LESION_RADIUS_SIGMAS * manifest.loc[has, "_lesion_sigma"])
+    manifest = manifest.drop(columns=["_lesion_side", "_lesion_row", "_lesion_col", "_lesion_sigma"])
     manifest.to_csv(out / "manifest.csv", index=False)
     truth.to_csv(out / "truth.csv", index=False)
+    lesions.to_csv(out / "lesions.csv", index=False)
     return manifest
