@@ -326,3 +326,47 @@ def test_a_days_list_gets_an_index_and_one_combined_pdf(example, tmp_path):
     named = write_reports(out.iloc[:2], tmp_path / "x", cohort=cohort.iloc[:2].assign(id=["index", "W2"]),
                           index=True, date="2026-11-21")
     assert [p.name for p in named] == ["row00000.html", "row00001.html", "index.html"]
+
+
+def _explanations_folder(tmp_path, exam_id: str):
+    """A folder laid out as ``riskmodel explain --out`` writes it, for one exam with two overlays."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = tmp_path / "explain"
+    (out / "E1").mkdir(parents=True)
+    for slot in ("L_CC", "R_CC"):
+        plt.imsave(out / "E1" / f"{slot}_gradcam.png", np.random.default_rng(0).random((8, 6)))
+    summary = {"exams": [{"exam_id": exam_id, "status": "ok", "folder": "E1", "views": ["L_CC", "R_CC"],
+                          "files": ["E1/L_CC_gradcam.png", "E1/R_CC_gradcam.png"]}]}
+    (out / "summary.json").write_text(json.dumps(summary))
+    return out
+
+
+def test_a_page_shows_the_saliency_overlays_of_her_explained_exam(tmp_path):
+    import riskmodel
+
+    cohort = pd.DataFrame({"id": ["A1", "B2"], "age": [52.0, 60.0], "race": ["white", "white"],
+                           "exam_id": ["0007", "0008"]})
+    risks = riskmodel.predict_risk(cohort)
+    recs = riskmodel.recommend_screening(risks, "uspstf2024", cohort=cohort)
+    folder = _explanations_folder(tmp_path, "0007")
+    written = write_reports(recs, tmp_path / "pages", risks=risks, cohort=cohort, explanations=folder)
+    first, second = (p.read_text() for p in written)
+    assert first.count('src="data:image/png;base64,') == 2 and "Where the image model looked" in first
+    assert "data:image/png" not in second  # exam 0008 was not explained
+    plain = write_reports(recs, tmp_path / "plain", risks=risks, cohort=cohort)
+    assert "data:image/png" not in plain[0].read_text()
+
+
+def test_recommend_explanations_needs_a_folder_explain_wrote(tmp_path):
+    from riskmodel.cli import main
+
+    pd.DataFrame({"id": ["A1"], "age": [52.0], "risk": [0.02]}).to_csv(tmp_path / "r.csv", index=False)
+    code = main(["recommend", str(tmp_path / "r.csv"), "--report", str(tmp_path / "rep"), "--explanations",
+                 str(tmp_path)])
+    assert code == 2 and not (tmp_path / "rep").exists()

@@ -43,6 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                                    "(the list of women, with links)")
     p.add_argument("--pdf", action="store_true", help="with --report: also a PDF per woman and DIR/reports.pdf (the "
                                                       "index, then every woman's pages)")
+    p.add_argument("--explanations", metavar="DIR", help="with --report: the folder 'riskmodel explain --out' wrote; "
+                                                         "pages of women whose exam_id was explained show its "
+                                                         "saliency overlays")
     p.add_argument("--date", help="assessment date for FHIR and reports (YYYY-MM-DD; default today)")
     add_quiet(p, "no summary line")
     p.set_defaults(func=run)
@@ -64,6 +67,11 @@ def run(args: argparse.Namespace) -> int:
     policy = load_policy(args.policy)  # a PolicyError (ValueError) becomes the one-line error of main()
     if args.pdf and args.report is None:
         raise UsageError("--pdf needs --report DIR")
+    if args.explanations is not None and args.report is None:
+        raise UsageError("--explanations needs --report DIR")
+    if args.explanations is not None and not (Path(args.explanations) / "summary.json").is_file():
+        raise UsageError(f"--explanations {args.explanations}: no summary.json (write it with 'riskmodel explain "
+                         "--out DIR')")
     if args.fhir is not None and Path(args.fhir).suffix.lower() not in (".ndjson", ".json"):
         raise UsageError(f"--fhir {args.fhir}: use .ndjson (one resource per line) or .json (a Bundle)")
     if args.date is not None:
@@ -87,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     with interrupt_on_sigterm(), AtomicWriter(args.output, out_fmt) as writer:
         if args.report is not None:  # rendered into a temporary folder, moved in only when complete
             pages = write_reports(out, args.report, cohort=cohort, pdf=args.pdf, date=args.date, policy=policy,
-                                  index=True)
+                                  index=True, explanations=args.explanations)
             shared = [p.name for p in pages if p.name in ("index.html", "reports.pdf")]
             extra.append(f"{len(pages) - len(shared)} report files + {' + '.join(shared)} -> {args.report}")
         if fhir is not None:

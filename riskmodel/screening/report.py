@@ -13,6 +13,7 @@ horizon is at most 5 years). The average is the BCSC v2 average woman of her age
 
 from __future__ import annotations
 
+import base64
 import html
 import math
 import os
@@ -263,6 +264,7 @@ class _Page:
     chart_note: str
     for_her: list[str]
     summary: dict[str, str] = field(default_factory=dict)  # the index page's columns
+    overlays: dict[str, bytes] = field(default_factory=dict)  # view slot -> PNG of a saliency overlay
 
 
 def _page(row: pd.Series, curve: np.ndarray | None, *, date: str | None, pol: dict[str, Any] | None,
@@ -406,11 +408,38 @@ def _html(page: _Page) -> str:
         "curve": _svg(page.curve, page.average) if page.average is not None or page.curve is not None else "",
         "curve_note": html.escape(page.chart_note), "for_her": "".join(f"<p>{html.escape(t)}</p>"
                                                                         for t in page.for_her),
-        "source": html.escape(page.source),
+        "source": html.escape(page.source), "overlays": _overlays_html(page.overlays),
     }
     template = resources.files("riskmodel.screening").joinpath("templates").joinpath("report.html").read_text(
         encoding="utf-8")
     return Template(template).substitute(values)
+
+
+def _overlays_html(overlays: dict[str, bytes]) -> str:
+    """The saliency overlays of her exam, embedded as PNG data (the page stays one file), with what they mean."""
+    if not overlays:
+        return ""
+    figures = "".join(
+        f'<figure class="overlay"><img alt="saliency overlay, {html.escape(slot)}" src="data:image/png;base64,'
+        f'{base64.b64encode(png).decode("ascii")}"><figcaption>{html.escape(slot)}</figcaption></figure>'
+        for slot, png in overlays.items())
+    return ("<h2>Where the image model looked</h2>"
+            f'<div class="overlays">{figures}</div>'
+            '<p class="small">Grad-CAM maps of the image model that gave her risk: brighter areas changed its '
+            "five-year risk most. They show what the model used, not where a cancer is; on the synthetic test bed "
+            "they follow dense tissue more than masses (docs/explainability.md).</p>")
+
+
+def exam_overlays(explanations: str | os.PathLike[str], exam_id: Any) -> dict[str, bytes]:
+    """The PNG overlays ``riskmodel explain --out EXPLANATIONS`` wrote for exam ``exam_id`` (slot -> bytes).
+
+    Empty when that exam was not explained or had no readable view.
+    """
+    from riskmodel.explain.output import overlays_for_report
+
+    if exam_id is None or (isinstance(exam_id, float) and math.isnan(exam_id)):
+        return {}
+    return {slot: Path(path).read_bytes() for slot, path in overlays_for_report(explanations, str(exam_id)).items()}
 
 
 def render_report(row: pd.Series, curve: np.ndarray | None = None, *, date: str | None = None,
@@ -441,17 +470,10 @@ def render_report(row: pd.Series, curve: np.ndarray | None = None, *, date: str 
     return _html(_page(row, curve, date=date, pol=pol, answers=given, lines=lines))
 
 
-def _file_names(table: pd.DataFrame) -> list[str]:
-    ids = [str(v) for v in table["id"]] if "id" in table.columns else []
-    safe = [re.sub(r"[^A-Za-z0-9._-]+", "_", v).strip("._") for v in ids]
-    if ids and all(safe) and len(set(safe)) == len(safe):
-        return safe
-    return [f"row{i:05d}" for i in range(len(table))]
-
-
 def write_reports(results: pd.DataFrame, out_dir: str | os.PathLike[str], *, cohort: pd.DataFrame | None = None,
                   pdf: bool = False, date: str | None = None, risks: pd.DataFrame | None = None,
-                  policy: str | os.PathLike[str] | Policy | None = None, index: bool = False) -> list[Path]:
+                  policy: str | os.PathLike[str] | Policy | None = None, index: bool = False,
+                  explanations: str | os.PathLike[str] | None = None) -> list[Path]:
     """Write ``OUT_DIR/<id>.html`` (and ``<id>.pdf`` with ``pdf=True``) for every row.
 
     Args:
@@ -472,6 +494,9 @@ def write_reports(results: pd.DataFrame, out_dir: str | os.PathLike[str], *, coh
             ``recommend_screening``). Needed for a table read back from a file.
         index: also write ``index.html`` (a table of the women with links to their pages) and,
             with ``pdf=True``, ``reports.pdf`` (the index, then every woman's pages, in row order).
+        explanations: the folder ``riskmodel explain --out`` wrote for these women's exams: each
+            page whose row (or cohort row) has an ``exam_id`` that was explained shows its Grad-CAM
+            overlays (HTML pages only).
 
     Returns:
         The paths written, in row order (HTML, then PDF, per woman), then ``index.html`` and
@@ -497,6 +522,10 @@ def write_reports(results: pd.DataFrame, out_dir: str | os.PathLike[str], *, coh
     for i, (_, row) in enumerate(table.iterrows()):
         answers = cohort.iloc[i] if cohort is not None else None
         pages.append(_page(row, curves[i], date=date, pol=pol, answers=answers, lines=lines[i]))
+        if explanations is not None:
+            exam = _get(row, "exam_id") if "exam_id" in row.index else (
+                answers.get("exam_id") if answers is not None else None)
+            pages[-1].overlays = exam_overlays(explanations, exam)
     written = [folder / f"{name}{suffix}" for name in names for suffix in ((".html", ".pdf") if pdf else (".html",))]
     with staged_into(folder) as tmp:
         for i, (name, (_, row)) in enumerate(zip(names, table.iterrows(), strict=True)):
