@@ -1,0 +1,254 @@
+"""Run Mirai's own code (``onconet``, checked out outside this repository) beside this library's port.
+
+Shared by ``benchmarks/mirai_parity.py`` and ``benchmarks/mirai_speed.py``. Nothing of Mirai's source is copied
+here: :func:`load_onconet` puts a checkout given by the user on ``sys.path`` and applies, at run time, the few
+patches Mirai (written for Python 3.8 / torch 1.9 / torchvision 0.10) needs on this environment; each patch is
+recorded in :data:`PATCHES` so the results JSON lists it.
+
+:func:`build_mirai` builds Mirai's image encoder (``custom_resnet``) and view transformer (``transformer``) from
+Mirai's own argument parser, with seeded random weights (every parameter and BatchNorm buffer perturbed), and
+:func:`save_release` writes them the way Mirai saves snapshots (``torch.save`` of the whole module) under the
+release's file names, with a calibrator pickle made of Mirai's own ``MiraiCalibrator`` objects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import pickle
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from riskmodel.mirai.importer import CALIBRATOR_FILE, ENCODER_FILE, TRANSFORMER_FILE
+
+__all__ = ["PATCHES", "build_mirai", "load_onconet", "mirai_batch", "mirai_full", "perturb", "save_release"]
+
+#: What was changed at run time to make Mirai's code run here (filled by :func:`load_onconet`).
+PATCHES: list[dict[str, str]] = []
+
+#: Mirai's released risk-factor keys (``onconet/configs/mirai_trained.json``), as its parser receives them.
+RISK_FACTOR_KEYS = (
+    "density binary_family_history binary_biopsy_benign binary_biopsy_LCIS binary_biopsy_atypical_hyperplasia age "
+    "menarche_age menopause_age first_pregnancy_age prior_hist race parous menopausal_status weight height "
+    "ovarian_cancer ovarian_cancer_age ashkenazi brca mom_bc_cancer_history m_aunt_bc_cancer_history "
+    "p_aunt_bc_cancer_history m_grandmother_bc_cancer_history p_grantmother_bc_cancer_history "
+    "sister_bc_cancer_history mom_oc_cancer_history m_aunt_oc_cancer_history p_aunt_oc_cancer_history "
+    "m_grandmother_oc_cancer_history p_grantmother_oc_cancer_history sister_oc_cancer_history hrt_type "
+    "hrt_duration hrt_years_ago_stopped"
+)
+
+
+def _patch(name: str, why: str) -> None:
+    if not any(p["name"] == name for p in PATCHES):
+        PATCHES.append({"name": name, "why": why})
+
+
+def _torchvision_stub() -> types.ModuleType:
+    """The part of torchvision 0.10's ``transforms`` that Mirai's test-time pipeline calls, on PIL images and
+    tensors, with torchvision 0.10's semantics (Resize: PIL bilinear; ToTensor: 'I' → int32, 'I;16' → int16,
+    8-bit → float/255; Normalize: (x − mean)/std per channel)."""
+    from PIL import Image
+
+    tv = types.ModuleType("torchvision")
+    tr = types.ModuleType("torchvision.transforms")
+    fn = types.ModuleType("torchvision.transforms.functional")
+    ds = types.ModuleType("torchvision.datasets")
+
+    class Resize:
+        def __init__(self, size, interpolation=Image.BILINEAR):
+            self.size, self.interpolation = size, interpolation
+
+        def __call__(self, img):
+            h, w = self.size
+            return img.resize((w, h), self.interpolation)
+
+    class ToTensor:
+        def __call__(self, pic):
+            types_ = {"I": np.int32, "I;16": np.int16, "F": np.float32}
+            arr = np.array(pic, types_.get(pic.mode, np.uint8), copy=True)
+            t = torch.from_numpy(arr)
+            t = t.view(pic.size[1], pic.size[0], len(pic.getbands())).permute(2, 0, 1).contiguous()
+            return t.float().div(255) if t.dtype == torch.uint8 else t
+
+    class Normalize:
+        def __init__(self, mean, std):
+            self.mean, self.std = mean, std
+
+        def __call__(self, t):
+            mean = torch.as_tensor(self.mean, dtype=t.dtype).view(-1, 1, 1)
+            std = torch.as_tensor(self.std, dtype=t.dtype).view(-1, 1, 1)
+            return (t - mean) / std
+
+    class Lambda:
+        def __init__(self, f):
+            self.f = f
+
+        def __call__(self, x):
+            return self.f(x)
+
+    class Unavailable:
+        def __init__(self, *a, **k):
+            raise NotImplementedError("not part of the torchvision stand-in (not used at Mirai's test time)")
+
+    for name, obj in {"Resize": Resize, "ToTensor": ToTensor, "Normalize": Normalize, "Lambda": Lambda}.items():
+        setattr(tr, name, obj)
+    for name in ("RandomCrop", "Grayscale", "RandomHorizontalFlip", "ToPILImage", "Compose"):
+        setattr(tr, name, Unavailable)
+    tr.functional = fn
+    tv.transforms, tv.datasets = tr, ds
+    for m in (tv, tr, fn, ds):
+        sys.modules[m.__name__] = m
+    return tv
+
+
+def load_onconet(src: str | Path) -> types.ModuleType:
+    """Import Mirai's ``onconet`` from the checkout ``src`` (never copied), patched to run here."""
+    src = Path(src).resolve()
+    if not (src / "onconet" / "models" / "mirai_full.py").is_file():
+        raise SystemExit(f"{src}: not a checkout of Mirai (no onconet/models/mirai_full.py)")
+    sys.path.insert(0, str(src))
+    if importlib.util.find_spec("torchvision") is None:
+        _torchvision_stub()
+        _patch("sys.modules['torchvision'] stand-in",
+               "torchvision is not installed in this venv; Mirai imports it at module level and uses only "
+               "transforms.Resize/ToTensor/Normalize/Lambda at test time (re-implemented with 0.10's semantics)")
+    original_load = torch.load
+
+    def load_whole_module(*a: Any, **k: Any) -> Any:
+        k.setdefault("weights_only", False)
+        return original_load(*a, **k)
+
+    torch.load = load_whole_module
+    _patch("torch.load(weights_only=False) default for Mirai's load_model",
+           "torch >= 2.6 defaults to weights_only=True, which refuses whole pickled modules (Mirai's snapshot "
+           "format); only Mirai's code loads the files this run wrote itself")
+    import warnings
+
+    warnings.filterwarnings("ignore", category=UserWarning)
+    onconet = importlib.import_module("onconet")
+    for m in ("onconet.models.mirai_full", "onconet.models.custom_resnet", "onconet.models.hiddens_transfomer",
+              "onconet.models.calibrator", "onconet.models.pools.factory", "onconet.utils.parsing"):
+        importlib.import_module(m)
+    for m in ("onconet.models.pools.max_pool", "onconet.models.pools.attention_pool",
+              "onconet.models.pools.average_pool", "onconet.models.pools.risk_factor_pool"):
+        importlib.import_module(m)
+    return onconet
+
+
+def _empty_metadata() -> list[str]:
+    """Empty metadata files: Mirai's ``RiskFactorVectorizer`` (built by every risk-factor pool) reads the
+    training metadata JSONs only to fill per-patient factors, none of which are used here."""
+    import json
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="mirai-metadata-"))
+    (folder / "metadata.json").write_text(json.dumps([]))
+    (folder / "risk_factors.json").write_text(json.dumps({}))
+    _patch("empty --metadata_path/--risk_factor_metadata_path JSON files",
+           "Mirai's RiskFactorVectorizer opens its training metadata when a model is built; empty files stand in")
+    return ["--metadata_path", str(folder / "metadata.json"),
+            "--risk_factor_metadata_path", str(folder / "risk_factors.json")]
+
+
+def mirai_args(extra: list[str]) -> argparse.Namespace:
+    """Mirai's own ``parse_args()`` on an argument list (its parser reads ``sys.argv``)."""
+    from onconet.utils import parsing
+
+    saved = sys.argv
+    sys.argv = ["mirai", *_empty_metadata(), *extra]
+    try:
+        args = parsing.parse_args()
+    finally:
+        sys.argv = saved
+    args.num_classes = 2  # set by Mirai's dataset classes (all its mammography datasets use 2), not the parser
+    return args
+
+
+def build_mirai(hidden: int = 512, heads: int = 8, pool: str = "GlobalMaxPool",
+                dropout: float = 0.0) -> tuple[nn.Module, nn.Module]:
+    """Mirai's image encoder and view transformer, built by Mirai's factory from its released settings
+    (``configs/mirai_base.json`` for the encoder; ``configs/mirai_full.json``'s grid for the transformer: H, heads
+    and pool are only inside the release's pickle, so they are parameters)."""
+    from onconet.models.factory import get_model_by_name
+
+    common = ["--survival_analysis_setup", "--use_risk_factors", "--pred_risk_factors", "--max_followup", "5",
+              "--risk_factor_keys", *RISK_FACTOR_KEYS.split(), "--num_chan", "3", "--dropout", str(dropout)]
+    enc_args = mirai_args([*common, "--model_name", "custom_resnet", "--pool_name", "GlobalMaxPool",
+                           "--block_layout", "BasicBlock,2", "BasicBlock,2", "BasicBlock,2", "BasicBlock,2",
+                           "--img_mean", "7047.99", "--img_std", "12005.5", "--img_size", "1664", "2048"])
+    enc_args.pretrained_on_imagenet = False
+    encoder = get_model_by_name("custom_resnet", False, enc_args)
+    tr_args = mirai_args([*common, "--model_name", "transformer", "--use_precomputed_hiddens",
+                          "--transfomer_hidden_dim", str(hidden), "--num_heads", str(heads), "--num_layers", "1",
+                          "--pool_name", pool, "--num_images", "4", "--min_num_images", "4", "--multi_image"])
+    tr_args.precomputed_hidden_dim = encoder._model.args.img_only_dim
+    transformer = get_model_by_name("transformer", False, tr_args)
+    return encoder.eval(), transformer.eval()
+
+
+def perturb(module: nn.Module, seed: int) -> nn.Module:
+    """Seeded random weights: every float parameter and buffer (BatchNorm running stats included) changed so no
+    layer is an identity; running variances kept positive; the hazard layer's fixed triangular mask kept."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in module.state_dict().items():
+            if not t.is_floating_point() or name.endswith("upper_triagular_mask"):
+                continue
+            if name.endswith("running_var"):
+                t.copy_(0.5 + torch.rand(t.shape, generator=g))
+            else:
+                fan = t[0].numel() if t.dim() > 1 else 1
+                t.add_(torch.randn(t.shape, generator=g) * (0.1 if t.dim() == 1 else 1.0 / fan ** 0.5))
+    return module
+
+
+def calibrators(seed: int) -> dict[int, Any]:
+    """Per-year ``onconet.models.calibrator.MiraiCalibrator`` objects with seeded, non-trivial parameters of the
+    released calibrator's form (slope/offset arrays as sklearn's ``coef_[0]``/``intercept_[0]`` give them)."""
+    from onconet.models.calibrator import MiraiCalibrator
+
+    rng = np.random.default_rng(seed)
+    return {k: MiraiCalibrator(np.array([rng.uniform(2, 6)]), np.float64(rng.uniform(-5, -3)),
+                               np.float64(rng.uniform(-1.5, -0.5)), np.float64(rng.uniform(-1, 1)))
+            for k in range(5)}
+
+
+def save_release(folder: Path, encoder: nn.Module, transformer: nn.Module, cal: dict[int, Any]) -> Path:
+    """Write the modules as Mirai saves snapshots (``torch.save(model)``) and the calibrator pickle, under the
+    release's names in ``folder``."""
+    (folder / "calibrators").mkdir(parents=True, exist_ok=True)
+    torch.save(encoder, folder / ENCODER_FILE)
+    torch.save(transformer, folder / TRANSFORMER_FILE)
+    with open(folder / CALIBRATOR_FILE, "wb") as f:
+        pickle.dump(cal, f)
+    return folder
+
+
+def mirai_full(folder: Path, if_unk: bool = False) -> nn.Module:
+    """Mirai's inference model (``MiraiFull``) loading the two snapshots from ``folder`` by Mirai's own code, with
+    the released inference settings (``use_pred_risk_factors_at_test``); ``if_unk`` adds
+    ``--use_pred_risk_factors_if_unk`` (a supplied factor replaces the prediction; not set in the release)."""
+    from onconet.models.mirai_full import MiraiFull
+
+    args = mirai_args(["--model_name", "mirai_full", "--img_encoder_snapshot", str(folder / ENCODER_FILE),
+                       "--transformer_snapshot", str(folder / TRANSFORMER_FILE), "--pred_risk_factors",
+                       "--use_pred_risk_factors_at_test", "--use_risk_factors", "--survival_analysis_setup",
+                       "--max_followup", "5", "--num_images", "4", "--min_num_images", "4", "--multi_image",
+                       "--risk_factor_keys", *RISK_FACTOR_KEYS.split(),
+                       *(["--use_pred_risk_factors_if_unk"] if if_unk else [])])
+    return MiraiFull(args).eval()
+
+
+def mirai_batch(images: torch.Tensor, view: list[int], side: list[int]) -> dict[str, torch.Tensor]:
+    """Mirai's batch dict for ``images`` (B, N, C, H, W): ``x`` (B, C, N, H, W) as ``collate_batch`` builds it, and
+    the view/side/time codes."""
+    b, n = images.shape[:2]
+    view_seq = torch.tensor(view).expand(b, n)
+    return {"x": images.transpose(1, 2).contiguous(), "view_seq": view_seq,
+            "side_seq": torch.tensor(side).expand(b, n), "time_seq": torch.zeros_like(view_seq)}

@@ -1,0 +1,207 @@
+"""This library's Mirai port against Mirai's own code, on the same seeded model and the same inputs.
+
+Mirai's source is checked out OUTSIDE this repository and given with ``--mirai-src``; nothing of it is copied.
+For each configuration of the released grid (H, heads, pool: only the release's pickle says which one it is) the
+script builds Mirai's encoder and transformer with Mirai's own factory, perturbs every parameter and BatchNorm
+buffer (seeded), saves them as Mirai saves snapshots (``torch.save`` of the module) plus a calibrator pickle of
+Mirai's ``MiraiCalibrator`` objects, imports that folder with ``riskmodel import-mirai`` (a subprocess; the
+restricted unpickler), and compares per-year raw and calibrated probabilities of Mirai's ``MiraiFull`` forward +
+calibrator with :class:`riskmodel.mirai.model.MiraiModel` on identical input tensors: several exams at a small
+size and one at Mirai's full 2048×1664. The patches Mirai's code needed here are listed in the JSON.
+
+Usage::
+
+    git --git-dir=MIRAI_GIT archive HEAD | tar -x -C /tmp/mirai-src
+    python benchmarks/mirai_parity.py --mirai-src /tmp/mirai-src [--exams 4] [--size 256x208] [--full-exams 1]
+        [--golden tests/data/mirai_parity_golden.json]
+
+Writes ``benchmarks/results/mirai_parity.json`` and (``--golden``) the CI golden numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _mirai_harness import PATCHES, build_mirai, calibrators, load_onconet, mirai_batch, mirai_full, perturb, \
+    save_release
+from _report import machine_info, publish, utc_now
+
+from riskmodel.bundle import load_bundle
+from riskmodel.mirai.config import RISK_FACTOR_NUM_CLASSES
+from riskmodel.mirai.importer import bundle_calibration
+from riskmodel.mirai.model import MiraiModel
+
+RESULTS = Path(__file__).parent / "results" / "mirai_parity.json"
+RAW_TARGET = 1e-5  # max |Δ| on raw probabilities, identical input tensors (issue 19)
+#: (H, heads, pool) of Mirai's transformer search grid (configs/mirai_full.json); the first is run at full size.
+GRID = ((512, 8, "GlobalMaxPool"), (1024, 16, "GlobalMaxPool"), (512, 8, "Simple_AttentionPool"),
+        (512, 8, "GlobalAvgPool"))
+#: View order of the exam: Mirai's CSV order R-CC, R-MLO, L-CC, L-MLO (view 0 = CC, side 0 = R).
+VIEWS, SIDES = [0, 1, 0, 1], [0, 0, 1, 1]
+
+
+def import_bundle(release: Path, out: Path) -> tuple[MiraiModel, object]:
+    """``riskmodel import-mirai release --out out`` (the CLI's entry point) in a subprocess, then our model and calibration from it."""
+    cli = [sys.executable, "-c", "import sys; from riskmodel.cli import main; sys.exit(main(sys.argv[1:]))"]
+    subprocess.run([*cli, "import-mirai", str(release), "--out", str(out), "--quiet"], check=True)
+    bundle = load_bundle(out)
+    return MiraiModel.from_bundle_parts(bundle.config, bundle.state_dict), bundle_calibration(bundle.config)
+
+
+def exam_images(n: int, size: tuple[int, int], seed: int) -> torch.Tensor:
+    """(n, 4, 3, H, W) normalised-pixel-like inputs: a smooth random field per view, repeated on 3 channels as
+    Mirai's ``force_num_chan_2d`` does, with values spanning Mirai's normalised range."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n * 4, 1, 16, 13, generator=g) * 3.0 - 0.6
+    fine = torch.nn.functional.interpolate(coarse, size=size, mode="bilinear", align_corners=False)
+    fine = fine + 0.05 * torch.randn(fine.shape, generator=g)
+    return fine.view(n, 4, 1, *size).expand(n, 4, 3, *size).contiguous()
+
+
+def risk_factor_vector(n: int, seed: int) -> torch.Tensor:
+    """(n, 100) Mirai risk-factor vectors: about half the keys supplied (a one-hot block, or 1 for a binary
+    key), the others all-zero (unknown)."""
+    g = torch.Generator().manual_seed(seed)
+    blocks = []
+    for width in RISK_FACTOR_NUM_CLASSES.values():
+        block = torch.zeros(n, width)
+        known = torch.rand(n, generator=g) < 0.5
+        block[torch.arange(n), torch.randint(width, (n,), generator=g)] = known.float()
+        blocks.append(block)
+    return torch.cat(blocks, dim=1)
+
+
+def mirai_predict(full: torch.nn.Module, cal: dict, images: torch.Tensor,
+                  risk_factors: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Mirai's inference as ``process_image_joint`` does it, per exam: ``sigmoid(logit)``, then each year's
+    ``calibrator[i].predict_proba(p).flatten()[1]``. ``risk_factors`` (B, 100) go in as Mirai's per-key list."""
+    batch = mirai_batch(images, VIEWS, SIDES)
+    rf = None
+    if risk_factors is not None:
+        rf = list(torch.split(risk_factors, list(RISK_FACTOR_NUM_CLASSES.values()), dim=1))
+    with torch.no_grad():
+        logit, _, _ = full(batch["x"], rf, batch)
+    raw = torch.sigmoid(logit).numpy().astype(np.float64)
+    calibrated = np.array([[cal[k].predict_proba(raw[i, k].reshape(-1, 1)).flatten()[1] for k in sorted(cal)]
+                           for i in range(len(raw))])
+    return raw, calibrated
+
+
+def ours_predict(model: MiraiModel, calibration, images: torch.Tensor, risk_factors: torch.Tensor | None = None,
+                 sides: list[int] = SIDES) -> tuple[np.ndarray, np.ndarray]:
+    """This library's port on the same tensors: raw probabilities and Mirai's per-year calibration."""
+    with torch.no_grad():
+        out = model(images, view_seq=torch.tensor(VIEWS).expand(len(images), 4),
+                    side_seq=torch.tensor(sides).expand(len(images), 4), risk_factors=risk_factors)
+    raw = out.probabilities.numpy().astype(np.float64)
+    return raw, calibration.predict(raw)
+
+
+def compare(mirai: tuple[np.ndarray, np.ndarray], ours: tuple[np.ndarray, np.ndarray]) -> dict:
+    raw_diff = float(np.abs(mirai[0] - ours[0]).max())
+    cal_diff = float(np.abs(mirai[1] - ours[1]).max())
+    return {"max_abs_diff_raw": raw_diff, "max_abs_diff_calibrated": cal_diff, "raw_target": RAW_TARGET,
+            "pass": raw_diff <= RAW_TARGET and cal_diff <= RAW_TARGET,
+            "mirai_raw": mirai[0].round(8).tolist(), "ours_raw": ours[0].round(8).tolist(),
+            "mirai_calibrated": mirai[1].round(8).tolist(), "ours_calibrated": ours[1].round(8).tolist()}
+
+
+def run_config(work: Path, index: int, hidden: int, heads: int, pool: str, shapes: list[tuple[int, tuple]],
+               seed: int) -> dict:
+    """One grid configuration: build, perturb, save, import, compare for each (exams, size) in ``shapes``."""
+    encoder, transformer = build_mirai(hidden, heads, pool)
+    perturb(encoder, seed + 10 * index)
+    perturb(transformer, seed + 10 * index + 1)
+    cal = calibrators(seed + 10 * index + 2)
+    release = save_release(work / f"release{index}", encoder, transformer, cal)
+    full = mirai_full(release)
+    ours, calibration = import_bundle(release, work / f"bundle{index}")
+    result: dict = {"transformer_hidden_dim": hidden, "num_heads": heads, "pool_name": pool, "runs": []}
+    for n, size in shapes:
+        images = exam_images(n, size, seed + index)
+        t0 = time.perf_counter()
+        theirs = mirai_predict(full, cal, images)
+        t1 = time.perf_counter()
+        mine = ours_predict(ours, calibration, images)
+        t2 = time.perf_counter()
+        result["runs"].append({"exams": n, "size_hw": list(size), **compare(theirs, mine),
+                               "seconds_mirai": round(t1 - t0, 2), "seconds_ours": round(t2 - t1, 2)})
+    n, size = shapes[0]
+    images = exam_images(n, size, seed + index)
+    # The comparison can fail: the same exam with the sides swapped must not match Mirai's numbers.
+    swapped = ours_predict(ours, calibration, images, sides=[1 - s for s in SIDES])
+    result["sensitivity_sides_swapped_max_abs_diff_raw"] = float(np.abs(swapped[0] - theirs_first(result)).max())
+    if index == 0:  # supplied risk factors: Mirai's use_pred_risk_factors_if_unk rule (not set in its release)
+        rf = risk_factor_vector(n, seed + index)
+        theirs = mirai_predict(mirai_full(release, if_unk=True), cal, images, rf)
+        result["supplied_risk_factors"] = {"exams": n, "size_hw": list(size), "keys_supplied_fraction": 0.5,
+                                           **compare(theirs, ours_predict(ours, calibration, images, rf))}
+    return result
+
+
+def theirs_first(result: dict) -> np.ndarray:
+    """Mirai's raw probabilities of a configuration's first run."""
+    return np.array(result["runs"][0]["mirai_raw"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mirai-src", required=True, help="Mirai's source checkout (outside this repository)")
+    parser.add_argument("--exams", type=int, default=4, help="exams per configuration at --size")
+    parser.add_argument("--size", default="256x208", help="small input size HxW")
+    parser.add_argument("--full-exams", type=int, default=1, help="exams at 2048x1664 (first configuration)")
+    parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    size = tuple(int(v) for v in args.size.split("x"))
+    onconet = load_onconet(args.mirai_src)
+    report: dict = {
+        "benchmark": "mirai_parity",
+        "date": utc_now(),
+        "command": f"python benchmarks/mirai_parity.py --mirai-src MIRAI_SRC --exams {args.exams} --size "
+                   f"{args.size} --full-exams {args.full_exams} --seed {args.seed} --threads {args.threads}",
+        "machine": machine_info(),
+        "mirai_source": {"onconet_version": getattr(onconet, "__version__", None),
+                         "commit": _commit(Path(args.mirai_src))},
+        "what": "Mirai's own MiraiFull forward + MiraiCalibrator vs riskmodel's port of the bundle imported by "
+                "`riskmodel import-mirai` from the same torch.save'd modules; identical input tensors; released "
+                "inference settings (risk factors predicted from the images, use_pred_risk_factors_at_test)",
+        "weights": "seeded random (every parameter and BatchNorm buffer perturbed); NOT the released weights",
+        "patches": PATCHES,
+        "configs": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="mirai-parity-") as tmp:
+        for i, (hidden, heads, pool) in enumerate(GRID):
+            shapes = [(args.exams, size)]
+            if i == 0 and args.full_exams:
+                shapes.append((args.full_exams, (2048, 1664)))
+            report["configs"].append(run_config(Path(tmp), i, hidden, heads, pool, shapes, args.seed))
+    runs = [r for c in report["configs"] for r in c["runs"]]
+    runs += [c["supplied_risk_factors"] for c in report["configs"] if "supplied_risk_factors" in c]
+    report["summary"] = {"max_abs_diff_raw": max(r["max_abs_diff_raw"] for r in runs),
+                         "max_abs_diff_calibrated": max(r["max_abs_diff_calibrated"] for r in runs),
+                         "all_pass": all(r["pass"] for r in runs)}
+    publish(report, RESULTS, write=not args.no_write)
+
+
+def _commit(src: Path) -> str | None:
+    """The checkout's commit when it is a git work tree (an archive export has none)."""
+    try:
+        return subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return None
+
+
+if __name__ == "__main__":
+    main()
