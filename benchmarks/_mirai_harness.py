@@ -27,7 +27,10 @@ from torch import nn
 
 from riskmodel.mirai.importer import CALIBRATOR_FILE, ENCODER_FILE, TRANSFORMER_FILE
 
-__all__ = ["PATCHES", "build_mirai", "load_onconet", "mirai_batch", "mirai_full", "perturb", "save_release"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from mirai_seeded import hashed_uniform, seeded_state  # the seeded model the CI golden test rebuilds
+
+__all__ = ["PATCHES", "build_mirai", "load_onconet", "mirai_batch", "mirai_full", "save_release", "seed_weights"]
 
 #: What was changed at run time to make Mirai's code run here (filled by :func:`load_onconet`).
 PATCHES: list[dict[str, str]] = []
@@ -192,19 +195,12 @@ def build_mirai(hidden: int = 512, heads: int = 8, pool: str = "GlobalMaxPool",
     return encoder.eval(), transformer.eval()
 
 
-def perturb(module: nn.Module, seed: int) -> nn.Module:
-    """Seeded random weights: every float parameter and buffer (BatchNorm running stats included) changed so no
-    layer is an identity; running variances kept positive; the hazard layer's fixed triangular mask kept."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in module.state_dict().items():
-            if not t.is_floating_point() or name.endswith("upper_triagular_mask"):
-                continue
-            if name.endswith("running_var"):
-                t.copy_(0.5 + torch.rand(t.shape, generator=g))
-            else:
-                fan = t[0].numel() if t.dim() > 1 else 1
-                t.add_(torch.randn(t.shape, generator=g) * (0.1 if t.dim() == 1 else 1.0 / fan ** 0.5))
+def seed_weights(module: nn.Module, prefix: str, seed: int) -> nn.Module:
+    """Seeded weights: every parameter and buffer (BatchNorm running statistics included) set from its name
+    ``prefix + name`` by ``tests/mirai_seeded.seeded_state`` (the hazard layer's fixed triangular mask kept)."""
+    state = module.state_dict()
+    seeded = seeded_state([(prefix + k, tuple(v.shape), v.dtype) for k, v in state.items()], seed)
+    module.load_state_dict({k: seeded[prefix + k] for k in state}, strict=True)
     return module
 
 
@@ -213,10 +209,9 @@ def calibrators(seed: int) -> dict[int, Any]:
     released calibrator's form (slope/offset arrays as sklearn's ``coef_[0]``/``intercept_[0]`` give them)."""
     from onconet.models.calibrator import MiraiCalibrator
 
-    rng = np.random.default_rng(seed)
-    return {k: MiraiCalibrator(np.array([rng.uniform(2, 6)]), np.float64(rng.uniform(-5, -3)),
-                               np.float64(rng.uniform(-1.5, -0.5)), np.float64(rng.uniform(-1, 1)))
-            for k in range(5)}
+    u = hashed_uniform("calibrators", 20, seed).reshape(5, 4)
+    return {k: MiraiCalibrator(np.array([2 + 4 * a]), np.float64(-5 + 2 * b), np.float64(-1.5 + c),
+                               np.float64(2 * d - 1)) for k, (a, b, c, d) in enumerate(u)}
 
 
 def save_release(folder: Path, encoder: nn.Module, transformer: nn.Module, cal: dict[int, Any]) -> Path:

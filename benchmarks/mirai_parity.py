@@ -30,9 +30,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _mirai_harness import PATCHES, build_mirai, calibrators, load_onconet, mirai_batch, mirai_full, perturb, \
-    save_release
+from _mirai_harness import (
+    PATCHES,
+    build_mirai,
+    calibrators,
+    load_onconet,
+    mirai_batch,
+    mirai_full,
+    save_release,
+    seed_weights,
+)
 from _report import machine_info, publish, utc_now
+from mirai_seeded import golden_images, golden_risk_factors  # tests/ (on sys.path via _mirai_harness)
 
 from riskmodel.bundle import load_bundle
 from riskmodel.mirai.config import RISK_FACTOR_NUM_CLASSES
@@ -49,34 +58,12 @@ VIEWS, SIDES = [0, 1, 0, 1], [0, 0, 1, 1]
 
 
 def import_bundle(release: Path, out: Path) -> tuple[MiraiModel, object]:
-    """``riskmodel import-mirai release --out out`` (the CLI's entry point) in a subprocess, then our model and calibration from it."""
+    """``riskmodel import-mirai release --out out`` (the CLI's entry point) in a subprocess, then our model and
+    calibration from the bundle."""
     cli = [sys.executable, "-c", "import sys; from riskmodel.cli import main; sys.exit(main(sys.argv[1:]))"]
     subprocess.run([*cli, "import-mirai", str(release), "--out", str(out), "--quiet"], check=True)
     bundle = load_bundle(out)
     return MiraiModel.from_bundle_parts(bundle.config, bundle.state_dict), bundle_calibration(bundle.config)
-
-
-def exam_images(n: int, size: tuple[int, int], seed: int) -> torch.Tensor:
-    """(n, 4, 3, H, W) normalised-pixel-like inputs: a smooth random field per view, repeated on 3 channels as
-    Mirai's ``force_num_chan_2d`` does, with values spanning Mirai's normalised range."""
-    g = torch.Generator().manual_seed(seed)
-    coarse = torch.rand(n * 4, 1, 16, 13, generator=g) * 3.0 - 0.6
-    fine = torch.nn.functional.interpolate(coarse, size=size, mode="bilinear", align_corners=False)
-    fine = fine + 0.05 * torch.randn(fine.shape, generator=g)
-    return fine.view(n, 4, 1, *size).expand(n, 4, 3, *size).contiguous()
-
-
-def risk_factor_vector(n: int, seed: int) -> torch.Tensor:
-    """(n, 100) Mirai risk-factor vectors: about half the keys supplied (a one-hot block, or 1 for a binary
-    key), the others all-zero (unknown)."""
-    g = torch.Generator().manual_seed(seed)
-    blocks = []
-    for width in RISK_FACTOR_NUM_CLASSES.values():
-        block = torch.zeros(n, width)
-        known = torch.rand(n, generator=g) < 0.5
-        block[torch.arange(n), torch.randint(width, (n,), generator=g)] = known.float()
-        blocks.append(block)
-    return torch.cat(blocks, dim=1)
 
 
 def mirai_predict(full: torch.nn.Module, cal: dict, images: torch.Tensor,
@@ -114,19 +101,26 @@ def compare(mirai: tuple[np.ndarray, np.ndarray], ours: tuple[np.ndarray, np.nda
             "mirai_calibrated": mirai[1].round(8).tolist(), "ours_calibrated": ours[1].round(8).tolist()}
 
 
+def build_release(work: Path, index: int, hidden: int, heads: int, pool: str, seed: int):
+    """Mirai's modules for one grid configuration, seeded, saved as a release and imported: returns
+    (release folder, Mirai's calibrators, our model, our calibration)."""
+    encoder, transformer = build_mirai(hidden, heads, pool)
+    seed_weights(encoder, "encoder.", seed + 10 * index)
+    seed_weights(transformer, "transformer.", seed + 10 * index)
+    cal = calibrators(seed + 10 * index)
+    release = save_release(work / f"release{index}", encoder, transformer, cal)
+    ours, calibration = import_bundle(release, work / f"bundle{index}")
+    return release, cal, ours, calibration
+
+
 def run_config(work: Path, index: int, hidden: int, heads: int, pool: str, shapes: list[tuple[int, tuple]],
                seed: int) -> dict:
-    """One grid configuration: build, perturb, save, import, compare for each (exams, size) in ``shapes``."""
-    encoder, transformer = build_mirai(hidden, heads, pool)
-    perturb(encoder, seed + 10 * index)
-    perturb(transformer, seed + 10 * index + 1)
-    cal = calibrators(seed + 10 * index + 2)
-    release = save_release(work / f"release{index}", encoder, transformer, cal)
+    """One grid configuration: build, seed, save, import, compare for each (exams, size) in ``shapes``."""
+    release, cal, ours, calibration = build_release(work, index, hidden, heads, pool, seed)
     full = mirai_full(release)
-    ours, calibration = import_bundle(release, work / f"bundle{index}")
     result: dict = {"transformer_hidden_dim": hidden, "num_heads": heads, "pool_name": pool, "runs": []}
     for n, size in shapes:
-        images = exam_images(n, size, seed + index)
+        images = golden_images(n, size, seed + index)
         t0 = time.perf_counter()
         theirs = mirai_predict(full, cal, images)
         t1 = time.perf_counter()
@@ -135,21 +129,50 @@ def run_config(work: Path, index: int, hidden: int, heads: int, pool: str, shape
         result["runs"].append({"exams": n, "size_hw": list(size), **compare(theirs, mine),
                                "seconds_mirai": round(t1 - t0, 2), "seconds_ours": round(t2 - t1, 2)})
     n, size = shapes[0]
-    images = exam_images(n, size, seed + index)
+    images = golden_images(n, size, seed + index)
     # The comparison can fail: the same exam with the sides swapped must not match Mirai's numbers.
     swapped = ours_predict(ours, calibration, images, sides=[1 - s for s in SIDES])
-    result["sensitivity_sides_swapped_max_abs_diff_raw"] = float(np.abs(swapped[0] - theirs_first(result)).max())
+    result["sensitivity_sides_swapped_max_abs_diff_raw"] = float(
+        np.abs(swapped[0] - np.array(result["runs"][0]["mirai_raw"])).max())
     if index == 0:  # supplied risk factors: Mirai's use_pred_risk_factors_if_unk rule (not set in its release)
-        rf = risk_factor_vector(n, seed + index)
+        rf = golden_risk_factors(n, RISK_FACTOR_NUM_CLASSES.values(), seed + index)
         theirs = mirai_predict(mirai_full(release, if_unk=True), cal, images, rf)
         result["supplied_risk_factors"] = {"exams": n, "size_hw": list(size), "keys_supplied_fraction": 0.5,
                                            **compare(theirs, ours_predict(ours, calibration, images, rf))}
     return result
 
 
-def theirs_first(result: dict) -> np.ndarray:
-    """Mirai's raw probabilities of a configuration's first run."""
-    return np.array(result["runs"][0]["mirai_raw"])
+#: The CI golden models: small transformers (Mirai's full ResNet-18 encoder), inputs of GOLDEN_SIZE.
+GOLDEN_MODELS = ((32, 4, "GlobalMaxPool"), (32, 4, "Simple_AttentionPool"))
+GOLDEN_SIZE, GOLDEN_EXAMS = (64, 52), 2
+
+
+def golden(work: Path, seed: int, command: str) -> dict:
+    """Golden numbers from Mirai's code for the seeded models ``tests/test_mirai_parity_golden.py`` rebuilds."""
+    out: dict = {"what": "per-year probabilities computed by Mirai's own code (MiraiFull + MiraiCalibrator) for "
+                         "the seeded models of tests/mirai_seeded.py; CI rebuilds the same weights from their names "
+                         "and checks riskmodel's port against these numbers",
+                 "command": command, "seed": seed, "exams": GOLDEN_EXAMS, "size_hw": list(GOLDEN_SIZE),
+                 "views": VIEWS, "sides": SIDES, "torch": torch.__version__, "models": []}
+    for i, (hidden, heads, pool) in enumerate(GOLDEN_MODELS):
+        index = 100 + i
+        release, cal, _, _ = build_release(work, index, hidden, heads, pool, seed)
+        bundle = load_bundle(work / f"bundle{index}")
+        images = golden_images(GOLDEN_EXAMS, GOLDEN_SIZE, seed)
+        rf = golden_risk_factors(GOLDEN_EXAMS, RISK_FACTOR_NUM_CLASSES.values(), seed)
+        raw, calibrated = mirai_predict(mirai_full(release), cal, images)
+        rf_raw, rf_calibrated = mirai_predict(mirai_full(release, if_unk=True), cal, images, rf)
+        out["models"].append({
+            "transformer_hidden_dim": hidden, "num_heads": heads, "pool_name": pool, "weights_seed": seed + 10 * index,
+            "encoder_args": bundle.config["encoder_args"], "transformer_args": bundle.config["transformer_args"],
+            "state_layout": [[k, list(v.shape), str(v.dtype).removeprefix("torch.")]
+                             for k, v in bundle.state_dict.items()],
+            "calibrators": [[float(c.base_estimator_slope[0]), float(c.base_estimator_offset),
+                             float(c.calibrator_slope), float(c.calibrator_offset)] for _, c in sorted(cal.items())],
+            "raw": raw.tolist(), "calibrated": calibrated.tolist(),
+            "supplied_risk_factors": {"raw": rf_raw.tolist(), "calibrated": rf_calibrated.tolist()},
+        })
+    return out
 
 
 def main() -> None:
@@ -161,6 +184,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--golden", help="also write the CI golden numbers to this JSON "
+                                         "(tests/data/mirai_parity_golden.json)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     size = tuple(int(v) for v in args.size.split("x"))
@@ -176,11 +201,16 @@ def main() -> None:
         "what": "Mirai's own MiraiFull forward + MiraiCalibrator vs riskmodel's port of the bundle imported by "
                 "`riskmodel import-mirai` from the same torch.save'd modules; identical input tensors; released "
                 "inference settings (risk factors predicted from the images, use_pred_risk_factors_at_test)",
-        "weights": "seeded random (every parameter and BatchNorm buffer perturbed); NOT the released weights",
+        "weights": "seeded (tests/mirai_seeded.py: every parameter and BatchNorm buffer set from a hash of its name); "
+                   "NOT the released weights",
         "patches": PATCHES,
         "configs": [],
     }
     with tempfile.TemporaryDirectory(prefix="mirai-parity-") as tmp:
+        if args.golden:
+            command = (f"python benchmarks/mirai_parity.py --mirai-src MIRAI_SRC --seed {args.seed} "
+                       f"--golden {args.golden}")
+            Path(args.golden).write_text(json.dumps(golden(Path(tmp), args.seed, command), indent=1) + "\n")
         for i, (hidden, heads, pool) in enumerate(GRID):
             shapes = [(args.exams, size)]
             if i == 0 and args.full_exams:
