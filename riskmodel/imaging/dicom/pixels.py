@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,6 +237,66 @@ def _check_not_blank(y: np.ndarray, ds: Any, path: Path, voi: str) -> None:
         path, f"blank image after the VOI step: {_voi_description(ds, voi)} maps every pixel to {result}")
 
 
+@dataclass(frozen=True, eq=False)
+class DecodedImage:
+    """A checked, decoded file before any intensity transform (what :func:`decode_checked` returns).
+
+    Attributes:
+        dataset: the pydicom Dataset (pixel data included).
+        stored: the decoded stored values, shape ``(rows, columns)``, as pydicom gives them (bits above
+            BitsStored masked, signed per PixelRepresentation).
+        laterality, laterality_source, view, view_source: as in :class:`Mammogram`.
+        fields: the identification fields of :func:`~riskmodel.imaging.dicom.metadata.header_fields`.
+        path: the file read.
+    """
+
+    dataset: Any
+    stored: np.ndarray = field(repr=False)
+    laterality: str
+    laterality_source: str
+    view: str
+    view_source: str
+    fields: dict
+    path: Path
+
+
+@contextmanager
+def _as_read_error(path: Path) -> Iterator[None]:
+    """Turn what pydicom raises on a header value it only chokes on when converted into a DicomReadError."""
+    try:
+        yield
+    except DicomError:
+        raise
+    except Exception as e:
+        if is_resource_error(e):
+            raise
+        raise DicomReadError(path, f"pydicom could not read the file: {type(e).__name__}: {e}") from None
+
+
+def decode_checked(path: str | os.PathLike[str], pixel_budget: int | None = None) -> DecodedImage:
+    """Steps 1–3 of :func:`read_mammogram`: parse, check (pixel budget first) and decode, nothing more.
+
+    For readers that apply their own intensity transform (e.g. Mirai's presets in
+    :mod:`riskmodel.imaging.mirai_preprocess`). Nothing is decoded before the checks pass.
+
+    Raises:
+        DicomError: as :func:`read_mammogram`.
+    """
+    budget = resolve_pixel_budget(pixel_budget)
+    path = Path(path)
+    ds, pixel, problem = read_dataset(path, header_only=False, budget=budget)
+    if problem is not None:
+        raise problem
+    with _as_read_error(path):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom's warnings about vendor values (e.g. "cc " as CS)
+            fields = header_fields(ds, path)
+            laterality, lat_source, view, view_source = check_object(ds, path, pixel, header_only=False,
+                                                                      budget=budget)
+        arr = _decode(ds, path)
+    return DecodedImage(ds, arr, laterality, lat_source, view, view_source, fields, path)
+
+
 def read_mammogram(path: str | os.PathLike[str], voi: str = "auto", pixel_budget: int | None = None) -> Mammogram:
     """Read one MG DICOM file into a :class:`Mammogram` (steps in the :mod:`riskmodel.imaging.dicom` docstring).
 
@@ -262,29 +324,15 @@ def read_mammogram(path: str | os.PathLike[str], voi: str = "auto", pixel_budget
     """
     if voi not in VOI_MODES:
         raise ValueError(f"voi must be one of {VOI_MODES}, got {voi!r}")
-    budget = resolve_pixel_budget(pixel_budget)
-    path = Path(path)
-    ds, pixel, problem = read_dataset(path, header_only=False, budget=budget)
-    if problem is not None:
-        raise problem
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pydicom's warnings about vendor values (e.g. "cc " as CS)
-            fields = header_fields(ds, path)
-            laterality, lat_source, view, view_source = check_object(ds, path, pixel, header_only=False,
-                                                                      budget=budget)
-        arr = _decode(ds, path)
-        y, applied = _to_unit_range(arr, ds, path, voi)
+    decoded = decode_checked(path, pixel_budget)
+    ds, path, laterality = decoded.dataset, decoded.path, decoded.laterality
+    with _as_read_error(path):
+        y, applied = _to_unit_range(decoded.stored, ds, path, voi)
         pixels, flipped, orientation_source = orient(y, ds, laterality)
-    except DicomError:
-        raise
-    except Exception as e:  # a header value pydicom only chokes on when converted
-        if is_resource_error(e):
-            raise
-        raise DicomReadError(path, f"pydicom could not read the file: {type(e).__name__}: {e}") from None
+    fields = dict(decoded.fields)
     fields.pop("rows")
     fields.pop("columns")
     return Mammogram(
-        pixels=pixels, laterality=laterality, view=view, view_family=VIEW_FAMILY[view], flipped=flipped,
-        path=str(path), voi=applied, orientation_source=orientation_source, laterality_source=lat_source,
-        view_source=view_source, **fields)
+        pixels=pixels, laterality=laterality, view=decoded.view, view_family=VIEW_FAMILY[decoded.view],
+        flipped=flipped, path=str(path), voi=applied, orientation_source=orientation_source,
+        laterality_source=decoded.laterality_source, view_source=decoded.view_source, **fields)
