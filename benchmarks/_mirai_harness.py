@@ -247,3 +247,61 @@ def mirai_batch(images: torch.Tensor, view: list[int], side: list[int]) -> dict[
     view_seq = torch.tensor(view).expand(b, n)
     return {"x": images.transpose(1, 2).contiguous(), "view_seq": view_seq,
             "side_seq": torch.tensor(side).expand(b, n), "time_seq": torch.zeros_like(view_seq)}
+
+
+def _pillow9_open_mode() -> None:
+    """Pillow >= 10 opens dcmj2pnm's 16-bit PNG as mode 'I;16', which torchvision 0.10's ToTensor reads as int16
+    (values above 32767 wrap); Mirai's pinned Pillow 9.0 opened it as 'I' (int32). Open such files as 'I'."""
+    import onconet.utils.dicom as mirai_dicom
+    from PIL import Image
+
+    if getattr(mirai_dicom, "_riskmodel_patched", False):
+        return
+    opener = mirai_dicom.Image.open
+
+    def open_as_pillow9(path: Any) -> Image.Image:
+        img = opener(path)
+        return img.convert("I") if img.mode == "I;16" else img
+
+    mirai_dicom.Image = types.SimpleNamespace(**{**vars(Image), "open": open_as_pillow9})
+    mirai_dicom._riskmodel_patched = True
+    _patch("16-bit PNG opened as mode 'I' (Pillow 9.0's behaviour)",
+           "current Pillow opens dcmj2pnm's 16-bit PNG as 'I;16', which torchvision 0.10's ToTensor would read "
+           "as int16; Mirai's pinned Pillow 9.0 gave mode 'I' (int32)")
+
+
+def mirai_exam_from_dicom(paths: list[Path], dcmtk: bool, size_hw: tuple[int, int]) -> tuple[torch.Tensor, list,
+                                                                                               list]:
+    """Mirai's own DICOM → tensor path for one exam, as its ``run_model``/``process_exam`` do it: view and side
+    codes by ``get_dicom_info``; pixels by ``dicom_to_image_dcmtk`` (``dcmj2pnm``; GE VOI-LUT / C-View / min-max
+    as its code decides) or ``dicom_to_arr(window_method='minmax', pillow=True)``; then its test transformers
+    (scale_2d, align_to_left, ToTensor, force_num_chan_2d, normalize_2d) at ``size_hw``.
+
+    Returns (1, N, 3, H, W) images, view codes, side codes."""
+    import tempfile
+
+    import pydicom
+    from onconet.transformers import factory as transformer_factory
+    from onconet.transformers.basic import ComposeTrans
+    from onconet.utils import dicom as mirai_dicom
+
+    _pillow9_open_mode()
+    h, w = size_hw
+    args = mirai_args(["--img_size", str(w), str(h), "--img_mean", "7047.99", "--img_std", "12005.5",
+                       "--num_chan", "3", "--test_image_transformers", "scale_2d", "align_to_left",
+                       "--test_tensor_transformers", "force_num_chan_2d", "normalize_2d"])
+    transforms = ComposeTrans(transformer_factory.get_transformers(args.test_image_transformers,
+                                                                   args.test_tensor_transformers, args))
+    images, views, sides = [], [], []
+    for path in paths:
+        view, side = mirai_dicom.get_dicom_info(pydicom.dcmread(path, stop_before_pixels=True))
+        if dcmtk:
+            with tempfile.NamedTemporaryFile(suffix=".png") as png:
+                image = mirai_dicom.dicom_to_image_dcmtk(str(path), png.name)
+                image.load()
+        else:
+            image = mirai_dicom.dicom_to_arr(pydicom.dcmread(path), window_method="minmax", pillow=True)
+        images.append(transforms(image))
+        views.append(int(view))
+        sides.append(int(side))
+    return torch.stack(images).unsqueeze(0), views, sides

@@ -157,8 +157,9 @@ def main() -> None:
         "command": f"python benchmarks/mirai_speed.py --mirai-src MIRAI_SRC --exams {args.exams} --batch "
                    f"{args.batch} --threads {args.threads} --size {args.size}",
         "machine": machine_info(),
-        "load_note": "2-core machine shared with other jobs during this run: wall times are noisy and long; CPU "
-                     "seconds are less affected. Seeded weights, not the released ones (same architecture/cost).",
+        "load_note": "2-core machine shared with other jobs (and with benchmarks/mirai_parity.py) during this run: "
+                     "wall times are noisy and long; CPU seconds are less affected. "
+                     "Seeded weights, not the released ones (same architecture/cost).",
         "model": "Mirai released encoder (ResNet-18 variant) + transformer H=512, 8 heads, GlobalMaxPool",
     }
     with tempfile.TemporaryDirectory(prefix="mirai-speed-") as tmp:
