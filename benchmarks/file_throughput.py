@@ -115,6 +115,7 @@ def main() -> None:
                 src = folder / f"cohort_{n}.{fmt}"
                 write_cohort(src, n, fmt)
                 ours, floor = [], []
+                load_before = os.getloadavg()[0]
                 for _ in range(args.runs):
                     ours.append(child_with_peak([riskmodel_cli, "predict", str(src), "-o",
                                                  str(folder / f"risks.{fmt}")]))
@@ -132,6 +133,7 @@ def main() -> None:
                     "rows_per_second": round(n / med_ours),
                     "peak_rss_mb_riskmodel": round(max(p for _, p in ours), 1),
                     "peak_rss_mb_pyarrow": round(max(p for _, p in floor), 1),
+                    "load_average_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
                 })
                 print(cases[-1], file=sys.stderr)
                 for stale in folder.glob("*"):
