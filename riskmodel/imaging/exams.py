@@ -296,7 +296,7 @@ def upgrade_exams(exams: pd.DataFrame, source: str = "the exams table") -> pd.Da
     out = exams.rename(columns={"exam_id": "study_key"})
     out.insert(0, "exam_id", ids)
     if "flags" in out.columns:
-        out["flags"] = [_add_flags(str(f) if isinstance(f, str) else "", more)
+        out["flags"] = [_add_flags(f if isinstance(f, str) else "", more) if more else f
                         for f, more in zip(out["flags"], flags, strict=True)]
     warnings.warn(f"{source}: written by an older riskmodel, whose exam_id was '<patient_id>/<study_uid>'; read "
                   "with exam_id = the accession number (the study UID where it is blank), the old key kept as "
