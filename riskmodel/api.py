@@ -73,7 +73,9 @@ def predict_risk(
             :class:`~riskmodel.inference.EncodedExams` made by the model's own image predictor
             (the network is then not run again). Each woman's
             exam is found through the model's key columns (default: ``data["exam_id"]`` =
-            ``exams["accession_number"]``); a woman without a usable exam gets status ``no_exam``.
+            ``exams["exam_id"]``, the accession number or else the study UID as
+            :func:`~riskmodel.imaging.assemble_exams` writes it; a key that several exams share
+            matches none); a woman without a usable exam gets status ``no_exam``.
         fallback: hybrid models: ``"none"`` (default; a woman without a usable exam gets
             status ``no_exam``) or ``"factors"`` (she is scored by the factors-only head fitted
             with the model; status ``ok`` and a message saying so). An image-only model has no

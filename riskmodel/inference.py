@@ -168,7 +168,7 @@ class EncodedExams:
 
 #: View columns of an exams table, in the order the model reads them.
 _VIEW_COLUMNS = ("L-CC", "L-MLO", "R-CC", "R-MLO")
-_EXAM_TEXT_COLUMNS = ("exam_id", "patient_id", "study_uid", "accession_number", "study_date")
+_EXAM_TEXT_COLUMNS = ("exam_id", "study_key", "patient_id", "study_uid", "accession_number", "study_date")
 
 
 def read_exams(source: pd.DataFrame | str | os.PathLike[str] | EncodedExams) -> pd.DataFrame | EncodedExams:
@@ -179,7 +179,11 @@ def read_exams(source: pd.DataFrame | str | os.PathLike[str] | EncodedExams) -> 
             :class:`EncodedExams` (returned as it is); a folder of DICOM files
             (scanned with :func:`~riskmodel.imaging.scan_dicoms`, then assembled); or a ``.csv``,
             ``.tsv`` or ``.parquet`` file written by ``riskmodel scan --exams`` (identifier
-            columns are read as text, so accession numbers keep their leading zeros).
+            columns are read as text, so accession numbers keep their leading zeros; relative view
+            paths name files beside the table).
+
+    A table (file or DataFrame) written before ``exam_id`` became the cohort's join key is
+    converted, with a warning (:func:`riskmodel.imaging.upgrade_exams`).
 
     Raises:
         FileNotFoundError: the path does not exist.
@@ -188,6 +192,9 @@ def read_exams(source: pd.DataFrame | str | os.PathLike[str] | EncodedExams) -> 
     if isinstance(source, EncodedExams):  # already encoded by an image model: checked, kept as it is
         read_exams(source.exams)
         return source
+    from riskmodel.imaging import upgrade_exams
+
+    where = "the exams table"
     if isinstance(source, pd.DataFrame):
         exams = source
     elif isinstance(source, (str, os.PathLike)):
@@ -210,6 +217,7 @@ def read_exams(source: pd.DataFrame | str | os.PathLike[str] | EncodedExams) -> 
             from riskmodel.imaging import resolve_view_paths
 
             exams = resolve_view_paths(exams, path)  # relative view paths name files beside the table
+            where = str(path)
         else:
             raise FileNotFoundError(f"{path}: no such exams table or DICOM folder")
     else:
@@ -219,7 +227,7 @@ def read_exams(source: pd.DataFrame | str | os.PathLike[str] | EncodedExams) -> 
     if missing:
         raise ValueError(f"exams lacks column(s) {missing}; build it with riskmodel.imaging.assemble_exams "
                          "(or 'riskmodel scan --exams')")
-    return exams
+    return upgrade_exams(exams, where)
 
 
 def exam_key_text(values: pd.Series | np.ndarray) -> np.ndarray:
@@ -288,10 +296,10 @@ def match_exams(predictor: ImageRiskPredictor, keys: np.ndarray, wanted: np.ndar
                 progress: bool = False) -> MatchedExams:
     """Match cohort rows to exams and run ``predictor`` on the exams of the ``wanted`` rows only.
 
-    A row's exam is the exams row whose ``exam_key`` equals the row's key as text; when several
-    share a key, the one with the most views (the first of them in table order). Each needed
-    exam is encoded once, in table order (or read from ``exams`` when it is an
-    :class:`EncodedExams` made by ``predictor``).
+    A row's exam is the exams row whose ``exam_key`` equals the row's key as text. A key that
+    several exams rows share matches none of them: the row's note names the clash (never one of
+    them picked by a guess). Each needed exam is encoded once, in table order (or read from
+    ``exams`` when it is an :class:`EncodedExams` made by ``predictor``).
 
     Args:
         predictor: the image model.
@@ -315,16 +323,11 @@ def match_exams(predictor: ImageRiskPredictor, keys: np.ndarray, wanted: np.ndar
         raise ValueError(f"exams has no column {exam_key!r} to match the cohort's exam keys; give exam_key= "
                          "the exams column that holds them")
     ex_keys = exam_key_text(exams[exam_key])
-    if "n_views" in exams.columns:
-        views = pd.to_numeric(exams["n_views"], errors="coerce").fillna(0).to_numpy()
-    else:
-        views = np.array([sum(isinstance(v, str) and v != "" for v in row)
-                          for row in exams[list(_VIEW_COLUMNS)].itertuples(index=False)])
-    position: dict[str, int] = {}
-    for i in np.lexsort((np.arange(len(exams)), -views)):  # most views first, then table order
-        k = ex_keys[i]
-        if k and k not in position:
-            position[k] = int(i)
+    holders: dict[str, list[int]] = {}
+    for i, k in enumerate(ex_keys):
+        if k:
+            holders.setdefault(k, []).append(i)
+    position = {k: rows[0] for k, rows in holders.items() if len(rows) == 1}
     matched = np.array([position.get(k, -1) if (k and wanted[r]) else -1 for r, k in enumerate(keys)], dtype=np.intp)
     needed = np.unique(matched[matched >= 0])
     out = MatchedExams(usable=np.zeros(n, dtype=bool), exam_id=np.full(n, "", dtype=object),
@@ -333,6 +336,8 @@ def match_exams(predictor: ImageRiskPredictor, keys: np.ndarray, wanted: np.ndar
     for r in np.flatnonzero(wanted):
         if not keys[r]:
             out.note[r] = f"{key_name}: missing, so no exam to read"
+        elif len(holders.get(keys[r], ())) > 1:
+            out.note[r] = _clash_note(exams, holders[keys[r]], f"{key_name}={keys[r]!r}", exam_key)
         elif matched[r] < 0:
             out.note[r] = f"{key_name}={keys[r]!r}: no exam with that {exam_key} in the exams table"
     if needed.size == 0:
@@ -354,6 +359,15 @@ def match_exams(predictor: ImageRiskPredictor, keys: np.ndarray, wanted: np.ndar
         elif msg:
             out.note[r] = f"exam {enc.exam_id[jj]}: scored on {int(enc.n_views[jj])} of 4 views ({msg})"
     return out
+
+
+def _clash_note(exams: pd.DataFrame, rows: list[int], what: str, exam_key: str) -> str:
+    """Why a woman whose key several exams rows hold (positions ``rows``) is matched to none of them."""
+    names = (exams["study_key"].iloc[rows].astype(str).tolist() if "study_key" in exams.columns
+             else [f"row {i + 1}" for i in rows])
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return (f"{what}: {len(rows)} exams in the exams table have that {exam_key} ({shown}), so it names no single "
+            f"exam; give each exam its own {exam_key}")
 
 
 def check_fallback(fallback: str, choices: Sequence[str] = ("none", "factors")) -> str:
@@ -417,7 +431,7 @@ class ImageRiskPredictor:
     #: and the keys: a bad value there is reported in the row's message, the row is still scored.
     notes_only_columns = tuple(c for c in COLUMNS if c not in ("age", "prior_breast_cancer", "id", "exam_id"))
     #: Cohort column holding each woman's exam key, and the exams column holding the same keys.
-    key, exam_key = "exam_id", "accession_number"
+    key, exam_key = "exam_id", "exam_id"
 
     def __init__(self, model: Any, preprocessing: dict, calibrator: Any = None, metadata: dict | None = None,
                  device: str = "auto"):
@@ -587,7 +601,11 @@ class ImageRiskPredictor:
     def encode_exams(self, exams: pd.DataFrame, *, batch_size: int = 4, cache_dir: str | Path | None = None,
                      progress: bool = False, num_workers: int = 0) -> EncodedExams:
         """:meth:`encode` kept with its exams table (:class:`EncodedExams`), so that a hybrid model on
-        this predictor can fit or score the same exams without running the network again."""
+        this predictor can fit or score the same exams without running the network again. A table
+        of the old format is converted first (:func:`riskmodel.imaging.upgrade_exams`)."""
+        from riskmodel.imaging import upgrade_exams
+
+        exams = upgrade_exams(exams)
         enc = self.encode(exams, batch_size=batch_size, cache_dir=cache_dir, progress=progress,
                           num_workers=num_workers)
         return EncodedExams(exams, enc, self)
@@ -614,18 +632,22 @@ class ImageRiskPredictor:
             num_workers: DataLoader worker processes reading the DICOMs.
 
         Returns:
-            ``exam_id``, ``accession_number`` (when ``exams`` has it: the key in a cohort's
-            ``exam_id`` column, so that ``cohort.merge(out, left_on="exam_id",
-            right_on="accession_number")`` joins each woman to her exam), ``n_views`` (views used),
+            ``exam_id`` (the key a cohort's ``exam_id`` holds: ``cohort.merge(out, on="exam_id")``
+            joins each woman to her exam; an old-format table is converted first,
+            :func:`riskmodel.imaging.upgrade_exams`), ``accession_number`` (when ``exams`` has it),
+            ``n_views`` (views used),
             ``status`` (``"ok"``, or ``"no_views"`` when
             no view could be read), ``message`` (views that were missing or unreadable, and
             why), ``risk_1y`` … (calibrated when the bundle has calibrators), and the embedding
             columns if asked.
         """
+        from riskmodel.imaging import upgrade_exams
+
+        exams = upgrade_exams(exams)
         enc = self.encode(exams, batch_size=batch_size, cache_dir=cache_dir, progress=progress,
                           num_workers=num_workers)
         out = self.risk_frame(enc)
-        if "accession_number" in exams.columns:  # the key a cohort's exam_id holds: the output joins to the cohort
+        if "accession_number" in exams.columns:  # the DICOM tag, beside the key it gave exam_id
             out.insert(1, "accession_number", exams["accession_number"].to_numpy())
         if embeddings and len(exams):
             out = pd.concat([out, pd.DataFrame(enc.embedding, index=exams.index,

@@ -134,7 +134,7 @@ COLUMNS: dict[str, Column] = {
         Column("prior_breast_cancer", "bool", "", "personal history of invasive breast cancer"),
         Column("prior_dcis_or_lcis", "bool", "", "personal history of DCIS or LCIS"),
         Column("chest_radiation", "bool", "", "chest radiation therapy (e.g. for Hodgkin lymphoma)"),
-        Column("exam_id", "id", "", "reference to a mammography exam in an exam manifest"),
+        Column("exam_id", "id", "", "key of the woman's exam: exams table exam_id (accession number, else study UID)"),
     ]
 }
 

@@ -57,7 +57,7 @@ class ParameterError(ValueError):
 
 #: Identifier columns read as text: the woman's and the exam's keys of the canonical schema
 #: (``id``, ``exam_id``), BCRA's ``ID`` and the DICOM keys of an exams table.
-ID_COLUMNS: tuple[str, ...] = ("id", "ID", "exam_id", "patient_id", "accession_number", "study_uid",
+ID_COLUMNS: tuple[str, ...] = ("id", "ID", "exam_id", "study_key", "patient_id", "accession_number", "study_uid",
                                "series_uid", "sop_uid")
 
 

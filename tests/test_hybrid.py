@@ -428,7 +428,7 @@ def test_cli_exam_keys_with_leading_zeros_match(data, tmp_path):
     women = canonical(data["cohort"]).head(4)
     women["exam_id"] = women["exam_id"].str.replace("EX", "", regex=False)  # "0000001" …
     exams = data["exams"].copy()
-    exams["accession_number"] = exams["accession_number"].str.replace("EX", "", regex=False)
+    exams["exam_id"] = exams["accession_number"] = exams["accession_number"].str.replace("EX", "", regex=False)
     women.to_csv(tmp_path / "women.csv", index=False)
     exams.to_csv(tmp_path / "exams.csv", index=False)
     out = tmp_path / "risk.csv"

@@ -19,7 +19,7 @@ STUDY_B = "1.2.826.0.1.3680043.10.1.2"
 def tree(tmp_path):
     """Exam A complete; exam B with its R-MLO truncated and L-MLO missing; junk around."""
     a = write_exam(tmp_path, patient_id="P001", study_uid=STUDY_A)
-    b = write_exam(tmp_path, patient_id="P002", study_uid=STUDY_B, views=("L-CC", "R-CC", "R-MLO"))
+    b = write_exam(tmp_path, patient_id="P002", study_uid=STUDY_B, views=("L-CC", "R-CC", "R-MLO"), accession="0002")
     data = b["R-MLO"].read_bytes()
     b["R-MLO"].write_bytes(data[:-500])
     (tmp_path / "notes.txt").write_text("not an image")
@@ -107,7 +107,8 @@ def test_scan_single_file_and_missing_root(tmp_path):
 def test_scan_then_assemble_end_to_end(tree):
     root, a, b = tree
     exams = assemble_exams(scan_dicoms(root))
-    assert exams["exam_id"].tolist() == [f"P001/{STUDY_A}", f"P002/{STUDY_B}"]  # no exam for the CT study
+    assert exams["study_key"].tolist() == [f"P001/{STUDY_A}", f"P002/{STUDY_B}"]  # no exam for the CT study
+    assert exams["exam_id"].tolist() == ["ACC001", "0002"]  # the accession numbers (as text): the cohort's join key
     first, second = exams.iloc[0], exams.iloc[1]
     assert [first[s] for s in VIEW_ORDER] == [str(a[s]) for s in VIEW_ORDER]
     assert (first["n_views"], first["flags"], first["accession_number"]) == (4, "", "ACC001")
@@ -116,7 +117,7 @@ def test_scan_then_assemble_end_to_end(tree):
     assert second["n_views"] == 2
     name = os.path.basename(b["R-MLO"])
     assert second["flags"] == f"missing:L-MLO;missing:R-MLO;bad_file:TruncatedDicomError:{name}"
-    assert list(exams.columns) == ["exam_id", "patient_id", "study_uid", "accession_number", "study_date",
+    assert list(exams.columns) == ["exam_id", "study_key", "patient_id", "study_uid", "accession_number", "study_date",
                                    *VIEW_ORDER, "n_views", "flags"]
 
 
@@ -139,7 +140,7 @@ def test_complete_exam_has_no_flags():
     exams = assemble_exams(manifest(*four()))
     assert len(exams) == 1
     assert exams.loc[0, "flags"] == "" and exams.loc[0, "n_views"] == 4
-    assert exams.loc[0, "exam_id"] == "P1/1.1"
+    assert (exams.loc[0, "exam_id"], exams.loc[0, "study_key"]) == ("A1", "P1/1.1")
 
 
 def test_duplicate_prefers_for_presentation_even_if_older():
@@ -222,7 +223,7 @@ def test_bad_files_never_enter_an_exam_but_are_flagged():
     rows.append(dict(path="ct.dcm", laterality="", view="", status="NotMammogramError", study_uid="7.7"))
     rows.append(dict(path="junk.txt", laterality="", view="", status="NotDicomError", patient_id="", study_uid=""))
     exams = assemble_exams(manifest(*rows))
-    assert exams["exam_id"].tolist() == ["P1/1.1"]
+    assert exams["study_key"].tolist() == ["P1/1.1"]
     assert exams.loc[0, "n_views"] == 0
     assert exams.loc[0, "flags"].count("bad_file:") == 4
 
@@ -230,7 +231,7 @@ def test_bad_files_never_enter_an_exam_but_are_flagged():
 def test_exam_key_is_patient_and_study():
     rows = four("a_") + four("b_", study_uid="1.2") + four("c_", patient_id="P0", study_uid="1.2")
     exams = assemble_exams(manifest(*rows))
-    assert exams["exam_id"].tolist() == ["P0/1.2", "P1/1.1", "P1/1.2"]
+    assert exams["study_key"].tolist() == ["P0/1.2", "P1/1.1", "P1/1.2"]
     assert (exams["n_views"] == 4).all()
 
 

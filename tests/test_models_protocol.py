@@ -82,8 +82,8 @@ def test_an_image_bundle_is_scored_by_predict_risk_through_each_womans_exam(save
     out = riskmodel.predict_risk(women, model=root / "bundle", exams=exams, device="cpu")
     assert list(out.columns) == [*BASE, *RISKS] and out.index.equals(women.index)
     assert (out["status"] == "ok").all() and (out["model"] == "image").all()
-    # risk_ky are the bundle's own per-exam risks, joined through exam_id = accession_number
-    direct = riskmodel.load_image_model(root / "bundle", device="cpu").predict(exams).set_index("accession_number")
+    # risk_ky are the bundle's own per-exam risks, joined through the cohort's exam_id = the exams' exam_id
+    direct = riskmodel.load_image_model(root / "bundle", device="cpu").predict(exams).set_index("exam_id")
     expected = direct.loc[women["exam_id"].astype(str), RISKS].to_numpy()
     np.testing.assert_array_equal(out[RISKS].to_numpy(), expected)
     np.testing.assert_array_equal(out["risk"], out["risk_5y"])
@@ -100,7 +100,7 @@ def test_image_only_horizons_missing_exams_and_details(saved):
                                  device="cpu")
     assert out["status"].tolist() == ["ok", "ok", "out_of_range", "out_of_range", "no_exam", "no_exam"]
     assert "at most 5 years" in out.loc[2, "message"]
-    assert out.loc[4, "message"] == "exam_id='NOPE': no exam with that accession_number in the exams table"
+    assert out.loc[4, "message"] == "exam_id='NOPE': no exam with that exam_id in the exams table"
     assert "exam_id: missing" in out.loc[5, "message"]
     assert out["risk"].iloc[2:].isna().all() and out[RISKS].iloc[2:].isna().all().all()
     assert out.loc[0, "risk"] == out.loc[0, "risk_3y"]

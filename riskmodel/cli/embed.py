@@ -16,7 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="score exams with a model bundle: per-year risk and the exam embedding, one row per exam",
         description=(
             "Load BUNDLE (hashes checked), read every exam of EXAMS (from 'riskmodel scan --exams'), and write one "
-            "row per exam: exam_id, n_views, status, message, risk_1y..risk_5y (calibrated) and emb_000... "
+            "row per exam: exam_id (the key a cohort's exam_id holds: the accession number, else the study UID), "
+            "accession_number, n_views, status, message, risk_1y..risk_5y (calibrated) and emb_000... "
             "Unreadable views are masked; an exam with no readable view gets status no_views. Several GPUs: "
             "'torchrun --nproc-per-node=N -m riskmodel.cli embed ...' splits the exams across N processes and "
             "writes one output, in table order, equal to one process's."
@@ -38,11 +39,11 @@ def run(args: argparse.Namespace) -> int:
     """One process, or every process of a torchrun launch (each scores its share; rank 0 writes the output)."""
     from riskmodel.distributed import predict_exams
     from riskmodel.distributed.streaming import interrupt_on_sigterm
-    from riskmodel.imaging import resolve_view_paths
+    from riskmodel.imaging import resolve_view_paths, upgrade_exams
 
     check_output(args.output, args.exams)
     fmt = output_format(args.output)
-    exams = resolve_view_paths(read_table(args.exams), args.exams)
+    exams = upgrade_exams(resolve_view_paths(read_table(args.exams), args.exams), args.exams)
     try:
         with interrupt_on_sigterm():
             run = predict_exams(args.bundle, exams, args.output, fmt=fmt, device=args.device,

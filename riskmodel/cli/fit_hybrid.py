@@ -39,8 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                      "literature; default: every group with data except literature), e.g. "
                                      "'literature,brca' for one published-relative-risk score plus BRCA indicators")
     p.add_argument("--key", default="exam_id", help="cohort column with each woman's exam key (default exam_id)")
-    p.add_argument("--exam-key", default="accession_number",
-                   help="exams column holding the same keys (default accession_number)")
+    p.add_argument("--exam-key", default="exam_id",
+                   help="exams column holding the same keys (default exam_id: the accession number, else the "
+                        "study UID, as 'riskmodel scan --exams' writes it)")
     p.add_argument("--epochs", type=int, default=200, help="torch head: maximum epochs (default 200)")
     p.add_argument("--no-early-stopping", action="store_true",
                    help="torch head: train all epochs (needed with very few cancers)")

@@ -28,8 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--cohort", required=True, help="labels: one row per exam with time, event (0/1/2), density, age")
     p.add_argument("--exams", required=True, help="exams table (riskmodel scan --exams)")
     p.add_argument("--out", required=True, help="output folder (training/ logs and checkpoints, bundle/)")
-    p.add_argument("--key", default="accession_number",
-                   help="exams column matching the cohort (default accession_number)")
+    p.add_argument("--key", default="exam_id",
+                   help="exams column matching the cohort (default exam_id: the accession number, else the study "
+                        "UID, as 'riskmodel scan --exams' writes it)")
     p.add_argument("--label-key", default="exam_id", help="cohort column matching --key (default exam_id)")
     p.add_argument("--image-size", default="512x416", help="ROWSxCOLUMNS (default 512x416)")
     p.add_argument("--voi", default="auto", choices=VOI_MODES,
@@ -86,11 +87,11 @@ def model_config(args: argparse.Namespace, size: tuple[int, int]) -> tuple[Model
 
 def run(args: argparse.Namespace) -> int:
     """Read the tables, check the options, run the recipe, say where the bundle went."""
-    from riskmodel.imaging import resolve_view_paths
+    from riskmodel.imaging import resolve_view_paths, upgrade_exams
     from riskmodel.training.recipe import check_training_tables, train_image_model
 
     cohort = read_table(args.cohort, text=(args.label_key,))
-    exams = resolve_view_paths(read_table(args.exams, text=(args.key,)), args.exams)
+    exams = upgrade_exams(resolve_view_paths(read_table(args.exams, text=(args.key,)), args.exams), args.exams)
     check_training_tables(cohort, exams, args.key, args.label_key)
     size = image_size(args.image_size)
     _, model = model_config(args, size)

@@ -11,10 +11,12 @@
                              ─► risk_1y … risk_5y, risk at the requested horizon (≤ 5 years)
 
 Matching women to exams: the cohort column ``key`` (default ``exam_id``) holds, for each woman,
-the value of the exams column ``exam_key`` (default ``accession_number``, which
-:func:`~riskmodel.imaging.assemble_exams` reads from the DICOM AccessionNumber). Keys are
-compared as text (``12`` and ``12.0`` are the same key). When several exam rows share a key,
-the one with the most views is used (the first of them in table order).
+the value of the exams column ``exam_key`` (default ``exam_id``: the key
+:func:`~riskmodel.imaging.assemble_exams` gives each exam, its DICOM AccessionNumber or, where
+that is blank, its StudyInstanceUID). Keys are compared as text (``0012`` stays ``0012``; a
+numeric ``12.0`` is ``12``). A key that several exam rows share names no exam: the woman gets
+status ``no_exam`` with a message naming the clash. A model saved before ``exam_id`` was this key
+kept its saved ``exam_key`` (``accession_number``), which new exams tables still carry.
 
 Women without a usable exam (no key, a key not in the exams, or no view that could be read)
 get status ``no_exam``, or with ``fallback="factors"`` a risk from the *factors-only head*: a
@@ -273,7 +275,7 @@ class HybridModel(BaseEstimator):
             ValueError: the column is missing.
         """
         return cohort_exam_keys(data, key or getattr(self, "key_", "exam_id"),
-                                getattr(self, "exam_key_", "accession_number"), "hybrid")
+                                getattr(self, "exam_key_", "exam_id"), "hybrid")
 
     def _exam_features(self, keys: np.ndarray, wanted: np.ndarray, exams: pd.DataFrame, exam_key: str,
                        **reading: Any) -> _ExamFeatures:
@@ -294,7 +296,7 @@ class HybridModel(BaseEstimator):
     # ------------------------------------------------------------------ fit
 
     def fit(self, cohort: pd.DataFrame, exams: pd.DataFrame | str | os.PathLike[str], *, key: str = "exam_id",
-            exam_key: str = "accession_number", batch_size: int = 4, cache_dir: str | os.PathLike[str] | None = None,
+            exam_key: str = "exam_id", batch_size: int = 4, cache_dir: str | os.PathLike[str] | None = None,
             num_workers: int = 0, progress: bool = False) -> HybridModel:
         """Fit the factor encoder, the fusion head and the factors-only head.
 
@@ -308,7 +310,8 @@ class HybridModel(BaseEstimator):
                 column ``key``.
             exams: an exams table or DICOM folder (see :func:`read_exams`).
             key: cohort column with each woman's exam key.
-            exam_key: exams column with the same keys.
+            exam_key: exams column with the same keys (``exam_id``: the accession number, else the
+                study UID, as :func:`riskmodel.imaging.assemble_exams` writes it).
             batch_size, cache_dir, num_workers, progress: passed to
                 :meth:`~riskmodel.inference.ImageRiskPredictor.encode`.
 

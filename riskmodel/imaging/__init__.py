@@ -33,7 +33,7 @@ from riskmodel.imaging.errors import (
     TruncatedDicomError,
     UnsupportedImageError,
 )
-from riskmodel.imaging.exams import VIEW_ORDER, assemble_exams, resolve_view_paths, scan_dicoms
+from riskmodel.imaging.exams import VIEW_ORDER, assemble_exams, resolve_view_paths, scan_dicoms, upgrade_exams
 
 if TYPE_CHECKING:
     from riskmodel.imaging.dataset import ExamDataset
@@ -58,6 +58,7 @@ __all__ = [
     "read_mammogram",
     "resolve_view_paths",
     "scan_dicoms",
+    "upgrade_exams",
 ]
 
 

@@ -9,6 +9,9 @@ in the manifest with their message; nothing is dropped.
 
 :func:`assemble_exams` groups the manifest by exam (PatientID + StudyInstanceUID) and picks one
 file per slot of :data:`VIEW_ORDER`; the rules are in its docstring and in ``docs/imaging.md``.
+Each exam's ``exam_id`` is the key a cohort's ``exam_id`` holds (:func:`exam_ids`: the
+AccessionNumber, else the StudyInstanceUID); :func:`upgrade_exams` converts a table written
+before that, whose ``exam_id`` was ``"<patient_id>/<study_uid>"``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +28,8 @@ import pandas as pd
 from riskmodel.imaging.dicom import inspect_header
 from riskmodel.imaging.errors import is_resource_error
 
-__all__ = ["FILE_STATUSES", "MANIFEST_COLUMNS", "SLOT_VIEWS", "VIEW_ORDER", "assemble_exams", "resolve_view_paths",
-           "scan_dicoms"]
+__all__ = ["EXAMS_COLUMNS", "FILE_STATUSES", "MANIFEST_COLUMNS", "SLOT_VIEWS", "VIEW_ORDER", "ExamsFormatWarning",
+           "assemble_exams", "exam_ids", "resolve_view_paths", "scan_dicoms", "upgrade_exams"]
 
 #: The four standard views, in the order every exam-level output uses.
 VIEW_ORDER: tuple[str, ...] = ("L-CC", "L-MLO", "R-CC", "R-MLO")
@@ -37,6 +41,10 @@ SLOT_VIEWS: dict[str, tuple[str, ...]] = {"CC": ("CC", "XCC", "XCCL", "XCCM"), "
 #: View modifiers (CID 4015) that make an image unfit for a standard slot: it images part of
 #: the breast only.
 EXCLUDING_MODIFIERS = frozenset({"spot compression", "magnification"})
+
+#: Columns of :func:`assemble_exams`' output, in order.
+EXAMS_COLUMNS: tuple[str, ...] = ("exam_id", "study_key", "patient_id", "study_uid", "accession_number", "study_date",
+                                  *VIEW_ORDER, "n_views", "flags")
 
 #: Columns of :func:`scan_dicoms`' output, in order.
 MANIFEST_COLUMNS: tuple[str, ...] = (
@@ -216,6 +224,87 @@ def _flag_text(text: str) -> str:
     return text.replace(";", ",")
 
 
+class ExamsFormatWarning(UserWarning):
+    """An exams table in the format written before ``exam_id`` became the cohort's join key was converted."""
+
+
+def exam_ids(accession: pd.Series | list[str], study_uid: pd.Series | list[str]) -> tuple[list[str], list[list[str]]]:
+    """Each exam's ``exam_id`` (the key a cohort's ``exam_id`` names it by) and the flags that say how it was made.
+
+    The ``exam_id`` is the AccessionNumber, what a hospital's RIS or a registry export names an
+    exam by. Where that is blank, the StudyInstanceUID (unique to the study by the DICOM
+    standard), flagged ``exam_id_from_study_uid``; where both are blank, ``""``, flagged
+    ``no_exam_id`` (no woman can be matched to it). A key held by several exams is flagged
+    ``duplicate_exam_id`` on each of them: a woman whose key it is gets no exam (status
+    ``no_exam``, the message names the clash) rather than one of them picked by a guess.
+
+    Args:
+        accession, study_uid: ``(n,)`` the exams' AccessionNumber and StudyInstanceUID as text
+            (``""`` when absent).
+
+    Returns:
+        ``(ids, flags)``: ``n`` keys, and for each exam a list of the flags above (maybe empty).
+
+    >>> exam_ids(["A1", "", "", "A1"], ["1.2", "1.3", "", "1.4"])
+    (['A1', '1.3', '', 'A1'], [['duplicate_exam_id'], ['exam_id_from_study_uid'], ['no_exam_id'], \
+['duplicate_exam_id']])
+    """
+    ids: list[str] = []
+    flags: list[list[str]] = []
+    for acc, uid in zip(accession, study_uid, strict=True):
+        acc, uid = str(acc).strip(), str(uid).strip()
+        ids.append(acc or uid)
+        flags.append([] if acc else ["exam_id_from_study_uid"] if uid else ["no_exam_id"])
+    counts = pd.Series(ids, dtype=object).value_counts()
+    for key, own in zip(ids, flags, strict=True):
+        if key and counts[key] > 1:
+            own.append("duplicate_exam_id")
+    return ids, flags
+
+
+def _add_flags(existing: str, more: list[str]) -> str:
+    return ";".join([existing, *more] if existing else more)
+
+
+def upgrade_exams(exams: pd.DataFrame, source: str = "the exams table") -> pd.DataFrame:
+    """``exams`` as it is, or converted when written by riskmodel before ``exam_id`` was the join key.
+
+    Such a table (from ``riskmodel scan --exams`` or :func:`assemble_exams` of riskmodel 0.x
+    before this change) has no ``study_key`` column, and its ``exam_id`` is
+    ``"<patient_id>/<study_uid>"`` on every row. It is converted as a new scan would write it:
+    that composite moves to ``study_key`` and ``exam_id`` becomes :func:`exam_ids`' key (the
+    accession number, else the StudyInstanceUID), with the same flags; an
+    :class:`ExamsFormatWarning` names ``source`` and says so. Any other table is returned unchanged
+    (the same object).
+
+    Examples:
+        >>> old = pd.DataFrame({"exam_id": ["P1/1.2"], "patient_id": ["P1"], "study_uid": ["1.2"],
+        ...                     "accession_number": ["0042"], "flags": [""]})
+        >>> import warnings
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")
+        ...     upgrade_exams(old)[["exam_id", "study_key"]].iloc[0].tolist()
+        ['0042', 'P1/1.2']
+    """
+    cols = ("exam_id", "patient_id", "study_uid", "accession_number")
+    if "study_key" in exams.columns or not all(c in exams.columns for c in cols) or exams.empty:
+        return exams
+    text = {c: _text_column(exams, c) for c in cols}
+    if not (text["exam_id"] == text["patient_id"] + "/" + text["study_uid"]).all():
+        return exams
+    ids, flags = exam_ids(text["accession_number"], text["study_uid"])
+    out = exams.rename(columns={"exam_id": "study_key"})
+    out.insert(0, "exam_id", ids)
+    if "flags" in out.columns:
+        out["flags"] = [_add_flags(f if isinstance(f, str) else "", more) if more else f
+                        for f, more in zip(out["flags"], flags, strict=True)]
+    warnings.warn(f"{source}: written by an older riskmodel, whose exam_id was '<patient_id>/<study_uid>'; read "
+                  "with exam_id = the accession number (the study UID where it is blank), the old key kept as "
+                  "study_key. Re-scan ('riskmodel scan ROOT --exams FILE') to write the current format.",
+                  ExamsFormatWarning, stacklevel=2)
+    return out
+
+
 def assemble_exams(manifest: pd.DataFrame) -> pd.DataFrame:
     """Group a manifest (from :func:`scan_dicoms`) into exams and pick one file per view slot.
 
@@ -238,7 +327,11 @@ def assemble_exams(manifest: pd.DataFrame) -> pd.DataFrame:
       ``duplicate:<slot>`` (another candidate had the chosen view); ``extra_view:<side>-<view>``
       (an ok image used in no slot, including substitutes that lost to the exact view);
       ``bad_file:<status>:<file name>`` (a bad file with this exam's key); ``no_study_uid``;
-      ``accession_conflict`` (several accession numbers among the exam's files).
+      ``accession_conflict`` (several accession numbers among the exam's files; the smallest is used);
+      ``exam_id_from_study_uid``, ``no_exam_id``, ``duplicate_exam_id`` (see :func:`exam_ids`).
+    * **exam_id** is the key a cohort's ``exam_id`` holds for the woman's exam: the
+      AccessionNumber, else the StudyInstanceUID (:func:`exam_ids`); ``study_key`` is the grouping
+      key ``"<patient_id>/<study_uid>"``.
 
     Args:
         manifest: needs ``path``, ``status``, ``patient_id``, ``study_uid``, ``laterality`` and
@@ -247,8 +340,9 @@ def assemble_exams(manifest: pd.DataFrame) -> pd.DataFrame:
             present.
 
     Returns:
-        One row per exam, sorted by patient_id, study_date, study_uid: ``exam_id``
-        (``"<patient_id>/<study_uid>"``), ``patient_id``, ``study_uid``, ``accession_number``,
+        One row per exam (:data:`EXAMS_COLUMNS`), sorted by patient_id, study_date, study_uid:
+        ``exam_id`` (the join key above), ``study_key`` (``"<patient_id>/<study_uid>"``),
+        ``patient_id``, ``study_uid``, ``accession_number``,
         ``study_date``, one path column per slot in :data:`VIEW_ORDER` (NaN when missing),
         ``n_views`` (int) and ``flags`` (``""`` when none).
     """
@@ -270,7 +364,7 @@ def assemble_exams(manifest: pd.DataFrame) -> pd.DataFrame:
     for (patient_id, study_uid), g in m[keyed].groupby(["patient_id", "study_uid"], sort=False):
         ok = g[g["ok"]]
         flags: list[str] = []
-        row: dict[str, object] = {"exam_id": f"{patient_id}/{study_uid}", "patient_id": patient_id,
+        row: dict[str, object] = {"study_key": f"{patient_id}/{study_uid}", "patient_id": patient_id,
                                   "study_uid": study_uid}
         accessions = sorted(set(g["accession_number"]) - {""})
         row["accession_number"] = accessions[0] if accessions else ""
@@ -315,8 +409,10 @@ def assemble_exams(manifest: pd.DataFrame) -> pd.DataFrame:
         row["flags"] = ";".join(flags)
         out_rows.append(row)
 
-    columns = ["exam_id", "patient_id", "study_uid", "accession_number", "study_date", *VIEW_ORDER, "n_views", "flags"]
-    exams = pd.DataFrame(out_rows, columns=columns)
+    ids, more = exam_ids([r["accession_number"] for r in out_rows], [r["study_uid"] for r in out_rows])
+    for row, key, extra in zip(out_rows, ids, more, strict=True):
+        row["exam_id"], row["flags"] = key, _add_flags(str(row["flags"]), extra)
+    exams = pd.DataFrame(out_rows, columns=list(EXAMS_COLUMNS))
     exams = exams.sort_values(["patient_id", "study_date", "study_uid"], kind="stable").reset_index(drop=True)
     exams["n_views"] = exams["n_views"].astype(int)
     for slot in VIEW_ORDER:

@@ -110,7 +110,7 @@ def train_image_model(
     preset: str = "resnet18",
     overrides: Mapping[str, Any] | None = None,
     image_size: tuple[int, int] = (512, 416),
-    key: str = "accession_number",
+    key: str = "exam_id",
     label_key: str = "exam_id",
     voi: str = "auto",
     epochs: int = 10,
