@@ -137,8 +137,9 @@ def echo(port: int) -> int | None:
         assoc.release()
 
 
-def send(port: int, items, ae_title: str = "TESTSCU") -> list[int | None]:
-    """C-STORE each file path or dataset of ``items`` in one association; their DIMSE statuses."""
+def send(port: int, items, ae_title: str = "TESTSCU", abort: bool = False) -> list[int | None]:
+    """C-STORE each file path or dataset of ``items`` in one association; their DIMSE statuses.
+    With ``abort`` the association is aborted (A-ABORT, as a client that drops) instead of released."""
     from pydicom import dcmread
     from pynetdicom import AE
     from pynetdicom.sop_class import (
@@ -161,7 +162,7 @@ def send(port: int, items, ae_title: str = "TESTSCU") -> list[int | None]:
             out.append(int(reply.Status) if reply else None)
         return out
     finally:
-        assoc.release()
+        assoc.abort() if abort else assoc.release()
 
 
 def sr_values(path: Path) -> dict:
@@ -304,7 +305,9 @@ def test_missing_view_and_truncated_file_are_scored_after_the_quiet_period(bundl
     with listen(bundle, tmp_path / "out", quiet=1.5) as node:
         t0 = time.monotonic()
         assert send(node.port, [*three.values(), *[full[v] for v in VIEWS[:3]], cut, *good.values()]) == [0] * 11
-        rows = node.wait_rows(3).set_index("study_uid")
+        dropped = exam(tmp_path / "in", 7)
+        assert send(node.port, [dropped["L-CC"], dropped["R-CC"]], abort=True) == [0, 0]  # then the client drops
+        rows = node.wait_rows(4).set_index("study_uid")
         waited = time.monotonic() - t0
         assert node.stop() == 0
     assert waited >= 1.5
@@ -317,40 +320,33 @@ def test_missing_view_and_truncated_file_are_scored_after_the_quiet_period(bundl
     other = rows.loc["1.2.826.0.1.3680043.10.9.4"]  # the same association, untouched
     assert other["status"] == "ok" and other["views_used"] == "L-CC;L-MLO;R-CC;R-MLO" and pd.isna(other["message"])
     assert np.isfinite(risks(missing)).all() and np.isfinite(risks(truncated)).all()
-    assert len(list((tmp_path / "out" / "sr").iterdir())) == 3
+    assert rows.loc["1.2.826.0.1.3680043.10.9.7", "views_used"] == "L-CC;R-CC"  # kept despite the abort
+    assert len(list((tmp_path / "out" / "sr").iterdir())) == 4
 
 
-def test_restart_between_two_views_resumes_the_study(bundle, tmp_path):
-    files = exam(tmp_path / "in", 5)
+def test_restart_between_two_views_resumes_pending_studies(bundle, tmp_path):
+    """Study 5 gets two views, study 6 one; SIGTERM; after the restart study 5 gets its other two views
+    (scored once, as complete) and study 6, pending in the journal, is scored after its quiet period
+    without any new instance."""
+    files, lone = exam(tmp_path / "in", 5), exam(tmp_path / "in", 6, views=["L-CC"])
     out = tmp_path / "out"
     with listen(bundle, out) as node:
-        assert send(node.port, [files["L-CC"], files["L-MLO"]]) == [0, 0]
+        assert send(node.port, [files["L-CC"], files["L-MLO"], lone["L-CC"]]) == [0, 0, 0]
         assert node.stop() == 0
-    assert node.rows().empty
-    assert sorted(p.name for p in (out / "store" / "1.2.826.0.1.3680043.10.9.5").iterdir()) != []
-    with listen(bundle, out) as again:
+    assert node.rows().empty and len(list((out / "store").glob("*/*.dcm"))) == 3
+    with listen(bundle, out, quiet=8) as again:  # the quiet period restarts with the node
         assert send(again.port, [files["R-CC"], files["R-MLO"]]) == [0, 0]
-        rows = again.wait_rows(1, timeout=45)  # complete: scored before the 60 s quiet period
+        rows = again.wait_rows(2).set_index("study_uid")
         assert again.stop() == 0
-    assert len(rows) == 1 and rows.iloc[0]["views_used"] == "L-CC;L-MLO;R-CC;R-MLO"
+    assert len(again.rows()) == 2
+    assert rows.loc["1.2.826.0.1.3680043.10.9.5", "views_used"] == "L-CC;L-MLO;R-CC;R-MLO"
+    resumed = rows.loc["1.2.826.0.1.3680043.10.9.6"]
+    assert resumed["views_used"] == "L-CC" and "missing views masked: L-MLO, R-CC, R-MLO" in resumed["message"]
 
     # the store is an ordinary folder: riskmodel scan reads it
     from riskmodel.cli import main
 
     assert main(["scan", str(out / "store"), "-o", str(tmp_path / "m.csv"), "--exams", str(tmp_path / "e.csv"),
                  "--quiet"]) == 0
-    exams = pd.read_csv(tmp_path / "e.csv")
-    assert len(exams) == 1 and exams.loc[0, "n_views"] == 4
-
-
-def test_a_pending_study_is_scored_after_a_restart_without_new_instances(bundle, tmp_path):
-    files = exam(tmp_path / "in", 6)
-    out = tmp_path / "out"
-    with listen(bundle, out) as node:
-        assert send(node.port, [files["L-CC"]]) == [0]
-        assert node.stop() == 0
-    with listen(bundle, out, quiet=0.5) as again:
-        rows = again.wait_rows(1)
-        assert again.stop() == 0
-    assert rows.iloc[0]["views_used"] == "L-CC" and "missing views masked: L-MLO, R-CC, R-MLO" in \
-        rows.iloc[0]["message"]
+    exams = pd.read_csv(tmp_path / "e.csv").set_index("study_uid")
+    assert exams.loc["1.2.826.0.1.3680043.10.9.5", "n_views"] == 4 and len(exams) == 2

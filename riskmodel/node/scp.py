@@ -195,11 +195,14 @@ class DicomNode:
         return STATUS["success"]
 
     def _resume(self) -> None:
+        """Pending studies of the journal, with their views; their quiet period starts again now (the
+        sender may have been cut off by the stop and resend the rest)."""
         pending = self.store.pending()
+        now = time.time()
         for e in self.store.events():
             study = str(e.get("study_uid", ""))
             if e.get("event") == "received" and study in pending:
-                state = self._studies.setdefault(study, _Study(last=pending[study]))
+                state = self._studies.setdefault(study, _Study(last=now))
                 if e.get("slot"):
                     state.slots.add(str(e["slot"]))
         if pending:
