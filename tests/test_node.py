@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import require_executable
 from imaging_fixtures import MG_FOR_PROCESSING, mg_dataset, phantom, to_stored, write_exam
 
