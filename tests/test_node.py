@@ -147,17 +147,19 @@ def send(port: int, items, ae_title: str = "TESTSCU", abort: bool = False) -> li
         DigitalMammographyXRayImageStorageForProcessing,
     )
 
+    datasets = [dcmread(item) if isinstance(item, Path) else item for item in items]
     ae = AE(ae_title=ae_title)
     ae.acse_timeout = ae.network_timeout = ae.dimse_timeout = 30
-    for context in (DigitalMammographyXRayImageStorageForPresentation,
-                    DigitalMammographyXRayImageStorageForProcessing, CTImageStorage):
+    for context in (DigitalMammographyXRayImageStorageForProcessing, CTImageStorage):
         ae.add_requested_context(context)
+    for syntax in sorted({str(ds.file_meta.TransferSyntaxUID) for ds in datasets}):  # compressed vendors too
+        ae.add_requested_context(DigitalMammographyXRayImageStorageForPresentation, [syntax])
     assoc = ae.associate("127.0.0.1", port, ae_title="RISKMODEL")
     assert assoc.is_established
     try:
         out = []
-        for item in items:
-            reply = assoc.send_c_store(dcmread(item) if isinstance(item, Path) else item)
+        for ds in datasets:
+            reply = assoc.send_c_store(ds)
             out.append(int(reply.Status) if reply else None)
         return out
     finally:
@@ -349,3 +351,39 @@ def test_restart_between_two_views_resumes_pending_studies(bundle, tmp_path):
                  "--quiet"]) == 0
     exams = pd.read_csv(tmp_path / "e.csv").set_index("study_uid")
     assert exams.loc["1.2.826.0.1.3680043.10.9.5", "n_views"] == 4 and len(exams) == 2
+
+
+def test_a_hybrid_bundle_takes_the_factors_from_cohort_matched_by_accession(bundle, tmp_path):
+    """A hybrid model folder with --cohort: the study's row is found by exam_id = AccessionNumber; the
+    result equals predict_risk and `riskmodel predict --exams` run on the node's store."""
+    import riskmodel
+    from riskmodel.cli import main
+    from riskmodel.fusion import HybridModel, TorchHazardHead
+    from riskmodel.imaging import assemble_exams, scan_dicoms
+    from riskmodel.synthetic import make_cohort, write_exams
+
+    cohort = make_cohort(12, seed=5)
+    cohort.loc[:3, "event"] = 1
+    cohort.loc[:3, "time"] = [0.5, 1.5, 2.5, 3.5]
+    manifest = write_exams(cohort, tmp_path / "dicom", image_size=(64, 52), seed=2)
+    exams = assemble_exams(scan_dicoms(tmp_path / "dicom"))
+    HybridModel(riskmodel.load_image_model(bundle, device="cpu"),
+                head=TorchHazardHead(hidden=0, epochs=5, early_stopping=False)).fit(cohort, exams).save(
+        tmp_path / "hybrid")
+    women = cohort.drop(columns=[c for c in cohort.columns if c.startswith("true_")
+                                 or c in ("time", "event", "image_factor")])
+    women.to_csv(tmp_path / "women.csv", index=False)
+    sent = women.iloc[[2]].reset_index(drop=True)
+    files = [tmp_path / "dicom" / p for p in manifest.loc[manifest["exam_id"] == sent.loc[0, "exam_id"], "path"]]
+    with listen(tmp_path / "hybrid", tmp_path / "out", "--cohort", str(tmp_path / "women.csv")) as node:
+        assert send(node.port, files) == [0] * 4
+        row = node.wait_rows(1).iloc[0]
+        assert node.stop() == 0
+    assert row["model"] == "hybrid" and row["status"] == "ok" and row["accession_number"] == sent.loc[0, "exam_id"]
+    direct = riskmodel.predict_risk(sent, model=str(tmp_path / "hybrid"), exams=tmp_path / "out" / "store",
+                                    device="cpu")
+    np.testing.assert_allclose(risks(direct.iloc[0]), risks(row), rtol=1e-6)
+    sent.to_csv(tmp_path / "one.csv", index=False)
+    assert main(["predict", str(tmp_path / "one.csv"), "--bundle", str(tmp_path / "hybrid"), "--exams",
+                 str(tmp_path / "out" / "store"), "--device", "cpu", "-o", str(tmp_path / "cli.csv")]) == 0
+    np.testing.assert_allclose(risks(pd.read_csv(tmp_path / "cli.csv").iloc[0]), risks(row), rtol=1e-6)
