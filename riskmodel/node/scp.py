@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from riskmodel.imaging.dicom import inspect_header
+from riskmodel.imaging.dicom import PIXEL_BUDGET_BYTES, inspect_header
 from riskmodel.node.scoring import StudyScorer
 from riskmodel.node.store import NodeStore
 
@@ -33,7 +33,7 @@ STATUS = {"success": 0x0000, "sop_class_not_supported": 0x0122, "out_of_resource
 #: The four standard views whose arrival completes a study.
 STANDARD_VIEWS = frozenset({"L-CC", "L-MLO", "R-CC", "R-MLO"})
 #: Largest instance accepted (bytes): the reader's pixel budget plus room for the header.
-MAX_INSTANCE_BYTES = 8192 * 6144 * 2 + (64 << 20)
+MAX_INSTANCE_BYTES = PIXEL_BUDGET_BYTES + (64 << 20)
 
 
 @dataclass(frozen=True)
