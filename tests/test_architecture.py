@@ -75,6 +75,7 @@ LAYERS: dict[str, int] = {
     # 8 front doors
     "riskmodel.benchmarking": 8,
     "riskmodel.cli": 8,
+    "riskmodel.node": 8,
 }
 
 #: Modules placed by exact name only (packages whose submodules sit in different layers).
