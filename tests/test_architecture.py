@@ -74,6 +74,7 @@ LAYERS: dict[str, int] = {
     # 8 front doors
     "riskmodel.benchmarking": 8,
     "riskmodel.cli": 8,
+    "riskmodel.serve": 8,
 }
 
 #: Modules placed by exact name only (packages whose submodules sit in different layers).

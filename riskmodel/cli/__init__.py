@@ -1,7 +1,7 @@
 """The ``riskmodel`` command: a thin shell over the public API, one module per subcommand.
 
 Each subcommand's module (:mod:`riskmodel.cli.predict`, ``synth``, ``scan``, ``train``, ``embed``,
-``fit_hybrid``, ``recommend``, ``benchmark``, ``evaluate``) adds its parser (``add_parser``) and
+``fit_hybrid``, ``recommend``, ``benchmark``, ``evaluate``, ``serve``) adds its parser (``add_parser``) and
 runs it (``run``) by calling the library functions a Python user calls; the options several
 commands share are written once in :mod:`riskmodel.cli.options`.
 
@@ -24,6 +24,7 @@ from riskmodel.cli import (
     predict,
     recommend,
     scan,
+    serve,
     synth,
     train,
 )
@@ -47,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"riskmodel {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     predict.add_parser(sub, chunk_rows=CHUNK_ROWS, progress_min_rows=PROGRESS_MIN_ROWS)
-    for command in (synth, scan, train, embed, fit_hybrid, recommend, benchmark, evaluate, import_mirai):
+    for command in (synth, scan, train, embed, fit_hybrid, recommend, benchmark, evaluate, import_mirai,
+                    serve):
         command.add_parser(sub)
     return parser
 
