@@ -107,12 +107,13 @@ class Assessment:
 def _score(cohort: pd.DataFrame, policy: Policy) -> Assessment:
     """Gail risks (5 years and lifetime) and the policy's recommendations for every row of ``cohort``."""
     risks = predict_risk(cohort)
-    recs = add_recommendations(risks, cohort, policy)
-    table, pol = clinic_table(recs, cohort=cohort)
+    typed = validate(cohort).frame  # numbers and codes, as the report and FHIR read them (same index and rows)
+    recs = add_recommendations(risks, typed, policy)
+    table, pol = clinic_table(recs, cohort=typed)
     lifetime = predict_risk(cohort, horizon="lifetime", details=True)
     table["risk_lifetime"] = lifetime["risk"].where(lifetime["status"] == "ok")
     table["average_lifetime"] = lifetime["average_risk"].where(lifetime["status"] == "ok")
-    return Assessment(table, pol, cohort)
+    return Assessment(table, pol, typed)
 
 
 def assess_woman(values: dict[str, str], policy: Policy) -> tuple[Assessment | None, dict[str, str]]:
@@ -134,7 +135,7 @@ def summary(a: Assessment, policy: Policy, i: int = 0) -> dict[str, Any]:
     row = a.table.iloc[i]
     age = json_cell(row.get("age"))
     age_f = float(age) if age is not None and _is_number(age) else math.nan
-    race = validate(a.cohort.iloc[[i]]).column("race")[0]
+    race = float(a.cohort["race"].iat[i]) if "race" in a.cohort else math.nan
     avg = average_risk_curve(age_f, None if math.isnan(race) else race) if not math.isnan(age_f) else None
     cat_id = json_cell(row.get("category")) or ""
     category = policy.category(cat_id).label if cat_id else ""
