@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-import riskmodel  # noqa: E402
-from riskmodel.serve import check_binding, create_app  # noqa: E402
-from riskmodel.serve.assess import FORM_FIELDS  # noqa: E402
+import riskmodel
+from riskmodel.serve import check_binding, create_app
+from riskmodel.serve.assess import FORM_FIELDS
 
 WOMAN = {"id": "A1", "age": "52", "race": "white", "age_at_menarche": "12", "age_at_first_birth": "28",
          "nulliparous": "false", "first_degree_relatives": "1", "n_biopsies": "1", "atypical_hyperplasia": "0"}
@@ -52,7 +52,7 @@ def test_result_page_shows_five_year_risk_with_two_decimals(client):
     lifetime = float(expected(WOMAN, horizon="lifetime")["risk"].iat[0])
     assert f"{lifetime * 100:.2f}%" in r.text
     assert "BCSC v2" in r.text and "USPSTF 2024 breast cancer screening" in r.text  # policy label, not id
-    assert 'id="answers"' in r.text and "age at first live birth" in r.text
+    assert 'id="answers"' in r.text and "Age at first live birth (years)" in r.text
 
 
 def test_json_contract_equals_predict_risk_and_recommend_screening(client):

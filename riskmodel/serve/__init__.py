@@ -27,7 +27,7 @@ def check_binding(host: str, token: str | None) -> None:
                          f"the environment variable {TOKEN_ENV}); see docs/clinic.md")
 
 
-def create_app(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201 (see riskmodel.serve.app.create_app)
+def create_app(*args, **kwargs):
     """:func:`riskmodel.serve.app.create_app` (FastAPI is imported on the first call)."""
     from riskmodel.serve.app import create_app as build
 

@@ -35,6 +35,7 @@ from riskmodel.screening import list_policies, load_policy
 from riskmodel.serve import TOKEN_ENV
 from riskmodel.serve.assess import (
     DOWNLOADS,
+    FIELD_LABELS,
     FORM_FIELDS,
     Assessment,
     assess_list,
@@ -121,7 +122,8 @@ class _TooLarge(Exception):
 async def _too_large(limit: int, send: Any) -> None:
     body = f"request body over the limit of {limit} bytes".encode()
     await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                            (b"content-length", str(len(body)).encode()),
                             *((k.encode(), v.encode()) for k, v in HEADERS.items())]})
     await send({"type": "http.response.body", "body": body})
 
@@ -129,7 +131,8 @@ async def _too_large(limit: int, send: Any) -> None:
 def _templates() -> Environment:
     env = Environment(loader=PackageLoader("riskmodel.serve", "templates"), autoescape=True)
     env.globals.update(columns=COLUMNS, races=sorted(RACE_NAMES, key=lambda k: RACE_NAMES[k]), densities=DENSITY_CODES,
-                       policies=list_policies(), downloads=DOWNLOADS)
+                       policies=list_policies(), downloads=DOWNLOADS,
+                       labels=FIELD_LABELS)
     return env
 
 
@@ -167,7 +170,7 @@ def create_app(policy: str = "uspstf2024", bundle: str | None = None, token: str
         return load_policy(name)
 
     @app.middleware("http")
-    async def guard(request: Request, call_next):  # noqa: ANN001 (FastAPI's signature)
+    async def guard(request: Request, call_next):
         if token is not None:
             given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
             given = given or request.cookies.get(COOKIE, "")

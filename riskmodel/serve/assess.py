@@ -30,12 +30,22 @@ from riskmodel.screening.policy import MODALITIES, SUPPLEMENTAL, Policy
 from riskmodel.screening.recommend import RECOMMENDATION_COLUMNS, clinic_table
 from riskmodel.screening.report import render_report, risk_curves
 
-__all__ = ["FORM_FIELDS", "Assessment", "assess_list", "assess_woman", "field_errors", "files_for", "json_cell"]
+__all__ = ["DOWNLOADS", "FIELD_LABELS", "FORM_FIELDS", "Assessment", "assess_list", "assess_woman", "field_errors",
+           "files_for", "json_cell", "summary"]
 
 #: The form's fields: the canonical schema columns a clinic enters for one woman, in form order.
 FORM_FIELDS: tuple[str, ...] = ("id", "age", "race", "age_at_menarche", "age_at_first_birth", "nulliparous",
                                 "first_degree_relatives", "n_biopsies", "atypical_hyperplasia", "density", "brca",
                                 "prs", "prior_breast_cancer", "prior_dcis_or_lcis", "chest_radiation")
+#: Plain-language label of each field (the form's and the echo of her answers).
+FIELD_LABELS = {"id": "Identifier", "age": "Age (years)", "race": "Race / ethnicity",
+                "age_at_menarche": "Age at first menstrual period (years)",
+                "age_at_first_birth": "Age at first live birth (years)", "nulliparous": "No live birth (nulliparous)",
+                "first_degree_relatives": "First-degree relatives with breast cancer", "n_biopsies": "Breast biopsies",
+                "atypical_hyperplasia": "Atypical hyperplasia on a biopsy (0 no, 1 yes)",
+                "density": "BI-RADS breast density", "brca": "BRCA status", "prs": "Polygenic risk score (SD)",
+                "prior_breast_cancer": "Personal history of breast cancer",
+                "prior_dcis_or_lcis": "History of DCIS or LCIS", "chest_radiation": "Chest radiation"}
 #: Statuses that mean a value was typed wrong: the form is shown again with the error beside the field.
 FORM_ERRORS = ("invalid", "inconsistent")
 #: recommend_screening's status/message as add_recommendations names them.
