@@ -7,24 +7,11 @@ functions a Python user calls (:mod:`riskmodel.serve.assess`). See ``docs/clinic
 
 from __future__ import annotations
 
-import ipaddress
 import os
 
+from riskmodel.serve.binding import LOOPBACK, TOKEN_ENV, check_binding
+
 __all__ = ["LOOPBACK", "TOKEN_ENV", "check_binding", "create_app", "serve"]
-
-TOKEN_ENV = "RISKMODEL_SERVE_TOKEN"
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
-
-
-def check_binding(host: str, token: str | None) -> None:
-    """Raise ``ValueError`` when ``host`` is not a loopback address and no access token is set."""
-    try:
-        loopback = host in LOOPBACK or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback and not token:
-        raise ValueError(f"--host {host}: listening beyond this computer needs an access token (--token TOKEN, or "
-                         f"the environment variable {TOKEN_ENV}); see docs/clinic.md")
 
 
 def create_app(*args, **kwargs):

@@ -32,7 +32,6 @@ from jinja2 import Environment, PackageLoader
 from riskmodel.api import predict_risk
 from riskmodel.schema import COLUMNS, DENSITY_CODES, RACE_NAMES, SchemaError
 from riskmodel.screening import list_policies, load_policy
-from riskmodel.serve import TOKEN_ENV
 from riskmodel.serve.assess import (
     DOWNLOADS,
     FIELD_LABELS,
@@ -44,6 +43,7 @@ from riskmodel.serve.assess import (
     json_cell,
     summary,
 )
+from riskmodel.serve.binding import TOKEN_ENV
 
 __all__ = ["MAX_BODY_BYTES", "MAX_LIST_ROWS", "TOKEN_ENV", "create_app"]
 
