@@ -76,6 +76,7 @@ LAYERS: dict[str, int] = {
     "riskmodel.benchmarking": 8,
     "riskmodel.cli": 8,
     "riskmodel.node": 8,
+    "riskmodel.serve": 8,
 }
 
 #: Modules placed by exact name only (packages whose submodules sit in different layers).

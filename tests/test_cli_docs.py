@@ -29,7 +29,7 @@ def test_docs_cli_md_matches_the_parser(make_cli_md):
 def test_every_subcommand_and_option_is_documented(make_cli_md):
     helps = make_cli_md.help_texts()
     commands = set(make_cli_md._subcommands(build_parser()))
-    assert set(helps) == commands | {""} and len(commands) == 12
+    assert set(helps) == commands | {""} and len(commands) == 13
     assert "--recommend POLICY" in helps["predict"] and "--preset {resnet18,small,tiny}" in helps["train"]
     assert all(line == line.rstrip() and len(line) <= 80 for h in helps.values() for line in h.splitlines())
 

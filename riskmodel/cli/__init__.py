@@ -1,8 +1,8 @@
 """The ``riskmodel`` command: a thin shell over the public API, one module per subcommand.
 
 Each subcommand's module (:mod:`riskmodel.cli.predict`, ``synth``, ``scan``, ``train``, ``embed``,
-``fit_hybrid``, ``recommend``, ``benchmark``, ``evaluate``, ``import_mirai``, ``explain``, ``listen``) adds its
-parser (``add_parser``) and runs it (``run``) by calling the library functions a Python user calls; the options several
+``fit_hybrid``, ``recommend``, ``benchmark``, ``evaluate``, ``import_mirai``, ``explain``, ``listen``, ``serve``) adds
+its parser (``add_parser``) and runs it (``run``) by calling the library functions a Python user calls; the options several
 commands share are written once in :mod:`riskmodel.cli.options`.
 
 Exit codes: 0 when the input was read and every row has a status (rows that break rules
@@ -26,6 +26,7 @@ from riskmodel.cli import (
     predict,
     recommend,
     scan,
+    serve,
     synth,
     train,
 )
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     predict.add_parser(sub, chunk_rows=CHUNK_ROWS, progress_min_rows=PROGRESS_MIN_ROWS)
     for command in (synth, scan, train, embed, fit_hybrid, recommend, benchmark, evaluate, import_mirai, explain,
-                    listen):
+                    listen, serve):
         command.add_parser(sub)
     return parser
 
