@@ -1,9 +1,9 @@
 """The ``riskmodel`` command: a thin shell over the public API, one module per subcommand.
 
 Each subcommand's module (:mod:`riskmodel.cli.predict`, ``synth``, ``scan``, ``train``, ``embed``,
-``fit_hybrid``, ``recommend``, ``benchmark``, ``evaluate``, ``import_mirai``, ``explain``, ``listen``, ``serve``) adds
-its parser (``add_parser``) and runs it (``run``) by calling the library functions a Python user calls; the options several
-commands share are written once in :mod:`riskmodel.cli.options`.
+``fit_hybrid``, ``recommend``, ``benchmark``, ``evaluate``, ``import_mirai``, ``explain``, ``listen``, ``serve``)
+adds its parser (``add_parser``) and runs it (``run``) by calling the library functions a Python user calls; the
+options several commands share are written once in :mod:`riskmodel.cli.options`.
 
 Exit codes: 0 when the input was read and every row has a status (rows that break rules
 are reported in the ``status``/``message`` columns), 2 with a one-line message for input
