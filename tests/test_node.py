@@ -199,6 +199,37 @@ def test_bad_options_are_one_line_errors(bundle, tmp_path):
     assert main(["listen", "--bundle", str(bundle), "--out", str(tmp_path / "o"), "--policy", "nope"]) == 2
 
 
+def test_listening_beyond_this_computer_needs_the_callers_named(bundle, tmp_path):
+    from riskmodel.cli import main
+
+    assert main(["listen", "--bundle", str(bundle), "--out", str(tmp_path / "o"), "--host", "0.0.0.0"]) == 2
+    assert not (tmp_path / "o").exists()
+
+
+def test_only_the_allowed_calling_ae_titles_may_associate(bundle, tmp_path):
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification
+
+    from riskmodel.node.scoring import StudyScorer
+    from riskmodel.node.scp import DicomNode
+
+    node = DicomNode(tmp_path / "o", StudyScorer(bundle), port=0, allowed_callers=["PACS"])
+    node.start()
+    try:
+        def echo_from(title: str) -> bool:
+            scu = AE(ae_title=title)
+            scu.add_requested_context(Verification)
+            assoc = scu.associate("127.0.0.1", node.port, ae_title="RISKMODEL")
+            ok = assoc.is_established
+            if ok:
+                assoc.release()
+            return ok
+
+        assert echo_from("PACS") and not echo_from("INTRUDER")
+    finally:
+        node.stop()
+
+
 def test_safe_uid_keeps_uids_and_hashes_anything_else():
     from riskmodel.node.store import safe_uid
 

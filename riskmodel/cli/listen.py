@@ -26,7 +26,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("--port", type=int, default=11112, help="TCP port to listen on (default 11112; 0: any free)")
-    p.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0: every interface)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer "
+                                                       "only; another address needs --allow-ae)")
+    p.add_argument("--allow-ae", metavar="AE", nargs="+", default=None,
+                   help="calling AE titles accepted (e.g. the PACS's); associations from any other are rejected. "
+                        "Required to listen beyond this computer")
     p.add_argument("--ae-title", default="RISKMODEL", help="this node's AE title; callers must use it (default "
                                                             "RISKMODEL)")
     p.add_argument("--bundle", required=True, help="saved model folder: image-only bundle, hybrid model, or any "
@@ -47,12 +51,16 @@ def run(args: argparse.Namespace) -> int:
     """Load the model, start the node, serve until SIGTERM or Ctrl-C."""
     from riskmodel.node.scoring import StudyScorer
     from riskmodel.node.scp import DicomNode, parse_forward
+    from riskmodel.serve.binding import is_loopback
     from riskmodel.tables import read_table
 
     if not Path(args.bundle).is_dir():
         raise UsageError(f"--bundle {args.bundle}: no such folder")
     if not 0 <= args.port < 65536:
         raise UsageError(f"--port {args.port}: must be from 0 to 65535")
+    if not is_loopback(args.host) and not args.allow_ae:
+        raise UsageError(f"--host {args.host}: listening beyond this computer needs --allow-ae with the calling AE "
+                         "titles of the PACS or modalities that may send (see docs/dicom-node.md)")
     forward = parse_forward(args.forward) if args.forward else None
     cohort = read_table(args.cohort) if args.cohort else None
     scorer = StudyScorer(Path(args.bundle), cohort=cohort, policy=args.policy, device=args.device)
@@ -60,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     for noisy in ("pynetdicom", "highdicom"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     node = DicomNode(args.out, scorer, ae_title=args.ae_title, host=args.host, port=args.port,
-                     quiet_seconds=args.quiet_seconds, forward=forward)
+                     quiet_seconds=args.quiet_seconds, forward=forward, allowed_callers=args.allow_ae)
     signal.signal(signal.SIGTERM, node.request_stop)
     signal.signal(signal.SIGINT, node.request_stop)
     node.serve_forever()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,10 +75,13 @@ class DicomNode:
         host, port: where to listen (port 0: any free port, see :attr:`port`).
         quiet_seconds: a study missing views is scored this long after its last new instance.
         forward: where to send each SR, or None.
+        allowed_callers: calling AE titles whose associations are accepted; None: any caller (for a
+            node listening on loopback only, as ``riskmodel listen`` requires then).
     """
 
-    def __init__(self, out: str | Path, scorer: StudyScorer, *, ae_title: str = "RISKMODEL", host: str = "0.0.0.0",
-                 port: int = 11112, quiet_seconds: float = 30.0, forward: Forward | None = None):
+    def __init__(self, out: str | Path, scorer: StudyScorer, *, ae_title: str = "RISKMODEL", host: str = "127.0.0.1",
+                 port: int = 11112, quiet_seconds: float = 30.0, forward: Forward | None = None,
+                 allowed_callers: Sequence[str] | None = None):
         if not 0 < len(ae_title) <= 16:
             raise ValueError(f"--ae-title {ae_title!r}: an AE title has 1 to 16 characters")
         if quiet_seconds < 0:
@@ -87,6 +91,7 @@ class DicomNode:
         self.ae_title, self.host, self.port = ae_title, host, int(port)
         self.quiet_seconds = float(quiet_seconds)
         self.forward = forward
+        self.allowed_callers = None if allowed_callers is None else [str(a) for a in allowed_callers]
         self._studies: dict[str, _Study] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -105,6 +110,8 @@ class DicomNode:
         self._resume()
         ae = AE(ae_title=self.ae_title)
         ae.require_called_aet = True
+        if self.allowed_callers is not None:
+            ae.require_calling_aet = self.allowed_callers
         ae.add_supported_context(Verification)
         for context in AllStoragePresentationContexts:
             syntaxes = ALL_TRANSFER_SYNTAXES if context.abstract_syntax == MG_FOR_PRESENTATION else None
