@@ -8,6 +8,7 @@ import json
 import re
 import sys
 import zipfile
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -165,3 +166,32 @@ def test_cli_start_imports_neither_fastapi_nor_torch():
     code = "import sys, riskmodel.cli; print(sorted(m for m in ('fastapi', 'torch', 'uvicorn') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_with_an_image_bundle_her_four_views_give_that_models_risks(tmp_path):
+    """``--bundle``: the four uploaded views are scored by the server's image model, as predict_risk scores them."""
+    import torch
+    from imaging_fixtures import write_exam
+
+    from riskmodel.imaging import assemble_exams, scan_dicoms
+    from riskmodel.inference import save_image_model
+    from riskmodel.nn import ImageRiskModel, tiny_config
+
+    views = ["L-CC", "L-MLO", "R-CC", "R-MLO"]
+    torch.manual_seed(0)
+    bundle = save_image_model(tmp_path / "bundle", ImageRiskModel(tiny_config(image_size=(64, 52))),
+                              preprocessing={"image_size": [64, 52], "view_order": views})
+    files = write_exam(tmp_path / "exam", patient_id="P1", study_uid="1.2.826.0.1.3680043.10.9.1", views=views,
+                       accession="A001")
+    c = TestClient(create_app(bundle=str(bundle)))
+    uploads = [("views", (Path(p).name, Path(p).read_bytes(), "application/dicom")) for p in files.values()]
+    r = c.post("/assess", data=WOMAN, files=uploads, headers={"accept": "application/json"})
+    assert r.status_code == 200, r.text
+    shown = r.json()["image_model"]
+    exams = assemble_exams(scan_dicoms(str(tmp_path / "exam")))
+    cohort = pd.DataFrame({k: [WOMAN.get(k, "")] for k in FORM_FIELDS}, dtype=object).assign(
+        exam_id=[str(exams["exam_id"].iat[0])])
+    direct = riskmodel.predict_risk(cohort, str(bundle), exams=exams).iloc[0]
+    assert shown["status"] == "ok" and shown["risks"] == pytest.approx([direct[f"risk_{y}y"] for y in range(1, 6)])
+    page = c.post("/assess", data=WOMAN, files=uploads).text
+    assert f"{direct['risk_5y'] * 100:.2f}%" in page

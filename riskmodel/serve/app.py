@@ -299,7 +299,7 @@ async def _image_risks(model: Any, cohort: pd.DataFrame, uploads: list[Any]) -> 
         if len(exams) != 1:
             return {"status": "no_exam", "message": f"the uploaded files hold {len(exams)} exams; upload the four "
                                                     "views of one exam", "risks": []}
-        frame = cohort.assign(exam_id=[str(exams["accession_number"].iat[0])])
+        frame = cohort.assign(exam_id=[str(exams["exam_id"].iat[0])])
         out = predict_risk(frame, model, exams=exams)
     row = out.iloc[0]
     return {"status": row["status"], "message": json_cell(row["message"]) or "", "model": json_cell(row["model"]),
