@@ -433,6 +433,10 @@ def _name_key(s: pd.Series) -> pd.Series:
                             .str.strip("_"))
 
 
+#: Columns this short are transformed cell by cell (:func:`on_distinct_text`).
+_FEW_ROWS = 64
+
+
 def on_distinct_text(s: pd.Series, transform: Callable[[pd.Series], pd.Series]) -> pd.Series:
     """``transform`` (an element-wise text operation) of ``str(value)`` for every cell, computed once per distinct text.
 
@@ -453,6 +457,8 @@ def on_distinct_text(s: pd.Series, transform: Callable[[pd.Series], pd.Series]) 
         ['a', 'b', 'a', 'true', '1']
     """
     text = s.astype(str)
+    if len(text) <= _FEW_ROWS:  # finding the distinct values costs more than it saves
+        return pd.Series(transform(text).to_numpy(dtype=object), index=s.index, dtype=object)
     codes, distinct = pd.factorize(text.to_numpy(dtype=object), use_na_sentinel=False)
     done = transform(pd.Series(distinct, dtype=object)).to_numpy(dtype=object)
     return pd.Series(done[codes], index=s.index, dtype=object)

@@ -28,6 +28,7 @@ import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader
+from starlette.concurrency import run_in_threadpool
 
 from riskmodel.api import predict_risk
 from riskmodel.schema import COLUMNS, DENSITY_CODES, RACE_NAMES, SchemaError
@@ -204,7 +205,7 @@ def create_app(policy: str = "uspstf2024", bundle: str | None = None, token: str
             pol = chosen(str(data.get("policy", "")))
         except ValueError as exc:
             return _error(wants_json, {"policy": str(exc)}, values, page)
-        result, errors = assess_woman(values, pol)
+        result, errors = await run_in_threadpool(assess_woman, values, pol)  # the event loop keeps serving
         if result is None:
             return _error(wants_json, errors, values, page)
         if model is not None:
@@ -233,7 +234,7 @@ def create_app(policy: str = "uspstf2024", bundle: str | None = None, token: str
             if upload is None or not getattr(upload, "filename", ""):
                 raise ValueError("choose a CSV or Parquet file of the day's women")
             table = _read_list(upload.filename, await upload.read())
-            result = assess_list(table, pol)
+            result = await run_in_threadpool(assess_list, table, pol)
         except (ValueError, SchemaError) as exc:
             return page("clinic.html", status=422, rows=None, error=str(exc))
         key = store.put(result)
@@ -246,7 +247,7 @@ def create_app(policy: str = "uspstf2024", bundle: str | None = None, token: str
         result = store.get(key)
         if result is None or name not in DOWNLOADS:
             return PlainTextResponse("no such result (results are kept in memory for 30 minutes)", status_code=404)
-        content, media, filename = files_for(result, name)
+        content, media, filename = await run_in_threadpool(files_for, result, name)
         response = Response(content, media_type=media,
                             headers={"content-disposition": f'attachment; filename="{filename}"'})
         if name == "report.html":
@@ -300,7 +301,7 @@ async def _image_risks(model: Any, cohort: pd.DataFrame, uploads: list[Any]) -> 
             return {"status": "no_exam", "message": f"the uploaded files hold {len(exams)} exams; upload the four "
                                                     "views of one exam", "risks": []}
         frame = cohort.assign(exam_id=[str(exams["exam_id"].iat[0])])
-        out = predict_risk(frame, model, exams=exams)
+        out = await run_in_threadpool(predict_risk, frame, model, exams=exams)
     row = out.iloc[0]
     return {"status": row["status"], "message": json_cell(row["message"]) or "", "model": json_cell(row["model"]),
             "risks": [json_cell(row.get(f"risk_{y}y")) for y in range(1, 6)]}

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from riskmodel.api import predict_risk
+from riskmodel.models.core import OUTPUT_COLUMNS
 from riskmodel.schema import COLUMNS, SchemaError, validate
 from riskmodel.screening import add_recommendations, average_risk_curve, risk_assessments, write_reports
 from riskmodel.screening.fhir import fhir_text
@@ -116,11 +117,15 @@ class Assessment:
 
 def _score(cohort: pd.DataFrame, policy: Policy) -> Assessment:
     """Gail risks (5 years and lifetime) and the policy's recommendations for every row of ``cohort``."""
-    risks = predict_risk(cohort)
+    n = len(cohort)
+    # Five-year and lifetime risk in one call: every woman twice, with a horizon per row.
+    both = predict_risk(pd.concat([cohort, cohort], ignore_index=True), horizon=[5.0] * n + ["lifetime"] * n,
+                        details=True)
+    risks = both.iloc[:n][list(OUTPUT_COLUMNS)].set_axis(cohort.index).astype({"horizon": np.float64})
+    lifetime = both.iloc[n:].set_axis(cohort.index)
     typed = validate(cohort).frame  # numbers and codes, as the report and FHIR read them (same index and rows)
     recs = add_recommendations(risks, typed, policy)
     table, pol = clinic_table(recs, cohort=typed)
-    lifetime = predict_risk(cohort, horizon="lifetime", details=True)
     table["risk_lifetime"] = lifetime["risk"].where(lifetime["status"] == "ok")
     table["average_lifetime"] = lifetime["average_risk"].where(lifetime["status"] == "ok")
     return Assessment(table, pol, typed)
