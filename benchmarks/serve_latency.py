@@ -1,8 +1,9 @@
 """Latency of ``riskmodel serve`` over loopback: one woman (POST /assess) and a 1,000-row list (POST /clinic),
 with 1 and 8 concurrent clients; p50/p95 in milliseconds → ``benchmarks/results/serve_latency.json``.
 
-Bounded loops (``--requests`` per client). The server runs in this process (uvicorn, one worker, a thread);
-the clients are threads using httpx. Numbers depend on the machine and its load: record both.
+Bounded loops (``--requests`` per client). The server is a ``riskmodel serve`` process of its own (uvicorn, one
+worker), as a clinic runs it; the clients are threads of this process using httpx. Numbers depend on the machine
+and its load: both are recorded.
 
     PYTHONPATH=. python benchmarks/serve_latency.py --requests 20
 """
@@ -15,16 +16,16 @@ import json
 import os
 import platform
 import socket
-import threading
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
 import numpy as np
-import uvicorn
 
-from riskmodel.serve import create_app
 from riskmodel.synthetic import make_cohort
 
 WOMAN = {"id": "B1", "age": "52", "race": "white", "age_at_menarche": "12", "age_at_first_birth": "28",
@@ -32,16 +33,23 @@ WOMAN = {"id": "B1", "age": "52", "race": "white", "age_at_menarche": "12", "age
 OUT = Path(__file__).resolve().parent / "results" / "serve_latency.json"
 
 
-def start() -> tuple[str, uvicorn.Server]:
+def start() -> tuple[str, subprocess.Popen]:
+    """Start ``riskmodel serve`` on a free loopback port; return its address once /health answers."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, access_log=False,
-                                        log_level="warning"))
-    threading.Thread(target=srv.run, daemon=True).start()
-    while not srv.started:
-        time.sleep(0.05)
-    return f"http://127.0.0.1:{port}", srv
+    cli = str(Path(sys.executable).with_name("riskmodel"))
+    proc = subprocess.Popen([cli, "serve", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return base, proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("riskmodel serve did not answer /health within 120 s")
 
 
 def timed(base: str, clients: int, requests: int, call) -> dict[str, float]:
@@ -71,18 +79,24 @@ def main() -> None:
     buf = io.StringIO()
     cohort.to_csv(buf, index=False)
     listing = buf.getvalue().encode()
+    load_before = os.getloadavg()
     base, srv = start()
     with httpx.Client(base_url=base) as c:  # warm-up: first import and table loads
         c.post("/assess", data=WOMAN).raise_for_status()
     one = [timed(base, k, args.requests, lambda c: c.post("/assess", data=WOMAN)) for k in (1, 8)]
     many = [timed(base, k, args.list_requests,
                   lambda c: c.post("/clinic", files={"list": ("day.csv", listing, "text/csv")})) for k in (1, 8)]
-    srv.should_exit = True
+    srv.terminate()
+    srv.wait(timeout=30)
     result = {"one_woman": one, "list_1000_rows": many,
-              "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}; shared with other "
-                         "jobs while measured (loaded): noisy",
-              "configuration": "uvicorn, 1 worker, loopback; httpx clients as threads in the same process; Gail "
-                               "model, policy uspstf2024; list = riskmodel.synthetic.make_cohort(1000, seed=0) as CSV",
+              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "command": "python benchmarks/serve_latency.py " + " ".join(sys.argv[1:]),
+              "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
+              "load_average_1_5_15_min_before": [round(x, 2) for x in load_before],
+              "load_average_1_5_15_min_after": [round(x, 2) for x in os.getloadavg()],
+              "configuration": "riskmodel serve (uvicorn, 1 worker) in its own process, loopback; httpx clients as "
+                               "threads of the benchmark process; Gail model, policy uspstf2024; list = "
+                               "riskmodel.synthetic.make_cohort(1000, seed=0) as CSV",
               "goal": "one woman p95 under 100 ms on 2 cores"}
     OUT.parent.mkdir(exist_ok=True)
     OUT.write_text(json.dumps(result, indent=1) + "\n")
