@@ -19,7 +19,8 @@ SIZE = (32, 24)
 def exams(tmp_path):
     """Exam P001 complete; exam P002 without R-MLO and with a truncated L-CC."""
     write_exam(tmp_path / "data", patient_id="P001", study_uid="1.2.1")
-    b = write_exam(tmp_path / "data", patient_id="P002", study_uid="1.2.2", views=("L-CC", "L-MLO", "R-CC"))
+    b = write_exam(tmp_path / "data", patient_id="P002", study_uid="1.2.2", views=("L-CC", "L-MLO", "R-CC"),
+                   accession="ACC002")
     return assemble_exams(scan_dicoms(tmp_path / "data")), b
 
 
@@ -44,7 +45,7 @@ def test_item_shapes_and_mask(exams):
     item = ds[0]
     assert item["images"].shape == (4, 1, 32, 24) and item["images"].dtype == torch.float32
     assert item["mask"].dtype == torch.bool and item["mask"].tolist() == [True] * 4
-    assert item["exam_id"] == "P001/1.2.1" and item["errors"] == ""
+    assert item["exam_id"] == "ACC001" and item["errors"] == ""  # the exams table's exam_id (its accession number)
     second = ds[1]
     assert second["mask"].tolist() == [True, True, True, False]
     assert second["images"][3].abs().sum() == 0
@@ -172,7 +173,7 @@ def test_dataloader_collates(exams):
     batch = next(iter(loader))
     assert batch["images"].shape == (2, 4, 1, 32, 24)
     assert batch["mask"].shape == (2, 4)
-    assert batch["exam_id"] == ["P001/1.2.1", "P002/1.2.2"]
+    assert batch["exam_id"] == ["ACC001", "ACC002"]
 
 
 def test_missing_paths_in_every_form(tmp_path):

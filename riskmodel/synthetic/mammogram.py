@@ -202,7 +202,7 @@ def lesion_mask(shape: tuple[int, int], row: float, col: float, radius: float) -
     """Boolean ``shape`` mask of the disc of ``radius`` pixels around pixel ``(row, col)`` (a
     ``lesions.csv`` row: same grid, same orientation as the DICOM file's stored pixels).
 
-    >>> lesion_mask((5, 5), 2, 2, 1).astype(int).sum()
+    >>> int(lesion_mask((5, 5), 2, 2, 1).sum())
     5
     """
     rows = np.arange(shape[0])[:, None]
