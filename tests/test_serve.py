@@ -195,3 +195,9 @@ def test_with_an_image_bundle_her_four_views_give_that_models_risks(tmp_path):
     assert shown["status"] == "ok" and shown["risks"] == pytest.approx([direct[f"risk_{y}y"] for y in range(1, 6)])
     page = c.post("/assess", data=WOMAN, files=uploads).text
     assert f"{direct['risk_5y'] * 100:.2f}%" in page
+
+
+def test_why_is_in_plain_language_not_interval_notation(client):
+    page = client.post("/assess", data=WOMAN | {"age": "47", "n_biopsies": "2", "first_degree_relatives": "1"}).text
+    why = re.search(r'<dd id="rationale">(.*?)</dd>', page, re.S).group(1)
+    assert "is in [" not in page and "from 40 to under 75" in why

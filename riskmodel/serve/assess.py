@@ -29,6 +29,7 @@ from riskmodel.screening import add_recommendations, average_risk_curve, risk_as
 from riskmodel.screening.fhir import fhir_text
 from riskmodel.screening.policy import MODALITIES, SUPPLEMENTAL, Policy
 from riskmodel.screening.recommend import RECOMMENDATION_COLUMNS, clinic_table
+from riskmodel.screening.wording import plain_caveat, plain_rationale
 from riskmodel.screening.report import render_report, risk_curves
 
 __all__ = ["DOWNLOADS", "FIELD_LABELS", "FORM_FIELDS", "Assessment", "assess_list", "assess_woman", "field_errors",
@@ -157,6 +158,7 @@ def summary(a: Assessment, policy: Policy, i: int = 0) -> dict[str, Any]:
     model = json_cell(row.get("model")) or ""
     caveat = dict(policy.model_caveats).get(model) if row.get("recommendation_status") == "ok" else None
     interval = json_cell(row.get("interval_months"))
+    why = plain_rationale(str(json_cell(row.get("rationale")) or ""))
     return {
         "risk5": _pct(row.get("risk")) if row.get("status") == "ok" else None,
         "risk_lifetime": _pct(row.get("risk_lifetime")),
@@ -168,9 +170,11 @@ def summary(a: Assessment, policy: Policy, i: int = 0) -> dict[str, Any]:
         "modality": MODALITIES.get(str(row.get("modality") or ""), ""),
         "supplemental": SUPPLEMENTAL.get(str(row.get("supplemental") or ""), "") if row.get("supplemental") else "",
         "interval": f"every {interval:g} months" if interval is not None else "",
-        "rationale": json_cell(row.get("rationale")) or "",
+        "rationale": why.why,
+        "medication": why.medication,
         "recommendation_status": row.get("recommendation_status"),
-        "caveats": [c for c in str(json_cell(row.get("recommendation_message")) or "").split("; ") if c],
+        "caveats": [plain_caveat(c) for c in str(json_cell(row.get("recommendation_message")) or "").split("; ")
+                    if c.strip()],
         "not_accepted": caveat,
     }
 
