@@ -370,3 +370,16 @@ def test_recommend_explanations_needs_a_folder_explain_wrote(tmp_path):
     code = main(["recommend", str(tmp_path / "r.csv"), "--report", str(tmp_path / "rep"), "--explanations",
                  str(tmp_path)])
     assert code == 2 and not (tmp_path / "rep").exists()
+
+
+def test_a_placed_brca1_carrier_gets_no_average_only_chart_and_no_false_decided_line(example_cohort_path):
+    import riskmodel
+
+    cohort = pd.read_csv(example_cohort_path, dtype={"id": str})
+    carrier = cohort[cohort["brca"].astype(str).str.upper() == "BRCA1"].head(1)
+    risks = riskmodel.predict_risk(carrier)
+    recs = add_recommendations(risks, carrier, "acr2023")
+    page = render_report(recs.iloc[0], answers=carrier.iloc[0])
+    assert recs["recommendation_status"].iat[0] == "ok"  # ACR places carriers whatever their risk
+    assert "<svg" not in page and "No chart" in page
+    assert "not available (no valid risk for this row) (this decided" not in page

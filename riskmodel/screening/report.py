@@ -289,9 +289,11 @@ def _page(row: pd.Series, curve: np.ndarray | None, *, date: str | None, pol: di
     facts = [("Risk", _risk_text(row))]
     if not (_get(row, "horizon") is not None and float(_get(row, "horizon")) == 5.0):
         facts.append(("Five-year risk", _pct_or(*five) + (" (this decided the recommendation)"
-                                                             if placed and measure == "five_year" else "")))
+                                                             if placed and measure == "five_year"
+                                                             and np.isfinite(five[0]) else "")))
     facts.append(("Lifetime risk (to age 90)", _pct_or(*life) + (" (this decided the recommendation)"
-                                                                  if placed and measure == "lifetime" else "")))
+                                                                  if placed and measure == "lifetime"
+                                                                  and np.isfinite(life[0]) else "")))
     facts.append(("Average woman of her age", f"{average[4] * 100:.2f}% over 5 years (BCSC v2 model, her age and race)"
                   if average is not None else f"not available (the BCSC v2 average covers ages {BCSC_AGES[0]}–"
                   f"{BCSC_AGES[1]})"))
@@ -304,7 +306,7 @@ def _page(row: pd.Series, curve: np.ndarray | None, *, date: str | None, pol: di
         caveats.append(plain_caveat(f"risk model: {_get(row, 'message')}"))
 
     has_curve = curve is not None and np.isfinite(curve).any()
-    show_chart = not (carrier and not placed)
+    show_chart = not carrier  # no curve here accounts for a variant: the average line alone would reassure
     notes = []
     if not show_chart:
         notes.append(f"No chart: no risk estimate here accounts for her {variant} variant, and the average woman's "
