@@ -29,8 +29,8 @@ from riskmodel.screening import add_recommendations, average_risk_curve, risk_as
 from riskmodel.screening.fhir import fhir_text
 from riskmodel.screening.policy import MODALITIES, SUPPLEMENTAL, Policy
 from riskmodel.screening.recommend import RECOMMENDATION_COLUMNS, clinic_table
-from riskmodel.screening.wording import plain_caveat, plain_rationale
 from riskmodel.screening.report import render_report, risk_curves
+from riskmodel.screening.wording import plain_caveat, plain_rationale
 
 __all__ = ["DOWNLOADS", "FIELD_LABELS", "FORM_FIELDS", "Assessment", "assess_list", "assess_woman", "field_errors",
            "files_for", "json_cell", "summary"]
