@@ -418,3 +418,21 @@ def test_a_hybrid_bundle_takes_the_factors_from_cohort_matched_by_accession(bund
     assert main(["predict", str(tmp_path / "one.csv"), "--bundle", str(tmp_path / "hybrid"), "--exams",
                  str(tmp_path / "out" / "store"), "--device", "cpu", "-o", str(tmp_path / "cli.csv")]) == 0
     np.testing.assert_allclose(risks(pd.read_csv(tmp_path / "cli.csv").iloc[0]), risks(row), rtol=1e-6)
+
+
+def test_sigterm_as_an_exam_arrives_loses_no_study(bundle, tmp_path):
+    """SIGTERM right after the fourth view is acknowledged: the node exits 0 having either scored the study
+    (the study in hand is finished) or left it pending in its journal, which a restart then scores: one row."""
+    out = tmp_path / "node"
+    files = exam(tmp_path / "in", 7)
+    with listen(bundle, out) as node:
+        assert send(node.port, list(files.values())) == [0, 0, 0, 0]
+        assert node.stop() == 0
+        before = len(node.rows())
+    assert before in (0, 1)
+    if before == 0:  # stopped before scoring began: the restart resumes it
+        with listen(bundle, out, quiet=60.0) as again:
+            rows = again.wait_rows(1)
+    else:
+        rows = node.rows()
+    assert len(rows) == 1 and rows["status"].iat[0] == "ok" and rows["views_used"].iat[0].count("-") == 4
