@@ -95,9 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=2, help="processes rendering and caching the exams")
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads for training and scoring (0: torch's default)")
-    p.add_argument("--workdir", required=True, help="rendered images and caches (kept: reruns reuse them)")
+    p.add_argument("--workdir", help="rendered images and caches (kept: reruns reuse them)")
     p.add_argument("--results", default=str(RESULTS))
     p.add_argument("--resume", action="store_true", help="keep the cells the results file already holds")
+    p.add_argument("--table", action="store_true",
+                   help="print the results file's summary as a markdown table (and redraw its figure); run nothing")
     return p
 
 
@@ -282,6 +284,22 @@ def summarise(results: list[dict[str, Any]], truth: dict[str, dict[str, float]])
     return out
 
 
+def markdown_table(summary: list[dict[str, Any]]) -> str:
+    """The summary as the markdown table of ``docs/training.md``: mean ± SD over seeds (n seeds) per cell."""
+    def ms(v: dict[str, Any]) -> str:
+        return f"{v['mean']:.3f}" + (f" ± {v['sd']:.3f}" if v["sd"] is not None else "")
+
+    lines = ["| recipe | image HR/SD | training cancers | seeds | image-only C | hybrid C | factors-only Cox C | "
+             "image-visible truth C | full truth C | image gap to visible truth | training s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for c in sorted(summary, key=lambda c: (c["recipe"], -c["effect"], c["cancers"])):
+        lines.append(f"| {c['recipe']} | {c['effect']:g} | {c['cancers']} | {len(c['seeds'])} | "
+                     f"{ms(c['image_only'])} | {ms(c['hybrid'])} | {ms(c['factors_cox'])} | "
+                     f"{ms(c['truth_image_visible'])} | {ms(c['truth_full'])} | {ms(c['image_gap_to_visible'])} | "
+                     f"{c['train_seconds']['mean']:.0f} |")
+    return "\n".join(lines)
+
+
 def figure(summary: list[dict[str, Any]], path: Path) -> None:
     """C-index against training cancers, one panel per effect size: mean ± SD over seeds per recipe."""
     import matplotlib
@@ -307,9 +325,9 @@ def figure(summary: list[dict[str, Any]], path: Path) -> None:
         ax.set_xlabel("training cancers")
         ax.set_xscale("log")
         ax.set_xticks(sorted({s["cancers"] for s in cells}), [str(v) for v in sorted({s["cancers"] for s in cells})])
-    axes[0][0].set_ylabel("Uno's C-index at 5 years (test women)")
+    axes[0][0].set_ylabel("C-index at 5 years (test sample, weighted)")
     axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.suptitle("Image model sample efficiency (synthetic test bed; mean ± SD over seeds)", fontsize=10)
+    fig.suptitle("Image-model sample efficiency\n(synthetic test bed; mean ± SD over seeds)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -339,6 +357,13 @@ def write(path: Path, report: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.table:
+        report = json.loads(Path(args.results).read_text())
+        figure(report["summary"], Path(args.results).with_suffix(".png"))
+        print(markdown_table(report["summary"]))
+        return
+    if not args.workdir:
+        parser.error("--workdir is required to run the grid")
     if max(args.cancers) > args.max_cancers:
         parser.error(f"--cancers {max(args.cancers)} exceeds --max-cancers {args.max_cancers}")
     if args.threads:
