@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 import torch
 from _report import machine_info, utc_now
+from image_vs_gail import warm_cache
 
 from riskmodel.benchmarking.suite import SUITES, enriched, image_visible_log_hazard, render
 from riskmodel.nn import ImageRiskModel, ModelConfig
@@ -331,18 +332,6 @@ def figure(summary: list[dict[str, Any]], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def warm_cache(images: Any, jobs: int) -> None:
-    """Fill an ``ExamDataset``'s on-disk cache for every exam, in ``jobs`` processes."""
-    from joblib import Parallel, delayed
-
-    def load(rows: list[int]) -> None:
-        for i in rows:
-            images[i]
-
-    chunks = [list(c) for c in np.array_split(np.arange(len(images)), max(1, jobs) * 8) if len(c)]
-    Parallel(n_jobs=jobs)(delayed(load)(c) for c in chunks)
 
 
 def write(path: Path, report: dict[str, Any]) -> None:
