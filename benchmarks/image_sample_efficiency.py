@@ -25,8 +25,9 @@ Design (issue 22)
     pixels carry), ``truth_factors`` (``true_risk_5y_no_image``) and ``truth_full`` (``true_risk_5y``).
   C-index: Harrell's, truncated at 5 years, with the sampling weights: an estimate of the C-index on the
   ``--test`` unselected women (the truths are scored the same way on the same women, so gaps are paired).
-* Training runs with one torch thread by default in the recorded grid (``--threads 1``): on the shared
-  2-core machine, two threads made an epoch 8× slower (65 s against 8 s for 450 exams).
+* The recorded grid trains with one torch thread (``--threads 1``): in this session's probe runs on the
+  shared 2-core machine (one core busy with another job), torch's default two threads made an epoch of 450
+  exams take 65 s against 8 s with one thread (probe runs, not recorded; each cell's time is).
 * ``results`` holds one entry per cell and seed (with its training time); ``summary`` the mean and sample SD
   over seeds per ``(recipe, effect, cancers)``. The JSON is rewritten after every cell, and ``--resume``
   skips the cells a results file with the same settings already holds, so a stopped run loses nothing.
