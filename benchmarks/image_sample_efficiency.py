@@ -308,25 +308,28 @@ def figure(summary: list[dict[str, Any]], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     effects = sorted({s["effect"] for s in summary})
     fig, axes = plt.subplots(1, len(effects), figsize=(4.2 * len(effects), 3.8), sharey=True, squeeze=False)
     for ax, effect in zip(axes[0], effects, strict=True):
         cells = [s for s in summary if s["effect"] == effect]
-        for recipe in sorted({s["recipe"] for s in cells}):
+        for i, recipe in enumerate(sorted({s["recipe"] for s in cells})):
             rows = sorted((s for s in cells if s["recipe"] == recipe), key=lambda s: s["cancers"])
-            x = [s["cancers"] for s in rows]
+            x = [s["cancers"] * 1.04**i for s in rows]  # recipes side by side
             for key, style in (("image_only", "o-"), ("hybrid", "s--")):
                 ax.errorbar(x, [s[key]["mean"] for s in rows], yerr=[s[key]["sd"] or 0 for s in rows], fmt=style,
                             capsize=3, label=f"{key} ({recipe})")
-        for key, style in (("truth_image_visible", ":"), ("truth_full", "-."), ("factors_cox", "-")):
-            ax.axhline(np.mean([s[key]["mean"] for s in cells]), ls=style, color="grey", lw=1)
-            ax.annotate(key, (ax.get_xlim()[0], np.mean([s[key]["mean"] for s in cells])), fontsize=7,
-                        color="grey", va="bottom")
-        ax.set_title(f"image factor HR {effect:g} per SD")
-        ax.set_xlabel("training cancers")
         ax.set_xscale("log")
         ax.set_xticks(sorted({s["cancers"] for s in cells}), [str(v) for v in sorted({s["cancers"] for s in cells})])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        for key, style in (("truth_image_visible", ":"), ("truth_full", "-."), ("factors_cox", "-")):
+            level = float(np.mean([s[key]["mean"] for s in cells]))
+            ax.axhline(level, ls=style, color="grey", lw=1)
+            ax.text(0.01, level, key.replace("_", " "), transform=ax.get_yaxis_transform(), fontsize=7,
+                    color="grey", va="bottom")
+        ax.set_title(f"image factor HR {effect:g} per SD")
+        ax.set_xlabel("training cancers")
     axes[0][0].set_ylabel("C-index at 5 years (test sample, weighted)")
     axes[0][-1].legend(fontsize=7, loc="lower right")
     fig.suptitle("Image-model sample efficiency\n(synthetic test bed; mean ± SD over seeds)", fontsize=9)
