@@ -164,3 +164,28 @@ def test_train_image_model_names_a_missing_column():
         train_image_model(pd.DataFrame({"exam_id": ["a"], "time": [1.0]}), pd.DataFrame({"accession_number": ["a"]}),
                           "unused")
     assert options.flag_message(info.value) == "--cohort: missing column(s) ['event']"
+
+
+def test_train_aux_weight_reaches_the_loss_and_the_bundle(labelled, tmp_path):
+    """``--aux-weight`` (``train_image_model(aux_weight=...)``) weights the density/age losses: 0 and 2 train
+    different networks from the same seed, and the bundle records the weight."""
+    from safetensors.numpy import load_file
+
+    from riskmodel.inference import load_image_model
+
+    args = ["--cohort", str(labelled / "cohort.csv"), "--exams", str(labelled / "exams.csv"), "--tiny",
+            "--image-size", "64x52", "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--val-fraction", "0",
+            "--calibration", "none", "--seed", "2", "-q"]
+    weights = {}
+    for w in ("0", "2"):
+        assert cli.main(["train", *args, "--out", str(tmp_path / w), "--aux-weight", w]) == 0
+        bundle = tmp_path / w / "bundle"
+        assert load_image_model(bundle, device="cpu").metadata["training"]["config"]["aux_weight"] == float(w)
+        weights[w] = load_file(bundle / "weights.safetensors")
+    assert any(not np.array_equal(weights["0"][k], weights["2"][k]) for k in weights["0"])
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf"])
+def test_train_rejects_a_bad_aux_weight(value, capsys):
+    assert cli.main(["train", "--cohort", "c.csv", "--exams", "e.csv", "--out", "o", "--aux-weight", value]) == 2
+    assert f"--aux-weight {float(value)}: must be a finite number >= 0" in capsys.readouterr().err

@@ -352,7 +352,9 @@ def run_suite(suite: str | SuiteConfig = "quick", out: str | Path = "benchmark-r
         timings["total_seconds"] = time.perf_counter() - t_start
 
         provenance = {"suite": conf.name, "seed": seed, "date": speed.utc_now(), "machine": speed.machine_info(),
-                      "command": command or f"riskmodel benchmark --suite {conf.name} --seed {seed}",
+                      "command": command or (f"riskmodel benchmark --suite {conf.name} --seed {seed} "
+                                                 f"--image-hr {conf.image_hr:g} --train-cancers "
+                                                 f"{conf.image_train_cases}"),
                       "config": conf.to_dict(),
                       "data": {"population": len(population), "test_women": len(test),
                                "test_cancers_5y": int(((test["event"] == 1) & (test["time"] <= HORIZON)).sum()),
@@ -369,7 +371,8 @@ def run_suite(suite: str | SuiteConfig = "quick", out: str | Path = "benchmark-r
         results = {"provenance": provenance, "speed": {"measured": speed_results, "recorded": {
             k: {kk: v.get(kk) for kk in ("date", "command", "machine", "device", "results", "train", "inference",
                                          "cpu_inference", "image_size")} for k, v in recorded_results.items()}}}
-        write_report(ev, out, title=f"riskmodel benchmark — {conf.name} suite (synthetic test bed)",
+        write_report(ev, out, title=f"riskmodel benchmark — {conf.name} suite, image factor HR "
+                                           f"{conf.image_hr:g} per SD (synthetic test bed)",
                      preamble=preamble, extra=results, speed=lines)
         _log(progress, f"report written to {out}/report.md ({timings['total_seconds']:.0f} s)")
         return json.loads((Path(out) / "results.json").read_text())

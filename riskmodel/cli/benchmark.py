@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from riskmodel.cli.options import UsageError, add_device, add_quiet, add_seed
+
+if TYPE_CHECKING:
+    from riskmodel.benchmarking import SuiteConfig
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -26,6 +32,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--suite", default="quick", help="quick (default) or full")
     p.add_argument("--out", default="benchmark-report", help="report folder (default ./benchmark-report)")
     add_seed(p)
+    p.add_argument("--image-hr", type=float, default=None, metavar="HR",
+                   help="hazard ratio per SD of the generator's latent image factor (> 0; default: the suite's, "
+                        "3.0 for quick); the report states the value it ran at")
+    p.add_argument("--train-cancers", type=int, default=None, metavar="N",
+                   help="cancers (within 5 years) in the case-enriched image-training set, each with the suite's "
+                        "controls (default: the suite's, 500 for quick; fewer if the pool has fewer)")
     p.add_argument("--workdir", help="keep images, caches and checkpoints here (default: a temporary folder)")
     add_device(p, "auto, cpu, cuda …")
     p.add_argument("--recorded", help="folder of recorded benchmark results to quote in the speed section "
@@ -36,16 +48,37 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the suite and write its report."""
-    from riskmodel.benchmarking import SUITES, run_suite
+def suite_config(args: argparse.Namespace) -> SuiteConfig:
+    """The suite's :class:`~riskmodel.benchmarking.SuiteConfig` with ``--image-hr`` and ``--train-cancers`` applied.
+
+    Raises:
+        UsageError: an unknown suite, an image HR that is not a finite number > 0, or fewer than 1 training cancer.
+    """
+    from riskmodel.benchmarking import SUITES
 
     if args.suite not in SUITES:
         raise UsageError(f"--suite {args.suite}: choose one of {sorted(SUITES)}")
+    changes: dict[str, object] = {}
+    if args.image_hr is not None:
+        if not (math.isfinite(args.image_hr) and args.image_hr > 0):
+            raise UsageError(f"--image-hr {args.image_hr}: must be a finite hazard ratio > 0 (per SD)")
+        changes["image_hr"] = float(args.image_hr)
+    if args.train_cancers is not None:
+        if args.train_cancers < 1:
+            raise UsageError(f"--train-cancers {args.train_cancers}: must be at least 1")
+        changes["image_train_cases"] = int(args.train_cancers)
+    return dataclasses.replace(SUITES[args.suite], **changes)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the suite and write its report."""
+    from riskmodel.benchmarking import run_suite
+
+    conf = suite_config(args)
     recorded = args.recorded
     if recorded is None and Path("benchmarks/results").is_dir():
         recorded = "benchmarks/results"
     command = "riskmodel benchmark " + " ".join(sys.argv[2:]) if args.command_line is None else args.command_line
-    run_suite(args.suite, args.out, seed=args.seed, workdir=args.workdir, device=args.device,
+    run_suite(conf, args.out, seed=args.seed, workdir=args.workdir, device=args.device,
               progress=not args.quiet, recorded=recorded, command=command)
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 from riskmodel.cli.options import UsageError, add_cache_dir, add_device, add_quiet, add_seed, image_size
@@ -51,6 +52,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--patience", type=int, default=3, help="early stopping patience in epochs (0 = off)")
     p.add_argument("--balance", action="store_true", help="class-balance positive years")
+    p.add_argument("--aux-weight", type=float, default=0.2,
+                   help="weight of the auxiliary density and age losses, on exams whose cohort row has density / "
+                        "age (default 0.2; 0 = off)")
     p.add_argument("--augment", action="store_true",
                    help="random top-bottom flips, ±20° rotations and ±10%% gain per view (Mirai-style)")
     p.add_argument("--schedule", default="constant", choices=("constant", "cosine"), help="learning-rate schedule")
@@ -85,11 +89,23 @@ def model_config(args: argparse.Namespace, size: tuple[int, int]) -> tuple[Model
     return config, {"preset": preset, "overrides": overrides}
 
 
+def aux_weight(value: float) -> float:
+    """``--aux-weight``, checked: a finite number >= 0.
+
+    Raises:
+        UsageError: otherwise (the message names the option).
+    """
+    if not (math.isfinite(value) and value >= 0):
+        raise UsageError(f"--aux-weight {value}: must be a finite number >= 0")
+    return float(value)
+
+
 def run(args: argparse.Namespace) -> int:
     """Read the tables, check the options, run the recipe, say where the bundle went."""
     from riskmodel.imaging import resolve_view_paths, upgrade_exams
     from riskmodel.training.recipe import check_training_tables, train_image_model
 
+    weight = aux_weight(args.aux_weight)
     cohort = read_table(args.cohort, text=(args.label_key,))
     exams = upgrade_exams(resolve_view_paths(read_table(args.exams, text=(args.key,)), args.exams), args.exams)
     check_training_tables(cohort, exams, args.key, args.label_key)
@@ -98,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
     run = train_image_model(
         cohort, exams, args.out, preset=model["preset"], overrides=model["overrides"], image_size=size,
         key=args.key, label_key=args.label_key, voi=args.voi, epochs=args.epochs, stage2_epochs=args.stage2_epochs,
-        batch_size=args.batch_size, lr=args.lr, patience=args.patience, balance=args.balance, augment=args.augment,
+        batch_size=args.batch_size, lr=args.lr, patience=args.patience, balance=args.balance,
+        aux_weight=weight, augment=args.augment,
         schedule=args.schedule, val_fraction=args.val_fraction, calib_fraction=args.calib_fraction,
         calibration=args.calibration, cache_dir=args.cache_dir, device=args.device, workers=args.workers,
         seed=args.seed, resume=args.resume, progress=not args.quiet,

@@ -119,6 +119,7 @@ def train_image_model(
     lr: float = 3e-4,
     patience: int = 3,
     balance: bool = False,
+    aux_weight: float = 0.2,
     augment: bool = False,
     schedule: str = "constant",
     val_fraction: float = 0.15,
@@ -149,6 +150,8 @@ def train_image_model(
         epochs, batch_size, lr, patience, balance, augment, schedule, seed, workers, device: the
             training loop's settings (:class:`riskmodel.training.TrainConfig`; ``workers`` data-loading
             processes; ``patience`` 0 turns early stopping off).
+        aux_weight: weight of the auxiliary BI-RADS density (cross-entropy) and age (smooth L1 on decades)
+            losses on exams whose cohort row has them (:class:`~riskmodel.training.TrainConfig`; 0 turns them off).
         stage2_epochs: then freeze the encoder, cache view embeddings and train the aggregator and
             heads for this many epochs (0: off).
         val_fraction, calib_fraction: fractions of women held out for validation and calibration.
@@ -182,8 +185,8 @@ def train_image_model(
     torch.manual_seed(seed)
     model = ImageRiskModel(config)
     tconf = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, balance=balance,
-                        patience=patience, num_workers=workers, progress=progress, augment=augment,
-                        schedule=schedule)
+                        aux_weight=aux_weight, patience=patience, num_workers=workers, progress=progress,
+                        augment=augment, schedule=schedule)
     out = Path(out)
     result = train(model, data["train"], data["val"] if len(data["val"]) else None, tconf, out_dir=out / "training",
                    resume=resume)

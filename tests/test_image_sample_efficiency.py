@@ -1,0 +1,67 @@
+"""The sample-efficiency grid's pieces (``benchmarks/image_sample_efficiency.py``): nested training sets,
+the weighted C-index of its case-control test samples, and the per-cell summary over seeds."""
+
+import importlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from riskmodel.evaluation import harrell_c_index
+from riskmodel.synthetic import make_cohort
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def ise(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    return importlib.import_module("image_sample_efficiency")
+
+
+@pytest.fixture(scope="module")
+def women():
+    return make_cohort(30_000, seed=4, image_hr_per_sd=3.0)
+
+
+def test_training_sets_are_nested_and_sized(ise, women):
+    from riskmodel.benchmarking.suite import enriched
+
+    train = enriched(women, 120, 2, np.random.default_rng(0))
+    sets = [ise.nested(train, k, 2) for k in (30, 60, 120)]
+    for k, s in zip((30, 60, 120), sets, strict=True):
+        assert ise.is_case(s).sum() == k and (~ise.is_case(s)).sum() == 2 * k
+        assert list(s.index) == [i for i in train.index if i in set(s.index)]  # the set's own order
+    assert set(sets[0].index) < set(sets[1].index) < set(sets[2].index)
+    with pytest.raises(ValueError, match="--cancers 500: the enriched training set has only 120 cases"):
+        ise.nested(train, 500, 2)
+
+
+def test_weighted_c_index_is_harrells_and_undoes_case_control_sampling(ise, women):
+    score = women["true_risk_5y"].to_numpy()
+    full = women.assign(weight=1.0)
+    expected = harrell_c_index(women["time"], women["event"], score, tau=5.0)
+    assert ise.c5(full, score) == pytest.approx(expected, abs=1e-4)
+    sample = ise.weighted_sample(women, 3, np.random.default_rng(1))
+    case = ise.is_case(sample)
+    assert case.sum() == ise.is_case(women).sum() and (~case).sum() == 3 * case.sum()
+    assert sample.loc[case, "weight"].eq(1).all()
+    assert sample.loc[~case, "weight"].iloc[0] == pytest.approx((~ise.is_case(women)).sum() / (3 * case.sum()))
+    # Weighted, the sample's C estimates the unselected women's; unweighted, case-case pairs count too much.
+    c_sample = ise.c5(sample, sample["true_risk_5y"].to_numpy())
+    assert abs(c_sample - expected) < 0.02
+    with pytest.raises(ValueError, match="no cancer within 5 years"):
+        ise.c5(full[~ise.is_case(full)], score[~ise.is_case(full)])
+
+
+def test_summary_is_mean_and_spread_over_seeds(ise):
+    truth = {f"{s}/3": {"truth_image_visible": 0.8, "truth_full": 0.85, "factors_cox": 0.7} for s in (0, 1)}
+    results = [{"recipe": "quick", "seed": s, "effect": 3.0, "cancers": 150, "train_seconds": 10.0 + s,
+                "c_index_5y": {"image_only": c, "hybrid": c + 0.05}} for s, c in ((0, 0.6), (1, 0.7))]
+    (cell,) = ise.summarise(results, truth)
+    assert cell["seeds"] == [0, 1] and cell["cancers"] == 150
+    assert cell["image_only"]["mean"] == pytest.approx(0.65)
+    assert cell["image_only"]["sd"] == pytest.approx(np.std([0.6, 0.7], ddof=1), abs=1e-4)
+    assert cell["image_gap_to_visible"]["mean"] == pytest.approx(0.15)
+    assert cell["hybrid_minus_factors"]["min"] == pytest.approx(-0.05)
+    assert cell["train_seconds"]["max"] == 11.0
