@@ -388,7 +388,11 @@ def main(argv: list[str] | None = None) -> None:
             cohort = Cohort(args, seed, effect)
             key = f"{seed}/{effect:g}"
             report["truth"][key] = truths(cohort)
-            report["cohorts"][key] = {"render_and_cache_seconds": cohort.render_seconds,
+            if key in report["cohorts"]:  # reloaded by a --resume run: keep the first render's time
+                report["cohorts"][key].setdefault("reload_seconds", []).append(cohort.render_seconds)
+                cohort.render_seconds = report["cohorts"][key]["render_and_cache_seconds"]
+            report["cohorts"][key] = {**report["cohorts"].get(key, {}),
+                                      "render_and_cache_seconds": cohort.render_seconds,
                                       "test_exams": len(cohort.test),
                                       "test_cancers_5y": int(is_case(cohort.test).sum()),
                                       "fusion_exams": len(cohort.fusion),
