@@ -55,21 +55,27 @@ else:
 
 
 def write_cohort(path: Path, n: int, fmt: str) -> None:
-    """``n`` canonical rows from ``make_cohort`` (pieces of a million, ids kept unique) as CSV or Parquet."""
-    pieces = []
-    for k, start in enumerate(range(0, n, PIECE)):
-        part = make_cohort(min(PIECE, n - start), seed=k)
-        part["id"] = [f"W{start + i + 1:09d}" for i in range(len(part))]
-        pieces.append(part)
-        if fmt == "csv":
-            part.to_csv(path, index=False, mode="w" if k == 0 else "a", header=k == 0)
-    if fmt == "parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+    """``n`` canonical rows from ``make_cohort`` (pieces of a million, ids kept unique) as CSV or Parquet.
 
-        with pq.ParquetWriter(path, pa.Table.from_pandas(pieces[0], preserve_index=False).schema) as writer:
-            for part in pieces:
-                writer.write_table(pa.Table.from_pandas(part, preserve_index=False))
+    Each piece is written as it is drawn (a Parquet row group each), so at most one piece is in memory.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer = None
+    try:
+        for k, start in enumerate(range(0, n, PIECE)):
+            part = make_cohort(min(PIECE, n - start), seed=k)
+            part["id"] = [f"W{start + i + 1:09d}" for i in range(len(part))]
+            if fmt == "csv":
+                part.to_csv(path, index=False, mode="w" if k == 0 else "a", header=k == 0)
+                continue
+            table = pa.Table.from_pandas(part, preserve_index=False)
+            writer = writer or pq.ParquetWriter(path, table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def child_with_peak(args: list[str]) -> tuple[float, float]:
