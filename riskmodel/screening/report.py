@@ -525,8 +525,9 @@ def write_reports(results: pd.DataFrame, out_dir: str | os.PathLike[str], *, coh
         answers = cohort.iloc[i] if cohort is not None else None
         pages.append(_page(row, curves[i], date=date, pol=pol, answers=answers, lines=lines[i]))
         if explanations is not None:
-            exam = _get(row, "exam_id") if "exam_id" in row.index else (
-                answers.get("exam_id") if answers is not None else None)
+            exam = _get(row, "exam_id")
+            if exam is None and answers is not None:
+                exam = _get(answers, "exam_id")
             pages[-1].overlays = exam_overlays(explanations, exam)
     written = [folder / f"{name}{suffix}" for name in names for suffix in ((".html", ".pdf") if pdf else (".html",))]
     with staged_into(folder) as tmp:
