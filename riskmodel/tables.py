@@ -37,6 +37,13 @@ from riskmodel.schema import column_key
 SEPARATORS = {"csv": ",", "tsv": "\t"}
 #: Table formats by file extension.
 FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
+#: pandas' ``float_precision`` for every cohort CSV the library reads: ``"round_trip"`` parses each decimal
+#: to the nearest double, as Python's ``float()``, pyarrow and R do. pandas' default (``"high"``) is off by
+#: one unit in the last place for about a quarter of 17-digit decimals (``0.034558419206478605`` read as
+#: ``0.0345584192064786``; ``benchmarks/file_throughput.py --float-check``), so a table written and read back
+#: would not give back its own numbers.
+CSV_FLOAT_PRECISION = "round_trip"
+
 #: Compression suffixes looked through when telling a table's format.
 COMPRESSED = (".gz", ".bz2", ".zip", ".xz")
 
@@ -215,7 +222,7 @@ def read_text(source: str | io.StringIO, fmt: str, name: str, text: Sequence[str
     if isinstance(source, io.StringIO):
         source.seek(0)
     try:
-        return pd.read_csv(source, sep=sep, **text_read_options(columns, text))
+        return pd.read_csv(source, sep=sep, float_precision=CSV_FLOAT_PRECISION, **text_read_options(columns, text))
     except pd.errors.EmptyDataError:
         raise ValueError(f"{name}: empty input (no header line)") from None
     except Exception as exc:  # the reader's own message names the problem

@@ -50,7 +50,8 @@ def test_streamed_csv_equals_whole_file(tmp_path, chunk):
     assert streamed.read_bytes() == whole.read_bytes()
     # ... and both are predict_risk on the file read whole by pandas.
     got = pd.read_csv(streamed, float_precision="round_trip", keep_default_na=False, na_values=[""])
-    want = riskmodel.predict_risk(pd.read_csv(src, low_memory=False), horizon="years", details=True)
+    want = riskmodel.predict_risk(pd.read_csv(src, low_memory=False, float_precision="round_trip"), horizon="years",
+                                  details=True)
     np.testing.assert_array_equal(got["risk"].to_numpy(), want["risk"].to_numpy())
     assert got["status"].tolist() == want["status"].tolist()
     assert got["message"].fillna("").tolist() == want["message"].tolist()

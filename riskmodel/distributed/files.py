@@ -49,6 +49,7 @@ from riskmodel.gail import BCRA_COLUMNS
 from riskmodel.models.registry import MODELS, resolve, score_frame
 from riskmodel.schema import COLUMNS, ColumnMatch, ColumnWarning, match_columns
 from riskmodel.tables import (
+    CSV_FLOAT_PRECISION,
     ID_COLUMNS,
     SEPARATORS,
     ParameterError,
@@ -355,11 +356,7 @@ def predict_file(
         check_input_file(input)
         fmt = table_format(input)
         header = read_header(input, fmt)
-        fields = FieldCheck({}, None, True) if fmt == "parquet" else field_problems(input, fmt)
-        if fields.longer is not None:
-            raise ValueError(f"{input}: cannot read as {fmt}: {fields.longer} (a separator inside an "
-                             f"unquoted value?); no row was scored")
-        flagged = fields.rows
+        flagged = {}
     check_unique_columns(header, input, names)
     match = None
     if not bcra:
@@ -391,10 +388,21 @@ def predict_file(
         # The whole-column rule, over the file's own names (matched to canonical ones).
         numeric = [] if match is None else [k for k, c in match.used.items() if COLUMNS[c].kind in NUMERIC_KINDS]
         # Only the columns scoring reads, unless the output or a postprocess needs the others.
-        prune = match is not None and not keep_input and postprocess is None and fields.parsed
+        prune = match is not None and not keep_input and postprocess is None
         read_columns = _columns_read(header.columns, match, horizon) if prune else None
-        table = ChunkedTable(input, fmt, chunk_rows, check_columns=numeric, progress=progress,
-                             text_columns=ID_COLUMNS, read_columns=read_columns)
+        table = None
+        if fmt != "parquet":  # pyarrow's parser where it reads the file exactly as pandas would
+            table = ChunkedTable.arrow_only(input, fmt, chunk_rows, check_columns=numeric, text_columns=ID_COLUMNS,
+                                            read_columns=read_columns)
+        if table is None:
+            fields = FieldCheck({}, None, True) if fmt == "parquet" else field_problems(input, fmt)
+            if fields.longer is not None:
+                raise ValueError(f"{input}: cannot read as {fmt}: {fields.longer} (a separator inside an "
+                                 f"unquoted value?); no row was scored")
+            flagged = fields.rows
+            table = ChunkedTable(input, fmt, chunk_rows, check_columns=numeric, progress=progress,
+                                 text_columns=ID_COLUMNS, read_columns=read_columns if fields.parsed else None,
+                                 arrow=False)
         n = table.n_rows
     bar = None
     if progress and n >= progress_min_rows and loaded is None:
@@ -498,7 +506,8 @@ def _read_dask(input: str, fmt: str, chunk_rows: int) -> Any:
             ddf = ddf.map_partitions(_numbers_as_text, ids, meta=ddf._meta.astype(dict.fromkeys(ids, object)))
         return ddf
     compressed = Path(input).suffix.lower() in (".gz", ".bz2", ".xz", ".zip")
-    options = {"sep": SEPARATORS[fmt], "blocksize": None if compressed else _blocksize(input, chunk_rows)}
+    options = {"sep": SEPARATORS[fmt], "blocksize": None if compressed else _blocksize(input, chunk_rows),
+               "float_precision": CSV_FLOAT_PRECISION}
     ddf = dd.read_csv(input, **options)
     # Dask casts each block to the types it inferred from the first rows. A block of numbers cast to
     # text would re-print them (not always the digits of the file) and text cast to bool is always True

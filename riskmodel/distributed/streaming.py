@@ -41,10 +41,10 @@ import numpy as np
 import pandas as pd
 
 from riskmodel.distributed.parts import TextColumnCheck
+from riskmodel.tables import CSV_FLOAT_PRECISION, cannot_read
 from riskmodel.tables import ID_COLUMNS as ID_COLUMNS  # re-exported: the old import path keeps working
 from riskmodel.tables import SEPARATORS as SEPARATORS
 from riskmodel.tables import arrow_ids_as_text as arrow_ids_as_text
-from riskmodel.tables import cannot_read
 from riskmodel.tables import separator_hint as separator_hint
 from riskmodel.tables import text_columns_in as text_columns_in
 from riskmodel.tables import text_read_options as text_read_options
@@ -248,7 +248,29 @@ class ChunkedTable:
 
     def __init__(self, path: str, fmt: str, chunk_rows: int, *, check_columns: Sequence[str] = (),
                  progress: bool = False, text_columns: Sequence[str] = (),
-                 read_columns: Sequence[str] | None = None):
+                 read_columns: Sequence[str] | None = None, arrow: bool = True):
+        self._setup(path, fmt, chunk_rows, text_columns, read_columns, arrow)
+        if fmt == "parquet":
+            self._scan_parquet(check_columns)
+        elif fmt in SEPARATORS:
+            self._scan_text(check_columns, progress)
+        else:
+            raise ValueError(f"{path}: unknown format {fmt!r}")
+
+    @classmethod
+    def arrow_only(cls, path: str, fmt: str, chunk_rows: int, *, check_columns: Sequence[str] = (),
+                   text_columns: Sequence[str] = (), read_columns: Sequence[str] | None = None
+                   ) -> ChunkedTable | None:
+        """The table read by pyarrow's parser (:mod:`riskmodel.distributed.arrow_csv`), or None where that
+        path does not reproduce pandas' reading exactly (then open it as ``ChunkedTable(...)``). A CSV/TSV
+        it accepts parsed with every row of the header's length and no NUL byte (what :func:`field_problems`
+        would check)."""
+        table = cls.__new__(cls)
+        table._setup(path, fmt, chunk_rows, text_columns, read_columns, True)
+        return table if fmt in SEPARATORS and table._arrow_plan(check_columns) else None
+
+    def _setup(self, path: str, fmt: str, chunk_rows: int, text_columns: Sequence[str],
+               read_columns: Sequence[str] | None, arrow: bool) -> None:
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows={chunk_rows}: must be at least 1")
         self.path, self.fmt, self.chunk_rows = path, fmt, int(chunk_rows)
@@ -260,12 +282,9 @@ class ChunkedTable:
         self._bool_na: list[str] = []
         self._widen: dict[str, Any] = {}
         self._usecols: list[str] | None = None if read_columns is None else list(read_columns)
-        if fmt == "parquet":
-            self._scan_parquet(check_columns)
-        elif fmt in SEPARATORS:
-            self._scan_text(check_columns, progress)
-        else:
-            raise ValueError(f"{path}: unknown format {fmt!r}")
+        self.arrow = arrow
+        self._arrow: Any = None
+        self.arrow_reason: str | None = "not tried"
 
     # ------------------------------------------------------------------ text
 
@@ -274,7 +293,7 @@ class ChunkedTable:
         options["dtype"] = {**options.get("dtype", {}), **self._text_options.get("dtype", {})}
         if chunked:
             options["chunksize"] = self.chunk_rows
-        return pd.read_csv(self.path, sep=SEPARATORS[self.fmt], **options)
+        return pd.read_csv(self.path, sep=SEPARATORS[self.fmt], float_precision=CSV_FLOAT_PRECISION, **options)
 
     def _scan_text(self, check_columns: Sequence[str], progress: bool) -> None:
         if self.text_columns or self._usecols is not None:
@@ -288,6 +307,8 @@ class ChunkedTable:
                 self._text_options["usecols"] = [i for i, name in enumerate(header) if name in wanted]
                 self._text_options["dtype"] = {k: v for k, v in self._text_options.get("dtype", {}).items()
                                                if k in wanted}
+        if self._arrow_plan(check_columns):
+            return
         seen: dict[str, list[Any]] = {}
         float_values: dict[str, bool] = {}
         check = TextColumnCheck()
@@ -328,6 +349,35 @@ class ChunkedTable:
         if chunks > 1:
             self._bool_na = [name for name, d in final.items() if isinstance(d, str)]
             self._dtypes = {name: (object if isinstance(d, str) else d) for name, d in final.items()}
+
+    def _arrow_plan(self, check_columns: Sequence[str]) -> bool:
+        """Settle the column types with pyarrow's parser (:mod:`riskmodel.distributed.arrow_csv`) where it
+        reproduces pandas' chunks exactly; False (pandas reads the file) where it does not."""
+        from pandas._libs.parsers import STR_NA_VALUES
+
+        from riskmodel.distributed import arrow_csv
+
+        self.arrow_reason = "not tried"
+        if not self.arrow or Path(self.path).suffix.lower() in _COMPRESSION or not os.path.isfile(self.path):
+            self.arrow_reason = "compressed, not a file, or arrow=False"
+            return False
+        try:
+            header = [str(c) for c in pd.read_csv(self.path, sep=SEPARATORS[self.fmt], nrows=0).columns]
+        except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError):
+            return False
+        opts = text_read_options(header, self.text_columns)
+        text = list(opts.get("dtype", {}))
+        na = opts.get("na_values") or dict.fromkeys(header, sorted(STR_NA_VALUES))
+        columns = header if self._usecols is None else [c for c in header if c in set(self._usecols)]
+        found = arrow_csv.plan(self.path, SEPARATORS[self.fmt], header, columns,
+                               {c: sorted(na[c]) for c in columns}, text, list(check_columns))
+        if isinstance(found, str):
+            self.arrow_reason = found
+            return False
+        self.arrow_reason, self._arrow = None, found
+        self.n_rows = found.n_rows
+        self.columns = [c.name for c in found.columns]
+        return True
 
     # --------------------------------------------------------------- parquet
 
@@ -410,6 +460,11 @@ class ChunkedTable:
     def __iter__(self) -> Iterator[pd.DataFrame]:
         if self.fmt == "parquet":
             yield from self._parquet_chunks(self._usecols)
+            return
+        if self._arrow is not None:
+            from riskmodel.distributed import arrow_csv
+
+            yield from arrow_csv.chunks(self._arrow, self.chunk_rows)
             return
         if self._single is not None:
             yield self._single
