@@ -15,11 +15,14 @@ model's business, not the schema's.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
+import threading
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -232,8 +235,8 @@ def to_numbers(s: pd.Series) -> np.ndarray:
         [1.0, nan, nan, 1.0, 2.5]
     """
     if s.dtype != object and not pd.api.types.is_string_dtype(s.dtype):
-        return pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    codes, distinct = pd.factorize(s.to_numpy(dtype=object))
+        return pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+    codes, distinct = _DISTINCT.get("object", s, lambda: pd.factorize(s.to_numpy(dtype=object)))
     numbers = pd.to_numeric(pd.Series(distinct, dtype=object), errors="coerce").to_numpy(dtype=np.float64,
                                                                                          na_value=np.nan)
     return np.append(numbers, np.nan)[codes]  # code -1 (missing) takes the appended NaN
@@ -358,7 +361,7 @@ def _numeric(name: str, s: pd.Series, cohort: ValidatedCohort, na: frozenset[str
     if not_real.any():
         s = s.astype(object).where(~not_real, None)
     if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
-        out = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        out = s.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)  # a view would change the caller's data
         if _number_tokens(na):
             out[is_blank(s, na)] = np.nan
         return out
@@ -437,6 +440,41 @@ def _name_key(s: pd.Series) -> pd.Series:
 _FEW_ROWS = 64
 
 
+class _Distinct(threading.local):
+    """Per-thread memo of each text column's distinct texts while :func:`validate` runs.
+
+    One column goes through several text rules (a name key, the unknown tokens, numbers), each of
+    which needs its distinct texts; found once per column. Entries hold the Series they describe (so
+    its ``id`` cannot be reused) and live only inside :func:`validate`, whose rules never change a
+    column in place.
+    """
+
+    entries: dict[tuple[str, int], tuple[pd.Series, Any]] | None = None
+
+    def get(self, kind: str, s: pd.Series, make: Callable[[], Any]) -> Any:
+        if self.entries is None or s.dtype != object:  # only text columns: the rules never write into them
+            return make()
+        hit = self.entries.get((kind, id(s)))
+        if hit is not None and hit[0] is s:
+            return hit[1]
+        value = make()
+        self.entries[(kind, id(s))] = (s, value)
+        return value
+
+
+_DISTINCT = _Distinct()
+
+
+@contextlib.contextmanager
+def _remember_distinct() -> Iterator[None]:
+    outer = _DISTINCT.entries
+    _DISTINCT.entries = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _DISTINCT.entries = outer
+
+
 def on_distinct_text(s: pd.Series, transform: Callable[[pd.Series], pd.Series]) -> pd.Series:
     """``transform`` (an element-wise text operation) of ``str(value)`` for every cell, computed once per distinct text.
 
@@ -456,10 +494,10 @@ def on_distinct_text(s: pd.Series, transform: Callable[[pd.Series], pd.Series]) 
         >>> on_distinct_text(pd.Series([" A", "b", " A", True, 1]), lambda u: u.str.strip().str.lower()).tolist()
         ['a', 'b', 'a', 'true', '1']
     """
-    text = s.astype(str)
-    if len(text) <= _FEW_ROWS:  # finding the distinct values costs more than it saves
-        return pd.Series(transform(text).to_numpy(dtype=object), index=s.index, dtype=object)
-    codes, distinct = pd.factorize(text.to_numpy(dtype=object), use_na_sentinel=False)
+    if len(s) <= _FEW_ROWS:  # finding the distinct values costs more than it saves
+        return pd.Series(transform(s.astype(str)).to_numpy(dtype=object), index=s.index, dtype=object)
+    codes, distinct = _DISTINCT.get(
+        "text", s, lambda: pd.factorize(s.astype(str).to_numpy(dtype=object), use_na_sentinel=False))
     done = transform(pd.Series(distinct, dtype=object)).to_numpy(dtype=object)
     return pd.Series(done[codes], index=s.index, dtype=object)
 
@@ -649,6 +687,12 @@ def validate(
             or ``columns`` is malformed (see :func:`match_columns`).
         TypeError: ``data`` is not a pandas DataFrame.
     """
+    with _remember_distinct():
+        return _validate(data, required, columns, na_values, notes_only)
+
+
+def _validate(data: pd.DataFrame, required: Sequence[str], columns: Mapping[object, str] | ColumnMatch | None,
+              na_values: Iterable[str] | None, notes_only: Iterable[str]) -> ValidatedCohort:
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     if data.columns.duplicated().any():

@@ -310,3 +310,12 @@ def test_identifier_columns_are_text_whatever_their_header_case(tmp_path):
     got = pd.read_csv(out, dtype=str)
     assert got["Id"].tolist() == ["00123", "00124"]
     assert got["Exam_ID"].tolist() == ["0000001", "0000002"]
+
+
+def test_predict_risk_leaves_the_callers_frame_unchanged():
+    # A numeric unknown token (na_values=["-9"]) used to be written as NaN into the caller's float column.
+    df = pd.DataFrame({"age": [50.0, -9.0], "n_biopsies": [-9, 1], "race": ["white", "white"]})
+    before = df.copy()
+    out = riskmodel.predict_risk(df, na_values=["-9"])
+    pd.testing.assert_frame_equal(df, before)
+    assert out["status"].tolist() == ["ok", "missing"]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -48,8 +49,10 @@ _INT = r"^-?[0-9]{1,15}$"
 _DECIMAL = r"^-?([0-9]{1,15}|([0-9]+\.[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,2})?|[0-9]+[eE][-+]?[0-9]{1,2})$"
 _INT_RE = re.compile(_INT[1:-1])
 _DECIMAL_RE = re.compile(_DECIMAL[1:-1])
-#: A column with at most this many distinct texts in a batch is classified per distinct text.
+#: A column with at most this many distinct texts in a group of rows is classified per distinct text.
 _DISTINCT_LIMIT = 5_000
+#: Rows the first pass classifies at a time.
+_GROUP_ROWS = 1 << 16
 #: The texts pandas' C parser reads as booleans by default.
 _TRUE = ("True", "TRUE", "true")
 _FALSE = ("False", "FALSE", "false")
@@ -111,6 +114,7 @@ class _Kinds:
         self.na_array: Any = None
         self.int = self.dec = self.has_na = False
         self.other: set[str] = set()
+        self.seen: set[str] = set()
         self.distinct = True
 
     def add(self, arr: Any) -> None:
@@ -119,8 +123,10 @@ class _Kinds:
 
         if self.distinct:
             values = pc.unique(arr)
-            if len(values) <= _DISTINCT_LIMIT:
-                for v in values.to_pylist():
+            if len(values) <= _DISTINCT_LIMIT and len(self.seen) <= 4 * _DISTINCT_LIMIT:
+                new = set(values.to_pylist()) - self.seen
+                self.seen |= new
+                for v in new:
                     if v in self.na:
                         self.has_na = True
                     elif _INT_RE.fullmatch(v):
@@ -130,7 +136,7 @@ class _Kinds:
                     else:
                         self.other.add(v)
                 return
-            self.distinct = False
+            self.distinct, self.seen = False, set()  # many distinct texts: cell by cell, memory bounded
         if self.na_array is None:
             self.na_array = pa.array(sorted(self.na), pa.string())
         is_na = pc.is_in(arr, value_set=self.na_array)
@@ -179,10 +185,19 @@ def plan(path: str, sep: str, header: Sequence[str], columns: Sequence[str], na:
         reader = pcsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
         if reader.schema.names != wanted:
             return "pyarrow reads the header differently"
-        for batch in reader:
-            n += batch.num_rows
+        pending: list[Any] = []
+        for batch in itertools.chain(reader, [None]):  # None: the end
+            if batch is not None:
+                n += batch.num_rows
+                pending.append(batch)
+                if sum(b.num_rows for b in pending) < _GROUP_ROWS:
+                    continue
+            if not pending:
+                break
+            group = pa.Table.from_batches(pending)
+            pending = []
             for name, k in kinds.items():
-                k.add(batch.column(name))
+                k.add(group.column(name).combine_chunks())
                 if len(k.other) > MAX_OTHER:
                     return f"column {name!r}: more than {MAX_OTHER} distinct texts"
     except (pa.ArrowException, ValueError, OSError, UnicodeDecodeError) as exc:

@@ -39,8 +39,10 @@ import riskmodel.distributed as distributed
 from riskmodel.distributed.parts import NUMERIC_KINDS
 from riskmodel.distributed.streaming import (
     AtomicWriter,
+    BackgroundWriter,
     ChunkedTable,
     FieldCheck,
+    Prefetch,
     field_problems,
     interrupt_on_sigterm,
     malformed_rows,
@@ -410,18 +412,29 @@ def predict_file(
 
         bar = tqdm(total=n, unit="rows", desc=f"scoring ({'gail-bcra' if bcra else model})")
     id_column = "ID" if bcra else (match.source("id") if match else None) or "id"
+    # The next chunk is read, and the last one written, in background threads while this one is scored.
+    chunks = Prefetch(table) if not whole else table
     try:
         with interrupt_on_sigterm(), AtomicWriter(output, out_fmt) as writer:
-            for data in table:
-                result = flag_rows(score(data, progress=progress and n >= 1), writer.rows, flagged)
-                if postprocess is not None:
-                    result = postprocess(result, data)
-                out = output_rows(data, result, keep_input, id_column)
-                writer.write(out)
-                run.add(out)
-                if bar is not None:
-                    bar.update(len(data))
+            background = BackgroundWriter(writer.write)
+            start = 0
+            try:
+                for data in chunks:
+                    result = flag_rows(score(data, progress=progress and n >= 1), start, flagged)
+                    if postprocess is not None:
+                        result = postprocess(result, data)
+                    out = output_rows(data, result, keep_input, id_column)
+                    background.put(out)
+                    start += len(out)
+                    run.add(out)
+                    if bar is not None:
+                        bar.update(len(data))
+                background.finish()
+            finally:
+                background.close()
     finally:
+        if isinstance(chunks, Prefetch):
+            chunks.close()
         if bar is not None:
             bar.close()
     run.n_rows = writer.rows

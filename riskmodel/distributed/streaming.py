@@ -27,6 +27,7 @@ import gzip
 import io
 import lzma
 import os
+import queue
 import re
 import signal
 import sys
@@ -478,6 +479,111 @@ class ChunkedTable:
                     yield chunk
         except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
             raise cannot_read(self.path, self.fmt, exc) from exc
+
+
+class Prefetch:
+    """Iterates ``items`` in a background thread, up to ``depth`` items ahead of the consumer.
+
+    pyarrow's parser and much of pandas' and numpy's work release the GIL, so reading the next chunk
+    overlaps with scoring this one on a second core. Items come in order; an exception raised while
+    producing an item is raised by the consumer's iteration at that item. :meth:`close` stops the
+    thread (call it when leaving early).
+    """
+
+    def __init__(self, items: Any, depth: int = 1):
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(items,), name="riskmodel-prefetch", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: tuple[str, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, items: Any) -> None:
+        try:
+            for item in items:
+                if not self._put(("item", item)):
+                    return
+            self._put(("end", None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._put(("error", exc))
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            kind, value = self._queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class BackgroundWriter:
+    """Calls ``write(item)`` for each :meth:`put` item in one background thread, in order.
+
+    Writing (pyarrow's text kernels and the file's I/O) then overlaps with scoring the next chunk.
+    :meth:`finish` waits for every item and raises the first error a write raised; :meth:`put`
+    raises it too, at the next item. :meth:`close` stops the thread without writing what is queued
+    (after an error or an interrupt, before the output is deleted).
+    """
+
+    def __init__(self, write: Any, depth: int = 1):
+        self._write = write
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="riskmodel-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None or self._stop.is_set():
+                return
+            try:
+                self._write(item)
+            except BaseException as exc:  # raised in the caller's thread by put() or finish()
+                self._error = exc
+                return
+
+    def put(self, item: Any) -> None:
+        while True:
+            if self._error is not None:
+                raise self._error
+            try:
+                self._queue.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                if not self._thread.is_alive() and self._error is None:
+                    raise RuntimeError("the writer thread stopped") from None
+
+    def finish(self) -> None:
+        if self._thread.is_alive():
+            self.put(None)
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def close(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):  # unblock a thread waiting to take an item
+                self._queue.get_nowait()
+            with contextlib.suppress(queue.Full):
+                self._queue.put_nowait(None)
+            self._thread.join(timeout=0.05)
 
 
 def _open_text(path: str, compression: str | None) -> tuple[IO[str], list[Any]]:

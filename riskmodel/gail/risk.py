@@ -90,30 +90,39 @@ def _integrate(
     first_len = np.where(n_slots == 1, t2 - t1, 1.0 - (t1 - a1))
     last_len = np.where(t2 != fl2, t2 - fl2, 1.0)
     base = race * N_BANDS
-    cum = np.zeros(t1.shape)
     risk = np.zeros(t1.shape)
     max_slots = int(n_slots.max()) if n_slots.size else 0
+    # The rows still projecting, and their inputs and running sums, kept compact: rows whose projection
+    # has ended are dropped (their risk stored) only when some end, not gathered again at every slot.
     rows = np.arange(t1.shape[0])
+    live = {"a1": a1, "n": n_slots, "last": last_len, "base": base}
+    if m_lo is not None:
+        live.update(m_lo=m_lo, m_hi=m_hi)
+    cum_r = np.zeros(t1.shape)
+    risk_r = np.zeros(t1.shape)
     for k in range(max_slots):
         if k > 0:
-            # Drop rows whose projection has ended: later slots only touch the rest.
-            keep = n_slots[rows] > k
+            keep = live["n"] > k
             if not keep.all():
+                risk[rows] = risk_r  # final for the rows that end here
                 rows = rows[keep]
-        age = a1[rows] + k
+                live = {name: v[keep] for name, v in live.items()}
+                cum_r, risk_r = cum_r[keep], risk_r[keep]
+        age = live["a1"] + k
         band = ((age - FIRST_AGE) // 5).astype(np.intp)
         if k == 0:
-            length = first_len[rows]
+            length = first_len
         else:
-            length = np.where(n_slots[rows] == k + 1, last_len[rows], 1.0)
-        flat = base[rows] + band
+            length = np.where(live["n"] == k + 1, live["last"], 1.0)
+        flat = live["base"] + band
         l1, l2 = lam1[flat], lam2[flat]
         if m_lo is None:
             h1 = l1
         else:
-            h1 = np.where(age <= 49, m_lo[rows], m_hi[rows]) * l1
+            h1 = np.where(age <= 49, live["m_lo"], live["m_hi"]) * l1
         h = h1 + l2
-        c = cum[rows]
-        risk[rows] += (h1 / h) * np.exp(-c) * (1.0 - np.exp(-h * length))
-        cum[rows] = c + h * length
+        c = cum_r
+        risk_r = risk_r + (h1 / h) * np.exp(-c) * (1.0 - np.exp(-h * length))
+        cum_r = c + h * length
+    risk[rows] = risk_r
     return risk
