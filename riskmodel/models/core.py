@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from riskmodel.models.base import RiskModel
-from riskmodel.schema import ColumnMatch, is_blank, match_columns, not_real_cells, text_key, validate
+from riskmodel.schema import ColumnMatch, is_blank, match_columns, not_real_cells, object_full, text_key, validate
 
 __all__ = ["LIFETIME_AGE", "OUTPUT_COLUMNS", "Horizon", "horizon_years", "prepare_and_score", "score_cohort"]
 
@@ -122,8 +122,8 @@ def horizon_years(data: pd.DataFrame, horizon: Horizon, age: np.ndarray) -> tupl
     if isinstance(horizon, str) or np.isscalar(horizon):
         value = _scalar_years(horizon)
         if value is None:
-            return LIFETIME_AGE - age, np.ones(n, dtype=bool), np.full(n, "lifetime", dtype=object)
-        return np.full(n, value), np.zeros(n, dtype=bool), np.full(n, value, dtype=object)
+            return LIFETIME_AGE - age, np.ones(n, dtype=bool), object_full(n, "lifetime")
+        return np.full(n, value), np.zeros(n, dtype=bool), object_full(n, value)
     if isinstance(horizon, pd.Series):
         if len(horizon) != n:
             raise ValueError(f"horizon has {len(horizon)} values for {n} rows; give one per row")
