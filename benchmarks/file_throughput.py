@@ -103,6 +103,45 @@ def in_process_rate(n: int, horizon: float | str, repeats: int) -> float:
     return n / best
 
 
+def float_check(n: int = 1_000_000, seed: int = 0) -> dict[str, object]:
+    """How many of ``n`` shortest round-trip decimals (``repr`` of doubles, as ``to_csv`` writes them) pandas'
+    default CSV float parser reads back as another double, beside ``float_precision="round_trip"``, which the
+    library uses (:data:`riskmodel.tables.CSV_FLOAT_PRECISION`), and pyarrow's parser."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rng = np.random.default_rng(seed)
+    values = np.concatenate([rng.random(n // 2) * 100, rng.standard_normal(n - n // 2)])
+    text = [repr(float(v)) for v in values]
+    csv_text = "v\n" + "\n".join(text) + "\n"
+    exact = values.view(np.uint64)
+    default_values = pd.read_csv(io.StringIO(csv_text))["v"].to_numpy()
+    default = default_values.view(np.uint64)
+    round_trip = pd.read_csv(io.StringIO(csv_text), float_precision="round_trip")["v"].to_numpy().view(np.uint64)
+    arrow = pc.cast(pa.array(text), pa.float64()).to_numpy().view(np.uint64)
+    wrong = np.flatnonzero(default != exact)
+    return {"values": n, "what": "repr() of uniform(0, 100) and standard normal doubles",
+            "pandas_default_misread": int(wrong.size), "pandas_round_trip_misread": int((round_trip != exact).sum()),
+            "pyarrow_misread": int((arrow != exact).sum()),
+            "example": None if not wrong.size else {"text": text[wrong[0]],
+                                                    "pandas_default": repr(float(default_values[wrong[0]]))}}
+
+
+def csv_reader(path: Path) -> str:
+    """Which reader ``riskmodel predict`` takes for this CSV (``pyarrow`` two passes or ``pandas``)."""
+    from riskmodel.distributed.streaming import ChunkedTable
+    from riskmodel.schema import COLUMNS
+    from riskmodel.tables import ID_COLUMNS
+
+    header = pd.read_csv(path, nrows=0).columns
+    used = [c for c in header if c in COLUMNS]
+    table = ChunkedTable.arrow_only(str(path), "csv", 250_000, text_columns=ID_COLUMNS, read_columns=used,
+                                    check_columns=[c for c in used if COLUMNS[c].kind in ("float", "count")])
+    return "pyarrow (two passes, riskmodel.distributed.arrow_csv)" if table is not None else "pandas"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
@@ -110,7 +149,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="paired runs per size and format (median reported)")
     parser.add_argument("--rate-rows", type=int, default=1_000_000, help="rows for the in-process rate")
     parser.add_argument("--no-write", action="store_true", help="print only; do not update the results file")
+    parser.add_argument("--float-check", action="store_true",
+                        help="only count the decimals pandas' default CSV parser misreads (print, write nothing)")
     args = parser.parse_args()
+    if args.float_check:
+        print(float_check())
+        return
 
     riskmodel_cli = str(Path(sys.executable).with_name("riskmodel"))
     cases = []
@@ -127,10 +171,11 @@ def main() -> None:
                                                  str(folder / f"risks.{fmt}")]))
                     floor.append(child_with_peak([sys.executable, "-c", PYARROW_COPY, str(src),
                                                   str(folder / f"copy.{fmt}"), fmt]))
+                reader = csv_reader(src) if fmt == "csv" else "pyarrow.parquet (row groups)"
                 med_ours = statistics.median(s for s, _ in ours)
                 med_floor = statistics.median(s for s, _ in floor)
                 cases.append({
-                    "rows": n, "format": fmt, "file_mb": round(src.stat().st_size / 2**20, 1),
+                    "rows": n, "format": fmt, "file_mb": round(src.stat().st_size / 2**20, 1), "reader": reader,
                     "riskmodel_predict_seconds": [round(s, 3) for s, _ in ours],
                     "pyarrow_read_write_seconds": [round(s, 3) for s, _ in floor],
                     "median_riskmodel_seconds": round(med_ours, 3),
@@ -161,6 +206,7 @@ def main() -> None:
         "goal": {"ratio_to_pyarrow_at_most": 2.0, "ten_million_rows_seconds_under": 10.0},
         "cases": cases,
         "in_process_predict_risk_rows_per_second": {"rows": args.rate_rows, **rates},
+        "float_parsing": float_check(),
         "cpu_count": os.cpu_count(),
         "numpy": np.__version__, "pandas": pd.__version__,
     }

@@ -39,7 +39,7 @@ SEPARATORS = {"csv": ",", "tsv": "\t"}
 FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
 #: pandas' ``float_precision`` for every cohort CSV the library reads: ``"round_trip"`` parses each decimal
 #: to the nearest double, as Python's ``float()``, pyarrow and R do. pandas' default (``"high"``) is off by
-#: one unit in the last place for about a quarter of 17-digit decimals (``0.034558419206478605`` read as
+#: one unit in the last place for about 23% of the shortest decimals of doubles (``0.034558419206478605`` read as
 #: ``0.0345584192064786``; ``benchmarks/file_throughput.py --float-check``), so a table written and read back
 #: would not give back its own numbers.
 CSV_FLOAT_PRECISION = "round_trip"
