@@ -40,6 +40,18 @@ def test_import_and_help_load_no_torch_dask_or_lifelines():
     assert run.stdout.strip() == "[]"
 
 
+def test_predict_on_a_file_loads_no_torch_dask_or_lifelines(tmp_path):
+    # Issue 25: a file job's start-up pays only for what Gail needs.
+    code = ("import sys, riskmodel.cli as c\n"
+            f"code = c.main(['predict', '-q', {str(EXAMPLE)!r}, '-o', {str(tmp_path / 'o.csv')!r}])\n"
+            "print(code, sorted(m for m in ('torch', 'dask', 'distributed', 'lifelines', 'xgboost', 'matplotlib', "
+            "'sksurv') if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().endswith("[]"), run.stdout
+    assert (tmp_path / "o.csv").stat().st_size > 0
+
+
 def test_library_modules_never_import_the_cli():
     offenders = []
     for path in (ROOT / "riskmodel").rglob("*.py"):
