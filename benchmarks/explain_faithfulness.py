@@ -7,14 +7,17 @@ Design
 ------
 * One synthetic population (``make_cohort``, seed 7, default effects: the latent image factor is
   a fine texture in dense tissue, HR 2.0 per SD). ``write_exams(lesion_years=5)``: every woman
-  with a cancer within 5 years gets a faint mass in one breast (both views of that breast).
+  with a cancer within 5 years gets a mass in one breast (both views of that breast): faint by
+  default, brighter with ``--lesion-contrast`` (peak over the tissue value, default 0.14) and wider
+  with ``--lesion-scale`` (σ multiplier, default 1); both are recorded under ``data`` and ``model``.
 * Training: every 5-year case of the first 70 % of the pool plus one control per case, the
   library's recipe (:func:`riskmodel.training.train_image_model`, preset ``small`` with
   ``--pool-kind`` global pooling (default max), ``--size`` pixels (default 128 × 104), no
   calibration, ``--epochs`` epochs, the epoch with the best validation C-index kept) on the CPU
   with ``--threads`` torch threads (default 1: on the shared 2-core machine an earlier run with
-  torch's default two threads took 411 s an epoch of 1,190 exams, one thread 10–19 s). At 128 × 104 the mass's Gaussian
-  has σ = 0.022 · 104 ≈ 2.3 px (disc radius 2σ ≈ 4.6 px), peak +0.14 over tissue of 0.16–0.7.
+  torch's default two threads took 411 s an epoch of 1,190 exams, one thread 10–19 s). At 128 × 104
+  the default mass's Gaussian has σ = 0.022 · 104 ≈ 2.3 px (disc radius 2σ ≈ 4.6 px), peak +0.14
+  over tissue of 0.16–0.7.
 * Held out: ``--test-cases`` cases (all with a mass) and as many controls from the other 30 %.
 * Per held-out case exam, for the 5-year risk and each method of :func:`riskmodel.explain.explain`:
   - **pointing game**: hit when the map's peak over the four views (inside the breast) lies in the
@@ -32,15 +35,18 @@ Design
 Usage::
 
     python benchmarks/explain_faithfulness.py [--work /tmp/explain_bench] [--threads 1] [--size 128x104]
-        [--epochs 8] [--test-cases 60] [--max-exams N]
+        [--epochs 8] [--test-cases 60] [--max-exams N] [--lesion-contrast 0.14] [--lesion-scale 1]
+        [--out benchmarks/results/explain.json] [--doc-figure docs/explain_example.png]
 
-Writes ``benchmarks/results/explain.json``, ``benchmarks/results/explain_examples.png`` and its first
-row alone as ``docs/explain_example.png``.
+Writes ``--out`` (default ``benchmarks/results/explain.json``), ``<out stem>_examples.png`` beside it
+and its first row alone as ``--doc-figure``. A ``--work`` folder rendered with other image or mass
+settings is refused (``render_settings.json``). Recorded runs: ``docs/explainability.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from pathlib import Path
@@ -73,6 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-cases", type=int, default=60, help="held-out case exams (each with a mass)")
     p.add_argument("--max-exams", type=int, default=None,
                    help="explain only the first N held-out case exams (and N controls for the asymmetry AUC)")
+    p.add_argument("--lesion-contrast", type=float, default=0.14,
+                   help="the mass's peak over the tissue value (write_exams(lesion_contrast=...); 0.14 = the "
+                        "generator's faint default)")
+    p.add_argument("--lesion-scale", type=float, default=1.0,
+                   help="multiplier of the mass's sigma (write_exams(lesion_scale=...); 1 = 2.2 %% of the width)")
+    p.add_argument("--out", default=str(RESULTS),
+                   help="results JSON; the example figure goes beside it as <stem>_examples.png")
+    p.add_argument("--doc-figure", default=str(DOC_FIGURE), help="where the first example row alone is written")
     p.add_argument("--margin", type=float, default=3.0, help="pointing-game dilation of the mass's disc (pixels)")
     p.add_argument("--steps", type=int, default=16, help="integrated-gradients steps")
     p.add_argument("--from-checkpoint", action="store_true",
@@ -104,13 +118,28 @@ def split_cohort(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
 
-def render(cohort: pd.DataFrame, folder: Path, size: tuple[int, int]) -> pd.DataFrame:
-    """Write the women's exams (masses for every 5-year case) unless already there; the exams table."""
+def render(cohort: pd.DataFrame, folder: Path, size: tuple[int, int], contrast: float,
+           scale: float = 1.0) -> pd.DataFrame:
+    """Write the women's exams (masses for every 5-year case) unless already there; the exams table.
+
+    Raises:
+        ValueError: ``folder`` holds exams rendered with another size or mass contrast.
+    """
     from riskmodel.imaging import assemble_exams, scan_dicoms
     from riskmodel.synthetic import write_exams
 
-    if not (folder / "lesions.csv").exists():
-        write_exams(cohort, folder, image_size=size, seed=SEED, lesion_years=HORIZON)
+    settings = {"image_size": list(size), "lesion_contrast": contrast, "lesion_scale": scale, "seed": SEED,
+                "lesion_years": HORIZON}
+    stamp = folder / "render_settings.json"
+    if (folder / "lesions.csv").exists():
+        found = json.loads(stamp.read_text()) if stamp.exists() else None
+        if found != settings:
+            raise ValueError(f"{folder} holds exams rendered with {found} (None: not recorded), not {settings}; "
+                             "use another --work folder")
+    else:
+        write_exams(cohort, folder, image_size=size, seed=SEED, lesion_years=HORIZON, lesion_contrast=contrast,
+                    lesion_scale=scale)
+        stamp.write_text(json.dumps(settings))
     exams = assemble_exams(scan_dicoms(folder))
     return exams.set_index("accession_number").loc[cohort["exam_id"].astype(str)].reset_index()
 
@@ -135,8 +164,8 @@ def prepare(args: argparse.Namespace) -> tuple[Path, pd.DataFrame, pd.DataFrame,
     work = Path(args.work)
     train, test = split_cohort(args)
     start = time.perf_counter()
-    train_exams = render(train, work / "train_exams", args.size)
-    test_exams = render(test, work / "test_exams", args.size)
+    train_exams = render(train, work / "train_exams", args.size, args.lesion_contrast, args.lesion_scale)
+    test_exams = render(test, work / "test_exams", args.size, args.lesion_contrast, args.lesion_scale)
     render_seconds = time.perf_counter() - start
     bundle = work / "run" / "bundle"
     if not bundle.exists() and args.from_checkpoint:
@@ -275,9 +304,11 @@ def evaluate(args: argparse.Namespace) -> dict:
         "torch_threads": args.threads,
         "model": {"preset": "small", "pool": args.pool_kind, "image_size": list(args.size), "epochs": args.epochs,
                   "batch_size": args.batch_size, "lr": args.lr, "augment": args.augment, "schedule": args.schedule,
-                  "bundle_calibration": "none",
+                  "bundle_calibration": "none", "trained_on_lesion_contrast": args.lesion_contrast,
+                  "trained_on_lesion_scale": args.lesion_scale,
                   **info},
         "data": {"n_test_exams": len(exams), "n_case_exams_with_mass": n, "lesion_years": HORIZON,
+                 "lesion_contrast": args.lesion_contrast, "lesion_scale": args.lesion_scale,
                  "horizon_years": 5, "margin_pixels": args.margin, "ig_steps": args.steps,
                  "pointing_search": "peak over all four views side by side, inside the breast (pixel > 0.1)"},
         "pointing_game": {m: {"hit_rate": round(float(np.mean(hits[m])), 4), "ci95": wilson(sum(hits[m]), n)}
@@ -300,8 +331,9 @@ def evaluate(args: argparse.Namespace) -> dict:
     report["pointing_game"]["intensity_baseline"] = round(float(np.mean(hits["intensity"])), 4)
     report["pointing_game"]["intensity_baseline_ci95"] = wilson(sum(hits["intensity"]), n)
     if not args.no_write:
-        figure(examples, FIGURE)
-        figure(examples[:1], DOC_FIGURE)
+        out = Path(args.out)
+        figure(examples, out.with_name(out.stem + "_examples.png"))
+        figure(examples[:1], Path(args.doc_figure))
     return report
 
 
@@ -310,7 +342,7 @@ def command_line(args: argparse.Namespace) -> str:
     parts = []
     for key, value in vars(args).items():
         flag = "--" + key.replace("_", "-")
-        if key in ("no_write", "work") or value is None or value is False:
+        if key in ("no_write", "work", "doc_figure") or value is None or value is False:
             continue
         if value is True:
             parts.append(flag)
@@ -351,7 +383,7 @@ def figure(examples: list, path: Path) -> None:
 
 def main() -> None:
     args = build_parser().parse_args()
-    publish(evaluate(args), RESULTS, write=not args.no_write)
+    publish(evaluate(args), Path(args.out), write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,15 @@ import pandas as pd
 import pydicom
 import pytest
 
-from riskmodel.synthetic.mammogram import DENSE_FRACTION, VENDORS, render_view, write_exams
+from riskmodel.synthetic.mammogram import (
+    DENSE_FRACTION,
+    LESION_CONTRAST,
+    VENDORS,
+    lesion_geometry,
+    lesion_mask,
+    render_view,
+    write_exams,
+)
 
 SIZE = (128, 104)
 
@@ -136,6 +144,80 @@ def test_lesion_is_faint_but_present():
     with_lesion = render_view(256, 208, "CC", "a", 0.0, np.random.default_rng(1), lesion=(0.5, 0.5))
     diff = with_lesion - base
     assert 0.05 < diff.max() < 0.2 and (np.abs(diff) > 0.01).mean() < 0.05
+
+
+def test_lesion_contrast_scales_the_mass_and_nothing_else():
+    h, w, where = 128, 104, (0.5, 0.5)
+    faint = render_view(h, w, "CC", "c", 0.5, np.random.default_rng(3), lesion=where)
+    bright = render_view(h, w, "CC", "c", 0.5, np.random.default_rng(3), lesion=where, lesion_contrast=0.45)
+    cy, cx, sigma = lesion_geometry(h, w, where)
+    rows, cols = np.mgrid[:h, :w]
+    gauss = np.exp(-((rows - cy) ** 2 + (cols - cx) ** 2) / (2 * sigma**2))
+    diff = bright.astype(np.float64) - faint
+    unclipped = bright < 1.0
+    np.testing.assert_allclose(diff[unclipped], (0.45 - 0.14) * gauss[unclipped], atol=2e-6)
+    disc = lesion_mask((h, w), cy, cx, 2.0 * sigma)  # the lesions.csv radius (2 sigma)
+    assert diff[disc].mean() > 0.1 and diff[~disc].max() <= (0.45 - 0.14) * np.exp(-2.0) + 1e-6
+    assert np.abs(diff[gauss < 1e-9]).max() < 1e-7  # far from the mass: the same pixels (float32 rounding)
+
+
+def test_default_lesion_contrast_renders_the_same_pixels_as_before():
+    assert LESION_CONTRAST == 0.14
+    default = render_view(128, 104, "CC", "c", 0.5, np.random.default_rng(3), lesion=(0.5, 0.5))
+    explicit = render_view(128, 104, "CC", "c", 0.5, np.random.default_rng(3), lesion=(0.5, 0.5),
+                           lesion_contrast=0.14)
+    assert np.array_equal(default, explicit)
+    # Pinned from the generator before lesion_contrast existed (commit 864e216): pixel sum and the mass's centre.
+    assert float(default.astype(np.float64).sum()) == pytest.approx(2394.23605876438, abs=1e-3)
+    assert float(default[64, 31]) == pytest.approx(0.78354037, abs=1e-6)
+
+
+def test_write_exams_lesion_contrast_changes_only_the_lesion_side(tmp_path, written):
+    out, _ = written
+    write_exams(_cohort(), tmp_path / "bright", image_size=SIZE, seed=7, lesion_contrast=0.45)
+    write_exams(_cohort(), tmp_path / "default", image_size=SIZE, seed=7, lesion_contrast=LESION_CONTRAST)
+    assert _digest(tmp_path / "default") == _digest(out)  # the default is 0.14, byte for byte
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "bright" / "lesions.csv"), pd.read_csv(out / "lesions.csv"))
+    lesions = pd.read_csv(out / "lesions.csv")
+    assert len(lesions) > 0
+    changed = {p for p, d in _digest(tmp_path / "bright").items() if p.endswith(".dcm") and _digest(out)[p] != d}
+    assert changed == set(lesions["path"])  # exactly the views showing a mass; controls and the other side as before
+    for rec in lesions.itertuples():
+        a = pydicom.dcmread(out / rec.path).pixel_array.astype(float)
+        b = pydicom.dcmread(tmp_path / "bright" / rec.path).pixel_array.astype(float)
+        disc = lesion_mask(a.shape, rec.row, rec.col, rec.radius)
+        far = ~lesion_mask(a.shape, rec.row, rec.col, 3 * rec.radius)
+        assert np.abs(b - a)[disc].mean() > 10 * max(np.abs(b - a)[far].max(), 1.0)
+
+
+def test_lesion_scale_widens_the_mass_and_lesions_csv_follows(tmp_path, written):
+    out, _ = written
+    write_exams(_cohort(), tmp_path / "wide", image_size=SIZE, seed=7, lesion_scale=2.0)
+    base, wide = pd.read_csv(out / "lesions.csv"), pd.read_csv(tmp_path / "wide" / "lesions.csv")
+    np.testing.assert_allclose(wide["sigma"], 2.0 * base["sigma"])
+    np.testing.assert_allclose(wide["radius"], 2.0 * wide["sigma"])  # LESION_RADIUS_SIGMAS
+    pd.testing.assert_frame_equal(wide[["exam_id", "path", "row", "col"]], base[["exam_id", "path", "row", "col"]])
+    h, w = SIZE
+    plain = render_view(h, w, "CC", "a", 0.0, np.random.default_rng(2))
+    drawn = render_view(h, w, "CC", "a", 0.0, np.random.default_rng(2), lesion=(0.5, 0.5), lesion_scale=2.0)
+    cy, cx, sigma = lesion_geometry(h, w, (0.5, 0.5), 2.0)
+    diff = drawn.astype(np.float64) - plain
+    assert sigma == pytest.approx(2 * 0.022 * w)
+    ring = lesion_mask((h, w), cy, cx, 2 * sigma) & ~lesion_mask((h, w), cy, cx, sigma)
+    assert diff[ring].mean() > 0.14 * np.exp(-2.0)  # between 1 and 2 new sigmas the mass still adds > its 2-sigma value
+    assert diff[~lesion_mask((h, w), cy, cx, 2 * sigma)].max() <= 0.14 * np.exp(-2.0) + 1e-6
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.1, 6.0, float("nan")])
+def test_bad_lesion_scale(tmp_path, scale):
+    with pytest.raises(ValueError, match="lesion_scale"):
+        write_exams(_cohort(2), tmp_path, image_size=SIZE, lesion_scale=scale)
+
+
+@pytest.mark.parametrize("contrast", [0.0, -0.1, 1.5, float("nan")])
+def test_bad_lesion_contrast(tmp_path, contrast):
+    with pytest.raises(ValueError, match="lesion_contrast"):
+        write_exams(_cohort(2), tmp_path, image_size=SIZE, lesion_contrast=contrast)
 
 
 @pytest.mark.parametrize(("kwargs", "text"), [

@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["LESION_RADIUS_SIGMAS", "VENDORS", "VIEWS", "RenderedView", "VendorStyle", "lesion_geometry", "lesion_mask",
-           "render_view", "render_woman", "write_exams"]
+__all__ = ["LESION_CONTRAST", "LESION_RADIUS_SIGMAS", "VENDORS", "VIEWS", "RenderedView", "VendorStyle",
+           "lesion_geometry", "lesion_mask", "render_view", "render_woman", "write_exams"]
 
 #: The four views of a screening exam, in the order the library uses everywhere.
 VIEWS = (("L", "CC"), ("L", "MLO"), ("R", "CC"), ("R", "MLO"))
@@ -48,6 +48,10 @@ MIN_SIZE, MAX_SIZE = (64, 52), (2048, 1664)
 #: The lesion's radius in ``lesions.csv``, in SDs of its Gaussian profile: at 2 SD the mass adds
 #: 0.14 · e⁻² ≈ 0.019 to the tissue value, about twice the pixel noise (SD 0.008).
 LESION_RADIUS_SIGMAS = 2.0
+
+#: The mass's default peak over the tissue value (intensity units of the [0, 1] canonical image):
+#: faint, about a third of the dense-tissue step (0.42). ``write_exams(lesion_contrast=...)`` changes it.
+LESION_CONTRAST = 0.14
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,8 @@ def render_view(
     lesion: tuple[float, float] | None = None,
     breast_scale: float = 1.0,
     dense_shift: float = 0.0,
+    lesion_contrast: float = LESION_CONTRAST,
+    lesion_scale: float = 1.0,
 ) -> np.ndarray:
     """Render one view in the canonical frame.
 
@@ -154,6 +160,9 @@ def render_view(
         lesion: (depth, height) of a faint mass as fractions of (breast depth, image height), or None.
         breast_scale: size multiplier (asymmetry between breasts).
         dense_shift: change in dense fraction (asymmetry between breasts).
+        lesion_contrast: the mass's peak added to the tissue value (intensity units of the [0, 1]
+            image; the default :data:`LESION_CONTRAST` = 0.14 is faint against dense tissue's 0.42).
+        lesion_scale: multiplier of the mass's σ (default 1: σ = 2.2 % of ``w``), see :func:`lesion_geometry`.
 
     Returns:
         Float32 array of shape ``(h, w)`` in [0, 1]: 0 background, higher = denser tissue;
@@ -182,20 +191,23 @@ def render_view(
     if lesion is not None:
         rows = np.arange(h, dtype=np.float32)[:, None]
         cols = np.arange(w, dtype=np.float32)[None, :]
-        cy, cx, sigma = lesion_geometry(h, w, lesion)
-        tissue = tissue + 0.14 * np.exp(-((rows - cy) ** 2 + (cols - cx) ** 2) / (2 * sigma**2))
+        cy, cx, sigma = lesion_geometry(h, w, lesion, lesion_scale)
+        tissue = tissue + lesion_contrast * np.exp(-((rows - cy) ** 2 + (cols - cx) ** 2) / (2 * sigma**2))
     image = mask * tissue + rng.normal(0.0, 0.008, (h, w)).astype(np.float32)
     return np.clip(image, 0.0, 1.0).astype(np.float32)
 
 
-def lesion_geometry(h: int, w: int, lesion: tuple[float, float]) -> tuple[float, float, float]:
+def lesion_geometry(h: int, w: int, lesion: tuple[float, float], scale: float = 1.0) -> tuple[float, float, float]:
     """Where :func:`render_view` draws a mass: ``(row, column, sigma)`` in pixels of the canonical
-    ``(h, w)`` frame (chest wall at column 0), for ``lesion`` = (depth, height) fractions.
+    ``(h, w)`` frame (chest wall at column 0), for ``lesion`` = (depth, height) fractions; σ is
+    ``scale`` · 2.2 % of ``w``.
 
     >>> lesion_geometry(1000, 500, (0.5, 0.5))
     (500.0, 150.0, 11.0)
+    >>> lesion_geometry(1000, 500, (0.5, 0.5), scale=2.0)
+    (500.0, 150.0, 22.0)
     """
-    return float(lesion[1] * h), float(lesion[0] * w * 0.6), float(0.022 * w)
+    return float(lesion[1] * h), float(lesion[0] * w * 0.6), float(0.022 * w * scale)
 
 
 def lesion_mask(shape: tuple[int, int], row: float, col: float, radius: float) -> np.ndarray:
@@ -354,10 +366,12 @@ def render_woman(row: dict, size: tuple[int, int], seed: int, opts: dict) -> lis
             canonical = render_view(
                 h, w, view, density, factor, rng, image_effect=opts["image_effect"],
                 lesion=lesion_pos if side == lesion_side else None, breast_scale=scale, dense_shift=shift,
+                lesion_contrast=opts["lesion_contrast"], lesion_scale=opts["lesion_scale"],
             )
             # Convention: right breasts are stored with the chest wall on the right; some vendors mirror.
             chest_right = (side == "R") != bool(rng_exam.random() < style.mirror_prob)
-            where = lesion_geometry(h, w, lesion_pos) if lesion_pos is not None and side == lesion_side else None
+            drawn = lesion_pos is not None and side == lesion_side
+            where = lesion_geometry(h, w, lesion_pos, opts["lesion_scale"]) if drawn else None
             views.append(RenderedView(side, view, canonical, chest_right, vendor_key, lesion_side, date, where))
     return views
 
@@ -404,11 +418,19 @@ def _lesion_record(rv: RenderedView, w: int) -> dict:
     return {"_lesion_row": row, "_lesion_col": (w - 1) - col if rv.chest_wall_right else col, "_lesion_sigma": sigma}
 
 
-def _options(vendors: tuple[str, ...], image_effect: float, lesions: bool, lesion_years: float) -> dict:
+def _options(vendors: tuple[str, ...], image_effect: float, lesions: bool, lesion_years: float,
+             lesion_contrast: float = LESION_CONTRAST, lesion_scale: float = 1.0) -> dict:
     unknown = [v for v in vendors if v not in VENDORS]
     if unknown or not vendors:
         raise ValueError(f"vendors={vendors!r}: choose from {sorted(VENDORS)}")
-    return {"vendors": tuple(vendors), "image_effect": image_effect, "lesions": lesions, "lesion_years": lesion_years}
+    if not (np.isfinite(lesion_contrast) and 0.0 < lesion_contrast <= 1.0):
+        raise ValueError(f"lesion_contrast={lesion_contrast!r}: must be in (0, 1] (the mass's peak over the tissue "
+                         "value, intensity units of the [0, 1] image)")
+    if not (np.isfinite(lesion_scale) and 0.25 <= lesion_scale <= 5.0):
+        raise ValueError(f"lesion_scale={lesion_scale!r}: must be in [0.25, 5] (multiplier of the mass's sigma, "
+                         "2.2 % of the image width at 1)")
+    return {"vendors": tuple(vendors), "image_effect": image_effect, "lesions": lesions, "lesion_years": lesion_years,
+            "lesion_contrast": float(lesion_contrast), "lesion_scale": float(lesion_scale)}
 
 
 #: What an ``id`` or ``exam_id`` must look like to name a folder or file under ``out_dir``: letters,
@@ -437,6 +459,8 @@ def write_exams(
     image_effect: float = 0.25,
     lesions: bool = True,
     lesion_years: float = 2.0,
+    lesion_contrast: float = LESION_CONTRAST,
+    lesion_scale: float = 1.0,
     n_jobs: int = 1,
     progress: bool = False,
 ) -> pd.DataFrame:
@@ -459,12 +483,18 @@ def write_exams(
         vendors: vendor styles to draw from (keys of :data:`VENDORS`), one per exam.
         image_effect: log-amplitude of the parenchymal texture per SD of ``image_factor``.
         lesions: draw a faint mass for women with ``event == 1`` and ``time <= lesion_years``.
+        lesion_contrast: the mass's peak over the tissue value (intensity units of the [0, 1]
+            canonical image, before the vendor's stored encoding), in (0, 1]; default
+            :data:`LESION_CONTRAST` (0.14, faint). Its position, size and ``lesions.csv`` do not change.
+        lesion_scale: multiplier of the mass's σ (2.2 % of the width at the default 1), in
+            [0.25, 5]; ``lesions.csv`` gives the scaled ``sigma`` and ``radius``.
         n_jobs: worker processes (joblib); the output does not depend on it.
         progress: show a progress bar (tqdm, on stderr) over the women.
 
     Raises:
-        ValueError: a bad ``image_size``, missing column, unknown vendor or density, or an ``id`` /
-            ``exam_id`` that is not a safe file name (the message names the column and row).
+        ValueError: a bad ``image_size``, ``lesion_contrast`` or ``lesion_scale``, missing column, unknown vendor or
+            density, or an ``id`` / ``exam_id`` that is not a safe file name (the message names the
+            column and row).
 
     Returns:
         The manifest: one row per image with ``id``, ``exam_id``, ``path`` (relative to
@@ -480,7 +510,7 @@ def write_exams(
     if missing:
         raise ValueError(f"cohort is missing column(s) {missing}; make_cohort() provides them")
     _check_path_ids(cohort)
-    opts = _options(tuple(vendors), image_effect, lesions, lesion_years)
+    opts = _options(tuple(vendors), image_effect, lesions, lesion_years, lesion_contrast, lesion_scale)
     bad_density = ~cohort["density"].astype(str).str.lower().isin(list(DENSE_FRACTION))
     if bad_density.any():
         raise ValueError(f"density: row {cohort.index[bad_density.to_numpy()][0]!r} has "
