@@ -72,6 +72,10 @@ RECIPES: dict[str, dict[str, Any]] = {
     "quick": {},
     "balanced": {"balance": True},
     "aux": {"aux_weight": 1.0},
+    "e16": {"epochs": 16},
+    "e24": {"epochs": 24},
+    "last8": {"select": "last"},
+    "last16": {"epochs": 16, "select": "last"},
 }
 
 
@@ -100,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", help="rendered images and caches (kept: reruns reuse them)")
     p.add_argument("--results", default=str(RESULTS))
     p.add_argument("--resume", action="store_true", help="keep the cells the results file already holds")
+    p.add_argument("--merge", nargs="+", metavar="FILE",
+                   help="merge these results files (same settings, e.g. written by processes run side by side) "
+                        "into --results (kept cells first) and redraw its figure; run nothing")
     p.add_argument("--table", action="store_true",
                    help="print the results file's summary as a markdown table (and redraw its figure); run nothing")
     return p
@@ -250,13 +257,25 @@ def run_cell(cohort: Cohort, recipe: str, k: int, args: argparse.Namespace, out_
     result = train(model, train_data, cohort.data["val"], tconf, out_dir=out_dir)
     train_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
+    c = score_model(cohort, model)
+    score_seconds = time.perf_counter() - t0
+    # The other selection rule's weights, scored too (not used for the cell; shows what the rule costs).
+    other = "last" if tconf.select == "best" else "best"
+    from safetensors.torch import load_file
+
+    model.load_state_dict(load_file(str(out_dir / ("checkpoint/model.safetensors" if other == "last"
+                                                   else "best.safetensors"))))
+    return {"recipe": recipe, "seed": cohort.seed, "effect": cohort.effect, "cancers": k, "train_exams": n_train,
+            "c_index_5y": c, "select": tconf.select, "epochs": tconf.epochs, "best_epoch": result.best_epoch,
+            "best_val_c_index": round(result.best_metric, 4), f"c_index_5y_{other}_epoch": score_model(cohort, model),
+            "train_seconds": round(train_seconds, 1), "score_seconds": round(score_seconds, 1)}
+
+
+def score_model(cohort: Cohort, model: ImageRiskModel) -> dict[str, float]:
+    """Test C-index of the network's image score alone (``image_only``) and in the hybrid Cox head (``hybrid``)."""
     scores = {name: image_score(predict(model, cohort.data[name], batch_size=64, device="cpu")["risk"][:, -1])
               for name in ("fusion", "test")}
-    score_seconds = time.perf_counter() - t0
-    c = {"image_only": c5(cohort.test, scores["test"]), "hybrid": cox_c(cohort, scores["fusion"], scores["test"])}
-    return {"recipe": recipe, "seed": cohort.seed, "effect": cohort.effect, "cancers": k, "train_exams": n_train,
-            "c_index_5y": c, "best_epoch": result.best_epoch, "best_val_c_index": round(result.best_metric, 4),
-            "train_seconds": round(train_seconds, 1), "score_seconds": round(score_seconds, 1)}
+    return {"image_only": c5(cohort.test, scores["test"]), "hybrid": cox_c(cohort, scores["fusion"], scores["test"])}
 
 
 def summarise(results: list[dict[str, Any]], truth: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
@@ -347,6 +366,37 @@ def write(path: Path, report: dict[str, Any]) -> None:
         figure(report["summary"], path.with_suffix(".png"))
 
 
+def merge(reports: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """One report holding the cells of ``reports`` (results files of the same settings), in order.
+
+    A cell (recipe, seed, effect, cancers) held by several files must hold the same result in each;
+    the cohorts' truths must agree too (they are deterministic in seed and effect).
+
+    Raises:
+        ValueError: settings that differ, or a cell / truth two files disagree on (the message names the files).
+    """
+    out = json.loads(json.dumps(reports[0]))
+    out["commands"] = list(out.get("commands", [out["command"]]))
+    cells = {(r["recipe"], r["seed"], r["effect"], r["cancers"]): r for r in out["results"]}
+    for report, name in zip(reports[1:], names[1:], strict=True):
+        if report["settings"] != out["settings"]:
+            raise ValueError(f"--merge: {name} was written with other settings than {names[0]}")
+        for key, truth in report["truth"].items():
+            if out["truth"].setdefault(key, truth) != truth:
+                raise ValueError(f"--merge: {name} has another truth for cohort {key} than the files before it")
+            out["cohorts"].setdefault(key, report["cohorts"][key])
+        for r in report["results"]:
+            cell = (r["recipe"], r["seed"], r["effect"], r["cancers"])
+            if cell in cells and cells[cell] != r:
+                raise ValueError(f"--merge: {name} has another result for cell {cell} than the files before it")
+            if cell not in cells:
+                cells[cell] = r
+                out["results"].append(r)
+        out["commands"] += [c for c in report.get("commands", [report["command"]]) if c not in out["commands"]]
+        out["recipes"] = {**out.get("recipes", {}), **report.get("recipes", {})}
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -354,6 +404,15 @@ def main(argv: list[str] | None = None) -> None:
         report = json.loads(Path(args.results).read_text())
         figure(report["summary"], Path(args.results).with_suffix(".png"))
         print(markdown_table(report["summary"]))
+        return
+    if args.merge:
+        reports = [json.loads(Path(f).read_text()) for f in args.merge]
+        try:
+            merged = merge(reports, args.merge)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
+        write(Path(args.results), merged)
+        print(markdown_table(merged["summary"]))
         return
     if not args.workdir:
         parser.error("--workdir is required to run the grid")
@@ -378,6 +437,7 @@ def main(argv: list[str] | None = None) -> None:
         report["commands"] = [*old.get("commands", [old["command"]]), report["command"]]
         for key in ("truth", "cohorts", "results"):
             report[key] = old[key]
+        report["recipes"] = {**old.get("recipes", {}), **report["recipes"]}  # every recipe the file holds
     done = {(r["recipe"], r["seed"], r["effect"], r["cancers"]) for r in report["results"]}
     # Effect-major, in the order given: a run stopped early has every seed of the first effects.
     for effect in args.effects:
