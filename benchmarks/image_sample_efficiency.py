@@ -289,7 +289,8 @@ def summarise(results: list[dict[str, Any]], truth: dict[str, dict[str, float]])
                      "truth_full": t["truth_full"], "train_seconds": r["train_seconds"],
                      "image_gap_to_visible": t["truth_image_visible"] - r["c_index_5y"]["image_only"],
                      "hybrid_gap_to_full": t["truth_full"] - r["c_index_5y"]["hybrid"],
-                     "hybrid_minus_factors": r["c_index_5y"]["hybrid"] - t["factors_cox"]})
+                     "hybrid_minus_factors": r["c_index_5y"]["hybrid"] - t["factors_cox"],
+                     "image_only_other_selection": other_selection(r)})
     if not rows:
         return []
     df = pd.DataFrame(rows)
@@ -297,12 +298,24 @@ def summarise(results: list[dict[str, Any]], truth: dict[str, dict[str, float]])
     for (recipe, effect, k), g in df.groupby(["recipe", "effect", "cancers"], sort=True):
         entry: dict[str, Any] = {"recipe": recipe, "effect": effect, "cancers": int(k), "seeds": sorted(g["seed"])}
         for col in ("image_only", "hybrid", "factors_cox", "truth_image_visible", "truth_full",
-                    "image_gap_to_visible", "hybrid_gap_to_full", "hybrid_minus_factors", "train_seconds"):
+                    "image_gap_to_visible", "hybrid_gap_to_full", "hybrid_minus_factors", "train_seconds",
+                    "image_only_other_selection"):
+            if g[col].isna().any():  # cells recorded before the other selection rule was scored
+                continue
             entry[col] = {"mean": round(float(g[col].mean()), 4),
                           "sd": round(float(g[col].std(ddof=1)), 4) if len(g) > 1 else None,
                           "min": round(float(g[col].min()), 4), "max": round(float(g[col].max()), 4)}
         out.append(entry)
     return out
+
+
+def other_selection(result: dict[str, Any]) -> float:
+    """The cell's image-only C with the weights of the other epoch-selection rule (best validation epoch for a
+    ``select="last"`` recipe, last epoch for ``"best"``); NaN for cells recorded before both were scored."""
+    for key in ("c_index_5y_best_epoch", "c_index_5y_last_epoch"):
+        if key in result:
+            return result[key]["image_only"]
+    return float("nan")
 
 
 def markdown_table(summary: list[dict[str, Any]]) -> str:
@@ -311,13 +324,15 @@ def markdown_table(summary: list[dict[str, Any]]) -> str:
         return f"{v['mean']:.3f}" + (f" ± {v['sd']:.3f}" if v["sd"] is not None else "")
 
     lines = ["| recipe | image HR/SD | training cancers | seeds | image-only C | hybrid C | factors-only Cox C | "
-             "image-visible truth C | full truth C | image gap to visible truth | training s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "image-visible truth C | full truth C | image gap to visible truth | training s | "
+             "image-only C, other epoch selection |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in sorted(summary, key=lambda c: (c["recipe"], -c["effect"], c["cancers"])):
         lines.append(f"| {c['recipe']} | {c['effect']:g} | {c['cancers']} | {len(c['seeds'])} | "
                      f"{ms(c['image_only'])} | {ms(c['hybrid'])} | {ms(c['factors_cox'])} | "
                      f"{ms(c['truth_image_visible'])} | {ms(c['truth_full'])} | {ms(c['image_gap_to_visible'])} | "
-                     f"{c['train_seconds']['mean']:.0f} |")
+                     f"{c['train_seconds']['mean']:.0f} | "
+                     f"{ms(c['image_only_other_selection']) if 'image_only_other_selection' in c else '–'} |")
     return "\n".join(lines)
 
 
@@ -402,8 +417,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.table:
         report = json.loads(Path(args.results).read_text())
-        figure(report["summary"], Path(args.results).with_suffix(".png"))
-        print(markdown_table(report["summary"]))
+        summary = summarise(report["results"], report["truth"])  # the file's, or with columns added since
+        figure(summary, Path(args.results).with_suffix(".png"))
+        print(markdown_table(summary))
         return
     if args.merge:
         reports = [json.loads(Path(f).read_text()) for f in args.merge]

@@ -65,6 +65,12 @@ def test_summary_is_mean_and_spread_over_seeds(ise):
     assert cell["image_gap_to_visible"]["mean"] == pytest.approx(0.15)
     assert cell["hybrid_minus_factors"]["min"] == pytest.approx(-0.05)
     assert cell["train_seconds"]["max"] == 11.0
+    assert "image_only_other_selection" not in cell  # cells recorded before both rules were scored
+    for r, other in zip(results, (0.55, 0.65), strict=True):
+        r["c_index_5y_best_epoch"] = {"image_only": other, "hybrid": other}
+    (cell,) = ise.summarise(results, truth)
+    assert cell["image_only_other_selection"]["mean"] == pytest.approx(0.6)
+    assert ise.markdown_table([cell]).splitlines()[-1].endswith("| 0.600 ± 0.071 |")
 
 
 def test_merge_unions_cells_of_side_by_side_runs_and_refuses_disagreements(ise):
