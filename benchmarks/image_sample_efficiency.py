@@ -14,7 +14,8 @@ Design (issue 22)
   on-disk cache once; the training sets for the sizes in ``--cancers`` are nested: the first ``k`` cases of
   the shuffled enriched set with their first ``controls × k`` controls.
 * Each cell trains the quick suite's network (``small`` preset, average pooling) with a recipe
-  (``--recipe``, :data:`RECIPES`), keeps the epoch with the best validation C-index, then scores:
+  (``--recipe``, :data:`RECIPES`), keeps the epoch its ``select`` names (the best validation C-index, or the
+  last epoch), then scores (the other rule's weights are scored too, ``c_index_5y_{best,last}_epoch``):
   - ``image_only``: the network's five-year score;
   - ``hybrid``: a Cox head (:class:`~riskmodel.fusion.CoxHead`) on the factors
     (:class:`~riskmodel.fusion.FactorEncoder`, every group) plus the image score ``log(-log(1 - risk_5y))``,
@@ -35,7 +36,10 @@ Design (issue 22)
 Usage::
 
     python benchmarks/image_sample_efficiency.py --workdir /tmp/ise --threads 1 [--seeds 0 1 2]
-        [--effects 3 2 1.5] [--cancers 150 300 600] [--recipe quick balanced aux] [--epochs 8] [--resume]
+        [--effects 3 2 1.5] [--cancers 150 300 600] [--recipe last16 quick ...] [--epochs 8] [--resume]
+        [--results FILE]
+    python benchmarks/image_sample_efficiency.py --merge A.json B.json [--results OUT.json]  # side-by-side runs
+    python benchmarks/image_sample_efficiency.py --table [--results FILE]
 
 Writes ``benchmarks/results/image_sample_efficiency.json`` and ``image_sample_efficiency.png``.
 """
@@ -67,7 +71,10 @@ HORIZON = 5.0
 #: Training recipes compared by the grid: :class:`~riskmodel.training.TrainConfig` overrides of the quick
 #: suite's recipe. ``quick``: the suite's (epochs from ``--epochs``, lr 1e-3, augmentation, cosine schedule,
 #: auxiliary density/age weight 0.2). ``balanced``: the same with case weighting (positive years weighted
-#: by negatives/positives). ``aux``: the auxiliary density and age targets at weight 1.0.
+#: by negatives/positives). ``aux``: the auxiliary density and age targets at weight 1.0. ``e16`` / ``e24``:
+#: 16 / 24 epochs (the cosine schedule spans them). ``last8`` / ``last16``: 8 / 16 epochs keeping the last
+#: epoch's weights (``select="last"``) instead of the best validation epoch's: the 60-case validation
+#: C-index is too noisy to choose an epoch by. ``last16`` is the quick suite's recipe since this grid.
 RECIPES: dict[str, dict[str, Any]] = {
     "quick": {},
     "balanced": {"balance": True},
@@ -345,15 +352,17 @@ def figure(summary: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.ticker
 
     effects = sorted({s["effect"] for s in summary})
-    fig, axes = plt.subplots(1, len(effects), figsize=(4.2 * len(effects), 3.8), sharey=True, squeeze=False)
+    recipes = sorted({s["recipe"] for s in summary})  # one colour per recipe in every panel
+    colours = {r: plt.get_cmap("tab10")(i % 10) for i, r in enumerate(recipes)}
+    fig, axes = plt.subplots(1, len(effects), figsize=(4.2 * len(effects), 4.4), sharey=True, squeeze=False)
     for ax, effect in zip(axes[0], effects, strict=True):
         cells = [s for s in summary if s["effect"] == effect]
-        for i, recipe in enumerate(sorted({s["recipe"] for s in cells})):
+        for recipe in sorted({s["recipe"] for s in cells}):
             rows = sorted((s for s in cells if s["recipe"] == recipe), key=lambda s: s["cancers"])
-            x = [s["cancers"] * 1.04**i for s in rows]  # recipes side by side
+            x = [s["cancers"] * 1.04 ** recipes.index(recipe) for s in rows]  # recipes side by side
             for key, style in (("image_only", "o-"), ("hybrid", "s--")):
                 ax.errorbar(x, [s[key]["mean"] for s in rows], yerr=[s[key]["sd"] or 0 for s in rows], fmt=style,
-                            capsize=3, label=f"{key} ({recipe})")
+                            capsize=3, color=colours[recipe], label=f"{key} ({recipe})")
         ax.set_xscale("log")
         ax.set_xticks(sorted({s["cancers"] for s in cells}), [str(v) for v in sorted({s["cancers"] for s in cells})])
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -365,9 +374,11 @@ def figure(summary: list[dict[str, Any]], path: Path) -> None:
         ax.set_title(f"image factor HR {effect:g} per SD")
         ax.set_xlabel("training cancers")
     axes[0][0].set_ylabel("C-index at 5 years (test sample, weighted)")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.suptitle("Image-model sample efficiency\n(synthetic test bed; mean ± SD over seeds)", fontsize=9)
-    fig.tight_layout()
+    handles = {label: h for ax in axes[0] for h, label in zip(*ax.get_legend_handles_labels(), strict=True)}
+    fig.legend(handles.values(), handles.keys(), fontsize=7, loc="lower center", ncol=min(len(handles), 4))
+    fig.suptitle("Image-model sample efficiency (synthetic test bed; mean ± SD over seeds;\n"
+                 "image-only: circles, solid; hybrid: squares, dashed)", fontsize=9)
+    fig.tight_layout(rect=(0, 0.05 + 0.035 * ((len(handles) + 3) // 4), 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -427,6 +438,8 @@ def main(argv: list[str] | None = None) -> None:
             merged = merge(reports, args.merge)
         except ValueError as exc:
             raise SystemExit(str(exc)) from None
+        merged["commands"].append("python benchmarks/image_sample_efficiency.py " + shlex.join(
+            argv if argv is not None else sys.argv[1:]))
         write(Path(args.results), merged)
         print(markdown_table(merged["summary"]))
         return
