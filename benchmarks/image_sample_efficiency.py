@@ -14,7 +14,8 @@ Design (issue 22)
   on-disk cache once; the training sets for the sizes in ``--cancers`` are nested: the first ``k`` cases of
   the shuffled enriched set with their first ``controls × k`` controls.
 * Each cell trains the quick suite's network (``small`` preset, average pooling) with a recipe
-  (``--recipe``, :data:`RECIPES`), keeps the epoch with the best validation C-index, then scores:
+  (``--recipe``, :data:`RECIPES`), keeps the epoch its ``select`` names (the best validation C-index, or the
+  last epoch), then scores (the other rule's weights are scored too, ``c_index_5y_{best,last}_epoch``):
   - ``image_only``: the network's five-year score;
   - ``hybrid``: a Cox head (:class:`~riskmodel.fusion.CoxHead`) on the factors
     (:class:`~riskmodel.fusion.FactorEncoder`, every group) plus the image score ``log(-log(1 - risk_5y))``,
@@ -35,7 +36,10 @@ Design (issue 22)
 Usage::
 
     python benchmarks/image_sample_efficiency.py --workdir /tmp/ise --threads 1 [--seeds 0 1 2]
-        [--effects 3 2 1.5] [--cancers 150 300 600] [--recipe quick balanced aux] [--epochs 8] [--resume]
+        [--effects 3 2 1.5] [--cancers 150 300 600] [--recipe last16 quick ...] [--epochs 8] [--resume]
+        [--results FILE]
+    python benchmarks/image_sample_efficiency.py --merge A.json B.json [--results OUT.json]  # side-by-side runs
+    python benchmarks/image_sample_efficiency.py --table [--results FILE]
 
 Writes ``benchmarks/results/image_sample_efficiency.json`` and ``image_sample_efficiency.png``.
 """
@@ -67,11 +71,18 @@ HORIZON = 5.0
 #: Training recipes compared by the grid: :class:`~riskmodel.training.TrainConfig` overrides of the quick
 #: suite's recipe. ``quick``: the suite's (epochs from ``--epochs``, lr 1e-3, augmentation, cosine schedule,
 #: auxiliary density/age weight 0.2). ``balanced``: the same with case weighting (positive years weighted
-#: by negatives/positives). ``aux``: the auxiliary density and age targets at weight 1.0.
+#: by negatives/positives). ``aux``: the auxiliary density and age targets at weight 1.0. ``e16`` / ``e24``:
+#: 16 / 24 epochs (the cosine schedule spans them). ``last8`` / ``last16``: 8 / 16 epochs keeping the last
+#: epoch's weights (``select="last"``) instead of the best validation epoch's: the 60-case validation
+#: C-index is too noisy to choose an epoch by. ``last16`` is the quick suite's recipe since this grid.
 RECIPES: dict[str, dict[str, Any]] = {
     "quick": {},
     "balanced": {"balance": True},
     "aux": {"aux_weight": 1.0},
+    "e16": {"epochs": 16},
+    "e24": {"epochs": 24},
+    "last8": {"select": "last"},
+    "last16": {"epochs": 16, "select": "last"},
 }
 
 
@@ -100,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", help="rendered images and caches (kept: reruns reuse them)")
     p.add_argument("--results", default=str(RESULTS))
     p.add_argument("--resume", action="store_true", help="keep the cells the results file already holds")
+    p.add_argument("--merge", nargs="+", metavar="FILE",
+                   help="merge these results files (same settings, e.g. written by processes run side by side) "
+                        "into --results (kept cells first) and redraw its figure; run nothing")
     p.add_argument("--table", action="store_true",
                    help="print the results file's summary as a markdown table (and redraw its figure); run nothing")
     return p
@@ -250,13 +264,25 @@ def run_cell(cohort: Cohort, recipe: str, k: int, args: argparse.Namespace, out_
     result = train(model, train_data, cohort.data["val"], tconf, out_dir=out_dir)
     train_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
+    c = score_model(cohort, model)
+    score_seconds = time.perf_counter() - t0
+    # The other selection rule's weights, scored too (not used for the cell; shows what the rule costs).
+    other = "last" if tconf.select == "best" else "best"
+    from safetensors.torch import load_file
+
+    model.load_state_dict(load_file(str(out_dir / ("checkpoint/model.safetensors" if other == "last"
+                                                   else "best.safetensors"))))
+    return {"recipe": recipe, "seed": cohort.seed, "effect": cohort.effect, "cancers": k, "train_exams": n_train,
+            "c_index_5y": c, "select": tconf.select, "epochs": tconf.epochs, "best_epoch": result.best_epoch,
+            "best_val_c_index": round(result.best_metric, 4), f"c_index_5y_{other}_epoch": score_model(cohort, model),
+            "train_seconds": round(train_seconds, 1), "score_seconds": round(score_seconds, 1)}
+
+
+def score_model(cohort: Cohort, model: ImageRiskModel) -> dict[str, float]:
+    """Test C-index of the network's image score alone (``image_only``) and in the hybrid Cox head (``hybrid``)."""
     scores = {name: image_score(predict(model, cohort.data[name], batch_size=64, device="cpu")["risk"][:, -1])
               for name in ("fusion", "test")}
-    score_seconds = time.perf_counter() - t0
-    c = {"image_only": c5(cohort.test, scores["test"]), "hybrid": cox_c(cohort, scores["fusion"], scores["test"])}
-    return {"recipe": recipe, "seed": cohort.seed, "effect": cohort.effect, "cancers": k, "train_exams": n_train,
-            "c_index_5y": c, "best_epoch": result.best_epoch, "best_val_c_index": round(result.best_metric, 4),
-            "train_seconds": round(train_seconds, 1), "score_seconds": round(score_seconds, 1)}
+    return {"image_only": c5(cohort.test, scores["test"]), "hybrid": cox_c(cohort, scores["fusion"], scores["test"])}
 
 
 def summarise(results: list[dict[str, Any]], truth: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
@@ -270,7 +296,8 @@ def summarise(results: list[dict[str, Any]], truth: dict[str, dict[str, float]])
                      "truth_full": t["truth_full"], "train_seconds": r["train_seconds"],
                      "image_gap_to_visible": t["truth_image_visible"] - r["c_index_5y"]["image_only"],
                      "hybrid_gap_to_full": t["truth_full"] - r["c_index_5y"]["hybrid"],
-                     "hybrid_minus_factors": r["c_index_5y"]["hybrid"] - t["factors_cox"]})
+                     "hybrid_minus_factors": r["c_index_5y"]["hybrid"] - t["factors_cox"],
+                     "image_only_other_selection": other_selection(r)})
     if not rows:
         return []
     df = pd.DataFrame(rows)
@@ -278,12 +305,24 @@ def summarise(results: list[dict[str, Any]], truth: dict[str, dict[str, float]])
     for (recipe, effect, k), g in df.groupby(["recipe", "effect", "cancers"], sort=True):
         entry: dict[str, Any] = {"recipe": recipe, "effect": effect, "cancers": int(k), "seeds": sorted(g["seed"])}
         for col in ("image_only", "hybrid", "factors_cox", "truth_image_visible", "truth_full",
-                    "image_gap_to_visible", "hybrid_gap_to_full", "hybrid_minus_factors", "train_seconds"):
+                    "image_gap_to_visible", "hybrid_gap_to_full", "hybrid_minus_factors", "train_seconds",
+                    "image_only_other_selection"):
+            if g[col].isna().any():  # cells recorded before the other selection rule was scored
+                continue
             entry[col] = {"mean": round(float(g[col].mean()), 4),
                           "sd": round(float(g[col].std(ddof=1)), 4) if len(g) > 1 else None,
                           "min": round(float(g[col].min()), 4), "max": round(float(g[col].max()), 4)}
         out.append(entry)
     return out
+
+
+def other_selection(result: dict[str, Any]) -> float:
+    """The cell's image-only C with the weights of the other epoch-selection rule (best validation epoch for a
+    ``select="last"`` recipe, last epoch for ``"best"``); NaN for cells recorded before both were scored."""
+    for key in ("c_index_5y_best_epoch", "c_index_5y_last_epoch"):
+        if key in result:
+            return result[key]["image_only"]
+    return float("nan")
 
 
 def markdown_table(summary: list[dict[str, Any]]) -> str:
@@ -292,13 +331,15 @@ def markdown_table(summary: list[dict[str, Any]]) -> str:
         return f"{v['mean']:.3f}" + (f" ± {v['sd']:.3f}" if v["sd"] is not None else "")
 
     lines = ["| recipe | image HR/SD | training cancers | seeds | image-only C | hybrid C | factors-only Cox C | "
-             "image-visible truth C | full truth C | image gap to visible truth | training s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "image-visible truth C | full truth C | image gap to visible truth | training s | "
+             "image-only C, other epoch selection |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in sorted(summary, key=lambda c: (c["recipe"], -c["effect"], c["cancers"])):
         lines.append(f"| {c['recipe']} | {c['effect']:g} | {c['cancers']} | {len(c['seeds'])} | "
                      f"{ms(c['image_only'])} | {ms(c['hybrid'])} | {ms(c['factors_cox'])} | "
                      f"{ms(c['truth_image_visible'])} | {ms(c['truth_full'])} | {ms(c['image_gap_to_visible'])} | "
-                     f"{c['train_seconds']['mean']:.0f} |")
+                     f"{c['train_seconds']['mean']:.0f} | "
+                     f"{ms(c['image_only_other_selection']) if 'image_only_other_selection' in c else '–'} |")
     return "\n".join(lines)
 
 
@@ -311,15 +352,17 @@ def figure(summary: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.ticker
 
     effects = sorted({s["effect"] for s in summary})
-    fig, axes = plt.subplots(1, len(effects), figsize=(4.2 * len(effects), 3.8), sharey=True, squeeze=False)
+    recipes = sorted({s["recipe"] for s in summary})  # one colour per recipe in every panel
+    colours = {r: plt.get_cmap("tab10")(i % 10) for i, r in enumerate(recipes)}
+    fig, axes = plt.subplots(1, len(effects), figsize=(4.2 * len(effects), 4.4), sharey=True, squeeze=False)
     for ax, effect in zip(axes[0], effects, strict=True):
         cells = [s for s in summary if s["effect"] == effect]
-        for i, recipe in enumerate(sorted({s["recipe"] for s in cells})):
+        for recipe in sorted({s["recipe"] for s in cells}):
             rows = sorted((s for s in cells if s["recipe"] == recipe), key=lambda s: s["cancers"])
-            x = [s["cancers"] * 1.04**i for s in rows]  # recipes side by side
+            x = [s["cancers"] * 1.04 ** recipes.index(recipe) for s in rows]  # recipes side by side
             for key, style in (("image_only", "o-"), ("hybrid", "s--")):
                 ax.errorbar(x, [s[key]["mean"] for s in rows], yerr=[s[key]["sd"] or 0 for s in rows], fmt=style,
-                            capsize=3, label=f"{key} ({recipe})")
+                            capsize=3, color=colours[recipe], label=f"{key} ({recipe})")
         ax.set_xscale("log")
         ax.set_xticks(sorted({s["cancers"] for s in cells}), [str(v) for v in sorted({s["cancers"] for s in cells})])
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -331,9 +374,11 @@ def figure(summary: list[dict[str, Any]], path: Path) -> None:
         ax.set_title(f"image factor HR {effect:g} per SD")
         ax.set_xlabel("training cancers")
     axes[0][0].set_ylabel("C-index at 5 years (test sample, weighted)")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.suptitle("Image-model sample efficiency\n(synthetic test bed; mean ± SD over seeds)", fontsize=9)
-    fig.tight_layout()
+    handles = {label: h for ax in axes[0] for h, label in zip(*ax.get_legend_handles_labels(), strict=True)}
+    fig.legend(handles.values(), handles.keys(), fontsize=7, loc="lower center", ncol=min(len(handles), 4))
+    fig.suptitle("Image-model sample efficiency (synthetic test bed; mean ± SD over seeds;\n"
+                 "image-only: circles, solid; hybrid: squares, dashed)", fontsize=9)
+    fig.tight_layout(rect=(0, 0.05 + 0.035 * ((len(handles) + 3) // 4), 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -347,13 +392,56 @@ def write(path: Path, report: dict[str, Any]) -> None:
         figure(report["summary"], path.with_suffix(".png"))
 
 
+def merge(reports: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """One report holding the cells of ``reports`` (results files of the same settings), in order.
+
+    A cell (recipe, seed, effect, cancers) held by several files must hold the same result in each;
+    the cohorts' truths must agree too (they are deterministic in seed and effect).
+
+    Raises:
+        ValueError: settings that differ, or a cell / truth two files disagree on (the message names the files).
+    """
+    out = json.loads(json.dumps(reports[0]))
+    out["commands"] = list(out.get("commands", [out["command"]]))
+    cells = {(r["recipe"], r["seed"], r["effect"], r["cancers"]): r for r in out["results"]}
+    for report, name in zip(reports[1:], names[1:], strict=True):
+        if report["settings"] != out["settings"]:
+            raise ValueError(f"--merge: {name} was written with other settings than {names[0]}")
+        for key, truth in report["truth"].items():
+            if out["truth"].setdefault(key, truth) != truth:
+                raise ValueError(f"--merge: {name} has another truth for cohort {key} than the files before it")
+            out["cohorts"].setdefault(key, report["cohorts"][key])
+        for r in report["results"]:
+            cell = (r["recipe"], r["seed"], r["effect"], r["cancers"])
+            if cell in cells and cells[cell] != r:
+                raise ValueError(f"--merge: {name} has another result for cell {cell} than the files before it")
+            if cell not in cells:
+                cells[cell] = r
+                out["results"].append(r)
+        out["commands"] += [c for c in report.get("commands", [report["command"]]) if c not in out["commands"]]
+        out["recipes"] = {**out.get("recipes", {}), **report.get("recipes", {})}
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.table:
         report = json.loads(Path(args.results).read_text())
-        figure(report["summary"], Path(args.results).with_suffix(".png"))
-        print(markdown_table(report["summary"]))
+        summary = summarise(report["results"], report["truth"])  # the file's, or with columns added since
+        figure(summary, Path(args.results).with_suffix(".png"))
+        print(markdown_table(summary))
+        return
+    if args.merge:
+        reports = [json.loads(Path(f).read_text()) for f in args.merge]
+        try:
+            merged = merge(reports, args.merge)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
+        merged["commands"].append("python benchmarks/image_sample_efficiency.py " + shlex.join(
+            argv if argv is not None else sys.argv[1:]))
+        write(Path(args.results), merged)
+        print(markdown_table(merged["summary"]))
         return
     if not args.workdir:
         parser.error("--workdir is required to run the grid")
@@ -378,6 +466,7 @@ def main(argv: list[str] | None = None) -> None:
         report["commands"] = [*old.get("commands", [old["command"]]), report["command"]]
         for key in ("truth", "cohorts", "results"):
             report[key] = old[key]
+        report["recipes"] = {**old.get("recipes", {}), **report["recipes"]}  # every recipe the file holds
     done = {(r["recipe"], r["seed"], r["effect"], r["cancers"]) for r in report["results"]}
     # Effect-major, in the order given: a run stopped early has every seed of the first effects.
     for effect in args.effects:

@@ -201,3 +201,23 @@ def test_train_aux_weight_reaches_the_loss_and_the_bundle(labelled, tmp_path):
 def test_train_rejects_a_bad_aux_weight(value, capsys):
     assert cli.main(["train", "--cohort", "c.csv", "--exams", "e.csv", "--out", "o", "--aux-weight", value]) == 2
     assert f"--aux-weight {float(value)}: must be a finite number >= 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("select", ["best", "last"])
+def test_train_select_picks_the_weights_the_bundle_keeps(labelled, tmp_path, select):
+    """``--select best`` bundles the best validation epoch's weights (``training/best.safetensors``),
+    ``--select last`` the last epoch's (``training/checkpoint``); the bundle records the choice."""
+    from safetensors.numpy import load_file
+
+    from riskmodel.inference import load_image_model
+
+    assert cli.main(["train", "--cohort", str(labelled / "cohort.csv"), "--exams", str(labelled / "exams.csv"),
+                     "--tiny", "--image-size", "64x52", "--epochs", "2", "--batch-size", "4",
+                     "--device", "cpu", "--val-fraction", "0.25", "--calib-fraction", "0", "--calibration", "none",
+                     "--patience", "0", "--seed", "2", "--select", select, "--out", str(tmp_path), "-q"]) == 0
+    training = load_image_model(tmp_path / "bundle", device="cpu").metadata["training"]
+    assert training["config"]["select"] == select  # TrainConfig got it (tests/test_training.py: what it does)
+    kept = load_file(tmp_path / "bundle" / "weights.safetensors")
+    path = {"best": tmp_path / "training" / "best.safetensors",
+            "last": tmp_path / "training" / "checkpoint" / "model.safetensors"}[select]
+    assert all(np.array_equal(kept[k], v) for k, v in load_file(path).items())

@@ -65,3 +65,32 @@ def test_summary_is_mean_and_spread_over_seeds(ise):
     assert cell["image_gap_to_visible"]["mean"] == pytest.approx(0.15)
     assert cell["hybrid_minus_factors"]["min"] == pytest.approx(-0.05)
     assert cell["train_seconds"]["max"] == 11.0
+    assert "image_only_other_selection" not in cell  # cells recorded before both rules were scored
+    for r, other in zip(results, (0.55, 0.65), strict=True):
+        r["c_index_5y_best_epoch"] = {"image_only": other, "hybrid": other}
+    (cell,) = ise.summarise(results, truth)
+    assert cell["image_only_other_selection"]["mean"] == pytest.approx(0.6)
+    assert ise.markdown_table([cell]).splitlines()[-1].endswith("| 0.600 ± 0.071 |")
+
+
+def test_merge_unions_cells_of_side_by_side_runs_and_refuses_disagreements(ise):
+    def report(cells, settings=None, truth=0.8):
+        return {"command": f"run {cells}", "settings": settings or {"epochs": 8},
+                "truth": {f"{s}/3": {"truth_image_visible": truth} for _, s, _ in cells},
+                "cohorts": {f"{s}/3": {"test_exams": 10} for _, s, _ in cells}, "recipes": {r: {} for r, _, _ in cells},
+                "results": [{"recipe": r, "seed": s, "effect": 3.0, "cancers": 300, "c_index_5y": {"image_only": c}}
+                            for r, s, c in cells]}
+
+    a, b = report([("quick", 0, 0.7)]), report([("quick", 0, 0.7), ("e16", 1, 0.75)])
+    merged = ise.merge([a, b], ["a.json", "b.json"])
+    assert [(r["recipe"], r["seed"]) for r in merged["results"]] == [("quick", 0), ("e16", 1)]
+    assert set(merged["truth"]) == {"0/3", "1/3"} and set(merged["recipes"]) == {"quick", "e16"}
+    assert merged["commands"] == [a["command"], b["command"]]
+    assert a["results"] == [{"recipe": "quick", "seed": 0, "effect": 3.0, "cancers": 300,
+                             "c_index_5y": {"image_only": 0.7}}]  # inputs untouched
+    with pytest.raises(ValueError, match=r"b\.json was written with other settings than a\.json"):
+        ise.merge([a, report([("e16", 1, 0.75)], settings={"epochs": 9})], ["a.json", "b.json"])
+    with pytest.raises(ValueError, match=r"b\.json has another result for cell \('quick', 0, 3.0, 300\)"):
+        ise.merge([a, report([("quick", 0, 0.71)])], ["a.json", "b.json"])
+    with pytest.raises(ValueError, match=r"b\.json has another truth for cohort 0/3"):
+        ise.merge([a, report([("e16", 0, 0.71)], truth=0.9)], ["a.json", "b.json"])

@@ -90,11 +90,34 @@ def test_frozen_encoder_second_stage():
         assert torch.equal(v, before[k]), k
 
 
+@pytest.mark.parametrize("select", ["best", "last"])
+def test_select_keeps_the_best_or_the_last_epochs_weights(tmp_path, select):
+    from safetensors.torch import load_file
+
+    torch.manual_seed(0)
+    model = ImageRiskModel(tiny_config(image_size=(48, 40)))
+    config = TrainConfig(epochs=4, batch_size=8, lr=3e-3, device="cpu", progress=False, patience=0, select=select)
+    # Validation labels unrelated to the images: the best validation epoch is not the last one.
+    src, order = _data(32, 2), np.random.default_rng(5).permutation(32)
+    val = TensorExams(torch.ones(32, 4, dtype=torch.bool), pd.DataFrame(
+        {"time": np.asarray(src.labels.time)[order], "event": np.asarray(src.labels.event)[order]}),
+                      images=src.inputs[1])
+    result = train(model, _data(64, 1), val, config, out_dir=tmp_path)
+    assert result.best_epoch < 4 and len(result.history) == 4
+    best = load_file(str(tmp_path / "best.safetensors"))
+    last = load_file(str(tmp_path / "checkpoint" / "model.safetensors"))
+    assert any(not torch.equal(best[k], last[k]) for k in best)
+    held = model.state_dict()
+    assert all(torch.equal(held[k], (best if select == "best" else last)[k]) for k in held)
+
+
 def test_bad_config():
     with pytest.raises(ValueError, match="precision"):
         TrainConfig(precision="fp16")
     with pytest.raises(ValueError, match="unknown training setting"):
         TrainConfig.from_dict({"epochs": 1, "lr_max": 2})
+    with pytest.raises(ValueError, match="select='first': use 'best' or 'last'"):
+        TrainConfig(select="first")
 
 
 def test_two_process_ddp_matches_one_process(tmp_path):

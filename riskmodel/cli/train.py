@@ -21,9 +21,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description=(
             "Train riskmodel.nn.ImageRiskModel on the exams of EXAMS (from 'riskmodel scan --exams') labelled by "
             "COHORT (time, event and optionally density, age). Women are split into train/validation/calibration "
-            "sets; the best epoch by validation C-index is kept, per-year calibrators are fitted on the calibration "
-            "set, and OUT/bundle is written (safetensors + JSON + SHA-256 manifest). Runs on the GPU when there is "
-            "one; launch with 'torchrun --nproc-per-node=N -m riskmodel.cli train ...' for several GPUs."
+            "sets; the best epoch by validation C-index (or the last, --select last) is kept, per-year calibrators "
+            "are fitted on the calibration set, and OUT/bundle is written (safetensors + JSON + SHA-256 manifest). "
+            "Runs on the GPU when there is one; launch with 'torchrun --nproc-per-node=N -m riskmodel.cli "
+            "train ...' for several GPUs."
         ),
     )
     p.add_argument("--cohort", required=True, help="labels: one row per exam with time, event (0/1/2), density, age")
@@ -58,6 +59,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--augment", action="store_true",
                    help="random top-bottom flips, ±20° rotations and ±10%% gain per view (Mirai-style)")
     p.add_argument("--schedule", default="constant", choices=("constant", "cosine"), help="learning-rate schedule")
+    p.add_argument("--select", default="best", choices=("best", "last"),
+                   help="weights the bundle keeps: the epoch with the best validation C-index (best, default) or "
+                        "the last epoch (last: no choice by a small validation set's noisy C-index)")
     p.add_argument("--val-fraction", type=float, default=0.15)
     p.add_argument("--calib-fraction", type=float, default=0.15)
     p.add_argument("--calibration", default="isotonic", choices=("isotonic", "platt", "none"))
@@ -115,8 +119,8 @@ def run(args: argparse.Namespace) -> int:
         cohort, exams, args.out, preset=model["preset"], overrides=model["overrides"], image_size=size,
         key=args.key, label_key=args.label_key, voi=args.voi, epochs=args.epochs, stage2_epochs=args.stage2_epochs,
         batch_size=args.batch_size, lr=args.lr, patience=args.patience, balance=args.balance,
-        aux_weight=weight, augment=args.augment,
-        schedule=args.schedule, val_fraction=args.val_fraction, calib_fraction=args.calib_fraction,
+        aux_weight=weight, augment=args.augment, schedule=args.schedule, select=args.select,
+        val_fraction=args.val_fraction, calib_fraction=args.calib_fraction,
         calibration=args.calibration, cache_dir=args.cache_dir, device=args.device, workers=args.workers,
         seed=args.seed, resume=args.resume, progress=not args.quiet,
         sources={"cohort": str(args.cohort), "exams": str(args.exams)})

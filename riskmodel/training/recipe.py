@@ -122,6 +122,7 @@ def train_image_model(
     aux_weight: float = 0.2,
     augment: bool = False,
     schedule: str = "constant",
+    select: str = "best",
     val_fraction: float = 0.15,
     calib_fraction: float = 0.15,
     calibration: str = "isotonic",
@@ -147,7 +148,7 @@ def train_image_model(
             ``overrides`` (ModelConfig fields); recorded in the bundle.
         key, label_key: the exams column and the cohort column holding the same exam keys.
         voi: how pixel values are mapped (:data:`riskmodel.imaging.VOI_MODES`); stored in the bundle.
-        epochs, batch_size, lr, patience, balance, augment, schedule, seed, workers, device: the
+        epochs, batch_size, lr, patience, balance, augment, schedule, select, seed, workers, device: the
             training loop's settings (:class:`riskmodel.training.TrainConfig`; ``workers`` data-loading
             processes; ``patience`` 0 turns early stopping off).
         aux_weight: weight of the auxiliary BI-RADS density (cross-entropy) and age (smooth L1 on decades)
@@ -186,7 +187,7 @@ def train_image_model(
     model = ImageRiskModel(config)
     tconf = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, balance=balance,
                         aux_weight=aux_weight, patience=patience, num_workers=workers, progress=progress,
-                        augment=augment, schedule=schedule)
+                        augment=augment, schedule=schedule, select=select)
     out = Path(out)
     result = train(model, data["train"], data["val"] if len(data["val"]) else None, tconf, out_dir=out / "training",
                    resume=resume)

@@ -60,6 +60,11 @@ class TrainConfig:
             batches of images (:func:`riskmodel.training.augment.default_augmentation`).
         schedule: learning rate over the run: ``"constant"`` or ``"cosine"`` (cosine decay from
             ``lr`` to 0 over ``epochs``, stepped once per epoch).
+        select: which epoch's weights the model holds at the end: ``"best"`` (the best validation
+            C-index, else the lowest training loss; needs ``out_dir``, where they are saved) or
+            ``"last"`` (the last epoch run; validation is still measured and logged). With a cosine
+            schedule and a small validation set, ``"last"`` avoids picking an epoch by a noisy
+            C-index (``benchmarks/image_sample_efficiency.py``, docs/training.md).
     """
 
     epochs: int = 10
@@ -78,12 +83,15 @@ class TrainConfig:
     progress: bool = True
     augment: bool = False
     schedule: str = "constant"
+    select: str = "best"
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"schedule={self.schedule!r}: use 'constant' or 'cosine'")
+        if self.select not in ("best", "last"):
+            raise ValueError(f"select={self.select!r}: use 'best' or 'last'")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision={self.precision!r}: use 'auto', 'bf16' or 'fp32'")
         if not (self.lr > 0 and self.weight_decay >= 0 and self.aux_weight >= 0 and self.patience >= 0):
@@ -263,8 +271,9 @@ def train(model: torch.nn.Module, train_data: Dataset, val_data: Dataset | None 
     """Train ``model`` (an :class:`riskmodel.nn.ImageRiskModel`) on labelled exams.
 
     Args:
-        model: the model; trained in place. At the end it holds the best weights (by
-            validation C-index, or the last epoch's without validation data).
+        model: the model; trained in place. At the end it holds the weights ``config.select``
+            names: the best epoch's (by validation C-index, or training loss without validation
+            data; with ``out_dir``) or the last epoch's.
         train_data, val_data: datasets yielding ``images`` (or ``view_embeddings``), ``mask``,
             ``targets``, ``weights``, ``density``, ``age``, ``time``, ``event`` — e.g.
             :class:`riskmodel.training.LabelledExams`.
@@ -380,7 +389,7 @@ def train(model: torch.nn.Module, train_data: Dataset, val_data: Dataset | None 
         if config.patience and stale >= config.patience:
             stopped = True
             break
-    if out is not None and (out / "best.safetensors").exists():
+    if config.select == "best" and out is not None and (out / "best.safetensors").exists():
         from safetensors.torch import load_file
 
         core.load_state_dict(load_file(str(out / "best.safetensors"), device=str(device)))
