@@ -62,12 +62,8 @@ class SuiteConfig:
             ``benchmarks/voi_linear_vs_auto.py``).
         model: :class:`~riskmodel.nn.ModelConfig` settings (besides ``image_size``): ``quick`` uses the
             ``small`` preset (:data:`riskmodel.nn.PRESETS`) with average pooling, ``full`` ``resnet18``.
-        epochs, batch_size, lr, augment, schedule, patience, select: image-model training
-            (:class:`~riskmodel.training.TrainConfig`). ``quick`` trains 16 epochs and keeps the last one
-            (``select="last"``): on the sample-efficiency grid (``benchmarks/image_sample_efficiency.py``,
-            3.0 per SD, 300 training cancers, seeds 0-2) that recipe's image-only C-index was 0.738 on
-            average against 0.693 for the earlier 8 epochs with the best validation epoch kept, whose
-            80-case validation C-index is too noisy to choose an epoch by (docs/training.md).
+        epochs, batch_size, lr, augment, schedule, patience: image-model training
+            (:class:`~riskmodel.training.TrainConfig`).
         image_hr: hazard ratio per SD of the latent image factor in the generator.
         hybrid_features: what the hybrid's head sees of the image (``HybridModel(image_features=...)``).
             ``"risk"``: the image network's own five-year score, one column. The quick suite's
@@ -98,13 +94,12 @@ class SuiteConfig:
     image_size: tuple[int, int] = (128, 104)
     voi: str = "linear"
     model: dict[str, Any] = field(default_factory=lambda: {**PRESETS["small"], "pool": "avg"})
-    epochs: int = 16
+    epochs: int = 10
     batch_size: int = 16
     lr: float = 1e-3
     augment: bool = True
     schedule: str = "cosine"
     patience: int = 0
-    select: str = "last"
     image_hr: float = 3.0
     hybrid_features: str = "risk"
     hybrid_head: str = "cox"
@@ -122,14 +117,13 @@ class SuiteConfig:
 
 
 #: ``quick``: the ``small`` network at 128×104; 349 s on 2 CPU cores re-using the DICOMs of an earlier run
-#: (``benchmarks/results/quick``, recorded with the earlier 10 epochs and best-validation-epoch selection; the
-#: 16 epochs now trained take about 1.6 times as long to train). ``full``: sized for a GPU and about a day
-#: (Mirai-like resolution, the ``resnet18`` network, 1,000 bootstrap replicates).
+#: (``benchmarks/results/quick``). ``full``: sized for a GPU and about a day (Mirai-like resolution, the
+#: ``resnet18`` network, 1,000 bootstrap replicates).
 SUITES: dict[str, SuiteConfig] = {
     "quick": SuiteConfig(),
     "full": SuiteConfig(name="full", pool=600_000, test=60_000, image_train_cases=8_000, val_cases=1_000,
                         controls=3, fusion_train=40_000, image_size=(1024, 832), epochs=20,
-                        batch_size=16, lr=3e-4, patience=4, select="best", n_boot=1000, jobs=16,
+                        batch_size=16, lr=3e-4, patience=4, n_boot=1000, jobs=16,
                         model={**PRESETS["resnet18"], "pool": "avg"}),
 }
 
@@ -314,7 +308,7 @@ def run_suite(suite: str | SuiteConfig = "quick", out: str | Path = "benchmark-r
         result = train(model, data["train"], data["val"],
                        TrainConfig(epochs=conf.epochs, batch_size=conf.batch_size, lr=conf.lr, seed=seed,
                                    device=device, patience=conf.patience, progress=False, augment=conf.augment,
-                                   schedule=conf.schedule, select=conf.select),
+                                   schedule=conf.schedule),
                        out_dir=work / "run")
         timings["image_train_seconds"] = time.perf_counter() - t0
         predictor = ImageRiskPredictor(model, image_preprocessing(size, conf.voi), None, device=device)
