@@ -27,9 +27,8 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,17 +184,8 @@ def plan(path: str, sep: str, header: Sequence[str], columns: Sequence[str], na:
         reader = pcsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
         if reader.schema.names != wanted:
             return "pyarrow reads the header differently"
-        pending: list[Any] = []
-        for batch in itertools.chain(reader, [None]):  # None: the end
-            if batch is not None:
-                n += batch.num_rows
-                pending.append(batch)
-                if sum(b.num_rows for b in pending) < _GROUP_ROWS:
-                    continue
-            if not pending:
-                break
-            group = pa.Table.from_batches(pending)
-            pending = []
+        for group in _row_groups(reader, _GROUP_ROWS):
+            n += group.num_rows
             for name, k in kinds.items():
                 k.add(group.column(name).combine_chunks())
                 if len(k.other) > MAX_OTHER:
@@ -252,16 +242,32 @@ def _convert(arr: Any, col: ColumnPlan) -> np.ndarray:
         return pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False)
     if col.kind == "bool":
         return pc.is_in(arr, value_set=pa.array(list(_TRUE), pa.string())).to_numpy(zero_copy_only=False)
-    values = arr.to_numpy(zero_copy_only=False).astype(object, copy=False)
-    if col.kind == "bool_na":
-        out = np.where(pc.is_in(arr, value_set=pa.array(list(_TRUE), pa.string())).to_numpy(zero_copy_only=False),
-                       True, False).astype(object)
-        out[is_na] = np.nan
-        return out
-    if is_na.any():
-        values = values.copy()
-        values[is_na] = np.nan
-    return values
+    if col.kind == "bool_na":  # Python True/False, NaN where missing
+        out = pc.is_in(arr, value_set=pa.array(list(_TRUE), pa.string())).to_numpy(zero_copy_only=False).astype(object)
+    else:
+        out = arr.to_numpy(zero_copy_only=False).astype(object, copy=False)
+        if not out.flags.writeable:
+            out = out.copy()
+    out[is_na] = np.nan
+    return out
+
+
+def _row_groups(batches: Iterable[Any], rows: int) -> Iterator[Any]:
+    """pyarrow Tables of ``rows`` rows (the last shorter) from record ``batches``; nothing for no rows."""
+    import pyarrow as pa
+
+    pending: list[Any] = []
+    held = 0
+    for batch in batches:
+        pending.append(batch)
+        held += batch.num_rows
+        while held >= rows:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, rows)
+            rest = table.slice(rows)
+            pending, held = rest.to_batches(), rest.num_rows
+    if held:
+        yield pa.Table.from_batches(pending)
 
 
 def chunks(p: Plan, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -273,8 +279,6 @@ def chunks(p: Plan, chunk_rows: int) -> Iterator[pd.DataFrame]:
     names = [c.name for c in p.columns]
     read, parse, convert = _options(p.sep, names, p.quoted)
     offset = 0
-    pending: list[Any] = []
-    held = 0
 
     def frame(table: Any) -> pd.DataFrame:
         nonlocal offset
@@ -283,16 +287,8 @@ def chunks(p: Plan, chunk_rows: int) -> Iterator[pd.DataFrame]:
         offset += table.num_rows
         return out
 
-    produced = False
-    for batch in pcsv.open_csv(p.path, read_options=read, parse_options=parse, convert_options=convert):
-        pending.append(batch)
-        held += batch.num_rows
-        while held >= chunk_rows:
-            table = pa.Table.from_batches(pending)
-            yield frame(table.slice(0, chunk_rows))
-            produced = True
-            rest = table.slice(chunk_rows)
-            pending, held = rest.to_batches(), rest.num_rows
-    if held or not produced:
-        schema = pa.schema([(n, pa.string()) for n in names])
-        yield frame(pa.Table.from_batches(pending, schema=schema))
+    reader = pcsv.open_csv(p.path, read_options=read, parse_options=parse, convert_options=convert)
+    for table in _row_groups(reader, chunk_rows):
+        yield frame(table)
+    if offset == 0:  # no data rows: one empty chunk, as pandas gives
+        yield frame(pa.schema([(n, pa.string()) for n in names]).empty_table())

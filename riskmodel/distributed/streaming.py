@@ -576,14 +576,11 @@ class BackgroundWriter:
 
     def close(self) -> None:
         self._stop.set()
+        # A thread waiting on an empty queue takes this None; with the queue full it is writing, and
+        # stops at the item it takes next.
         with contextlib.suppress(queue.Full):
             self._queue.put_nowait(None)
-        while self._thread.is_alive():
-            with contextlib.suppress(queue.Empty):  # unblock a thread waiting to take an item
-                self._queue.get_nowait()
-            with contextlib.suppress(queue.Full):
-                self._queue.put_nowait(None)
-            self._thread.join(timeout=0.05)
+        self._thread.join()
 
 
 def _open_text(path: str, compression: str | None) -> tuple[IO[str], list[Any]]:
