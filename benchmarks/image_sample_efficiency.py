@@ -74,7 +74,11 @@ HORIZON = 5.0
 #: by negatives/positives). ``aux``: the auxiliary density and age targets at weight 1.0. ``e16`` / ``e24``:
 #: 16 / 24 epochs (the cosine schedule spans them). ``last8`` / ``last16``: 8 / 16 epochs keeping the last
 #: epoch's weights (``select="last"``) instead of the best validation epoch's: the 60-case validation
-#: C-index is too noisy to choose an epoch by. ``last16`` is the quick suite's recipe since this grid.
+#: C-index is too noisy to choose an epoch by. ``last16_stem1`` / ``last16_tissue``: ``last16`` with a
+#: network change (a ``"model"`` entry overrides :class:`~riskmodel.nn.ModelConfig` fields): the stem
+#: convolution at stride 1 (the fine texture that carries the image factor is a few pixels across and the
+#: default stem halves it before the max-pool halves it again), or pooling over the breast's tissue only.
+#: ``last16`` is the quick suite's recipe since this grid.
 RECIPES: dict[str, dict[str, Any]] = {
     "quick": {},
     "balanced": {"balance": True},
@@ -83,6 +87,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "e24": {"epochs": 24},
     "last8": {"select": "last"},
     "last16": {"epochs": 16, "select": "last"},
+    "last16_stem1": {"epochs": 16, "select": "last", "model": {"stem_stride": 1}},
+    "last16_tissue": {"epochs": 16, "select": "last", "model": {"pool": "tissue"}},
 }
 
 
@@ -256,10 +262,12 @@ def run_cell(cohort: Cohort, recipe: str, k: int, args: argparse.Namespace, out_
     conf = cohort.conf
     train_data, n_train = cohort.training_set(k)
     torch.manual_seed(cohort.seed)
-    model = ImageRiskModel(ModelConfig(image_size=tuple(conf.image_size), **conf.model))
+    overrides = dict(RECIPES[recipe])
+    model = ImageRiskModel(ModelConfig(image_size=tuple(conf.image_size),
+                                       **{**conf.model, **overrides.pop("model", {})}))
     tconf = TrainConfig(**{"epochs": args.epochs, "batch_size": conf.batch_size, "lr": conf.lr, "seed": cohort.seed,
                            "device": "cpu", "patience": 0, "progress": False, "augment": conf.augment,
-                           "schedule": conf.schedule, **RECIPES[recipe]})
+                           "schedule": conf.schedule, **overrides})
     t0 = time.perf_counter()
     result = train(model, train_data, cohort.data["val"], tconf, out_dir=out_dir)
     train_seconds = time.perf_counter() - t0

@@ -301,7 +301,7 @@ class ValidatedCohort:
         rows = np.flatnonzero(np.asarray(mask, dtype=bool))
         if rows.size == 0:
             return
-        cells = {k: np.asarray(v, dtype=object)[rows] for k, v in values.items()}
+        cells = {k: _cells_at(v, rows) for k, v in values.items()}
         for i, row in enumerate(rows):
             msg = message.format(**{k: _fmt(cells[k][i]) for k in cells})
             old = self.status[row]
@@ -321,13 +321,20 @@ class ValidatedCohort:
         ``message`` and ``values`` are as for :meth:`flag`.
         """
         rows = np.flatnonzero(np.asarray(mask, dtype=bool))
-        cells = {k: np.asarray(v, dtype=object)[rows] for k, v in values.items()}
+        cells = {k: _cells_at(v, rows) for k, v in values.items()}
         self._append(rows, [message.format(**{k: _fmt(cells[k][i]) for k in cells}) for i in range(rows.size)])
 
     def _append(self, rows: np.ndarray, texts: Sequence[str]) -> None:
         """Append ``texts[i]`` to the message of row ``rows[i]``, status unchanged."""
         for row, msg in zip(rows, texts, strict=True):
             self.message[row] = self.message[row] + "; " + msg if self.message[row] else msg
+
+
+def _cells_at(values: Any, rows: np.ndarray) -> np.ndarray:
+    """``np.asarray(values, dtype=object)[rows]``, converting only those rows when ``values`` is an ndarray."""
+    if isinstance(values, np.ndarray):
+        return values[rows].astype(object)
+    return np.asarray(values, dtype=object)[rows]
 
 
 def object_full(n: int, value: object) -> np.ndarray:
@@ -755,9 +762,86 @@ def _as_notes(cohort: ValidatedCohort, scratch: ValidatedCohort) -> None:
 
 
 def _parse(name: str, kind: str, s: pd.Series, cohort: ValidatedCohort, na: frozenset[str]) -> object:
-    """One input column coerced to its canonical type (see :data:`COLUMNS` kinds)."""
+    """One input column coerced to its canonical type (see :data:`COLUMNS` kinds).
+
+    A long text column (object dtype, every filled cell a ``str``) is parsed once per distinct cell:
+    a cell's value, status and message depend only on the cell, so the rules run on the column's
+    distinct cells and their outcome is copied to every row holding each (:class:`_FlagLog`). A
+    categorical column whose categories are all ``str`` is read the same way, cell for cell as the
+    text column it stands for (its missing cells as NaN).
+    """
     if kind == "id":
         return s.to_numpy()
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        distinct = _category_cells(s)
+    else:
+        distinct = _distinct_cells(s) if s.dtype == object and len(s) > _FEW_ROWS else None
+    if distinct is None:
+        return _parse_cells(name, kind, s, cohort, na)
+    codes, cells = distinct
+    log = _FlagLog()
+    out = _parse_cells(name, kind, pd.Series(cells, dtype=object), log, na)  # type: ignore[arg-type]
+    log.replay(cohort, codes)
+    return np.asarray(out)[codes]
+
+
+def _distinct_cells(s: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(codes, cells)`` with ``cells[codes]`` standing for ``s`` cell for cell: ``codes`` shape ``(n,)``
+    (int), ``cells`` the distinct texts in order of first appearance, then one missing cell if ``s``
+    has any. None (parse cell by cell) unless every filled cell is a ``str`` and the missing cells are
+    all of one type (``None``, NaN, ``pd.NA``): text equal as Python objects then reads the same."""
+    values = s.to_numpy(dtype=object)
+    codes, cells = pd.factorize(values)  # missing -> -1
+    if not all(type(v) is str for v in cells):
+        return None
+    missing = codes < 0
+    if missing.any():
+        if len(set(map(type, values[missing]))) != 1:
+            return None
+        cells = np.append(np.asarray(cells, dtype=object), np.array([values[int(np.argmax(missing))]], dtype=object))
+        codes = np.where(missing, len(cells) - 1, codes)
+    return codes, np.asarray(cells, dtype=object)
+
+
+def _category_cells(s: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`_distinct_cells` of a categorical column: its categories, then NaN for a missing cell; None
+    unless every category is a ``str``."""
+    categories = np.asarray(s.cat.categories, dtype=object)
+    if not all(type(v) is str for v in categories):
+        return None
+    codes = np.asarray(s.cat.codes, dtype=np.intp)
+    if (codes < 0).any():
+        categories = np.append(categories, np.array([np.nan], dtype=object))
+        codes = np.where(codes < 0, len(categories) - 1, codes)
+    return codes, categories
+
+
+class _FlagLog:
+    """Stands in for a :class:`ValidatedCohort` while a column's rules run on its distinct cells:
+    records each flag and note, to be replayed on the rows holding those cells (:meth:`replay`)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, np.ndarray, tuple[str, ...], dict[str, np.ndarray]]] = []
+
+    def flag(self, mask: np.ndarray, code: str, message: str, **values: np.ndarray) -> None:
+        self._record("flag", mask, (code, message), values)
+
+    def note(self, mask: np.ndarray, message: str, **values: np.ndarray) -> None:
+        self._record("note", mask, (message,), values)
+
+    def _record(self, kind: str, mask: np.ndarray, args: tuple[str, ...], values: dict[str, np.ndarray]) -> None:
+        mask = np.array(mask, dtype=bool)  # copies: the rule may change its arrays after flagging
+        if mask.any():
+            self.calls.append((kind, mask, args, {k: np.array(v, dtype=object) for k, v in values.items()}))
+
+    def replay(self, cohort: ValidatedCohort, codes: np.ndarray) -> None:
+        """Each recorded call on ``cohort``, for the rows whose cell is ``cells[codes]``, in the order made."""
+        for kind, mask, args, values in self.calls:
+            getattr(cohort, kind)(mask[codes], *args, **{k: v[codes] for k, v in values.items()})
+
+
+def _parse_cells(name: str, kind: str, s: pd.Series, cohort: ValidatedCohort, na: frozenset[str]) -> object:
+    """:func:`_parse` cell by cell."""
     if kind == "binary":
         return _binary(name, s, cohort, na)
     if kind in ("float", "count"):

@@ -83,14 +83,16 @@ def test_fast_path_writes_the_same_bytes_as_reading_every_column(tmp_path, monke
     real = streaming.ChunkedTable.__init__
 
     def every_column(self, *args, **kwargs):
-        read.append(kwargs.get("read_columns"))
-        kwargs["read_columns"] = None
+        read.append((kwargs.get("read_columns"), kwargs.get("categorical_columns", ())))
+        kwargs["read_columns"], kwargs["categorical_columns"] = None, ()  # every column, text as text
         real(self, *args, **kwargs)
 
     monkeypatch.setattr(streaming.ChunkedTable, "__init__", every_column)
     monkeypatch.setattr(streaming, "csv_text", lambda *a: None)  # pandas writes
     slow = predict_file(str(src), str(tmp_path / "slow.csv"), horizon=horizon, chunk_rows=700)
-    assert read and read[0] is not None and "free_text" not in read[0]  # the fast run read fewer columns
+    assert read and read[0][0] is not None and "free_text" not in read[0][0]  # the fast run read fewer columns
+    if fmt == "parquet":  # and read the coded text columns as categoricals
+        assert set(read[0][1]) == {"race", "density", "brca"}
     assert (tmp_path / "fast.csv").read_bytes() == (tmp_path / "slow.csv").read_bytes()
     assert fast.counts == slow.counts and fast.n_rows == slow.n_rows == len(data)
     assert set(fast.counts) - {"ok"}  # the cohort has invalid rows
@@ -140,3 +142,72 @@ def test_fast_path_is_used_by_the_command(tmp_path, monkeypatch):
     make_cohort(50, seed=2).to_csv(src, index=False)
     predict_file(str(src), str(tmp_path / "o.csv"))
     assert seen
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_chunks_scored_in_threads_give_the_same_bytes_in_order(tmp_path, monkeypatch, fmt):
+    import threading
+
+    data = _messy_cohort(2000)
+    src = tmp_path / f"cohort.{fmt}"
+    if fmt == "parquet":
+        data.astype(str).to_parquet(src, index=False)
+    else:
+        data.to_csv(src, index=False)
+    names = set()
+    real = files.distributed.predict_part
+
+    def recording(*args, **kwargs):
+        names.add(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(files.distributed, "predict_part", recording)
+    runs = {t: predict_file(str(src), str(tmp_path / f"t{t}.csv"), horizon="horizon_years", chunk_rows=150,
+                            threads=t) for t in (1, 3)}
+    assert any(name.startswith("riskmodel-score") for name in names)  # scored off the main thread
+    assert (tmp_path / "t1.csv").read_bytes() == (tmp_path / "t3.csv").read_bytes()
+    assert runs[1].counts == runs[3].counts and runs[3].n_rows == len(data)
+    out = pd.read_csv(tmp_path / "t3.csv", dtype={"id": str})
+    assert out["id"].tolist() == data["id"].astype(str).tolist()  # every row, in the input's order
+
+
+def test_a_failing_chunk_in_a_thread_fails_the_run_and_leaves_no_output(tmp_path, monkeypatch):
+    src = tmp_path / "c.csv"
+    make_cohort(1000, seed=4).to_csv(src, index=False)
+    calls = []
+    real = files.distributed.predict_part
+
+    def failing(part, *args, **kwargs):
+        calls.append(len(part))
+        if len(calls) == 3:
+            raise RuntimeError("chunk three broke")
+        return real(part, *args, **kwargs)
+
+    monkeypatch.setattr(files.distributed, "predict_part", failing)
+    with pytest.raises(RuntimeError, match="chunk three broke"):
+        predict_file(str(src), str(tmp_path / "out.csv"), chunk_rows=50, threads=2)
+    assert not (tmp_path / "out.csv").exists() and list(tmp_path.iterdir()) == [src]
+    assert len(calls) < 1000 // 50  # the chunks after the failure were not all scored
+
+
+@pytest.mark.parametrize("threads", [-1, 1.5, True])
+def test_threads_must_be_a_whole_number(tmp_path, threads):
+    src = tmp_path / "c.csv"
+    make_cohort(5, seed=4).to_csv(src, index=False)
+    with pytest.raises(ValueError, match="threads"):
+        predict_file(str(src), str(tmp_path / "out.csv"), threads=threads)
+
+
+def test_parquet_text_columns_read_as_categoricals_hold_the_same_cells(tmp_path):
+    data = _messy_cohort(900).astype(str)
+    data.loc[::7, "density"] = None
+    data["prs"] = np.linspace(-2, 2, len(data))
+    src = tmp_path / "c.parquet"
+    data.to_parquet(src, index=False)
+    plain = pd.concat(streaming.ChunkedTable(str(src), "parquet", 200))
+    cats = list(streaming.ChunkedTable(str(src), "parquet", 200, categorical_columns=["density", "brca", "prs"]))
+    assert isinstance(cats[0]["density"].dtype, pd.CategoricalDtype)
+    assert cats[0]["prs"].dtype == np.float64  # not stored as text: kept as stored
+    joined = pd.concat([c.astype({"density": object, "brca": object}) for c in cats])
+    assert joined["density"].isna().sum() == plain["density"].isna().sum() > 0
+    pd.testing.assert_frame_equal(joined.fillna({"density": "-"}), plain.fillna({"density": "-"}))

@@ -219,3 +219,29 @@ def test_the_api_and_fusion_distributed_models_do_not_import_each_other():
                 assert path.name == "api.py" or node.module != "riskmodel.api", f"{path.name} imports riskmodel.api"
                 if path.name in ("api.py", "core.py", "registry.py", "dask_engine.py", "parts.py"):
                     assert not [n for n in names if n.startswith("_")], f"{path.name} imports private {names}"
+
+
+def test_gail_average_risk_is_computed_only_with_details(monkeypatch):
+    import riskmodel.gail.model as gail_model
+    from riskmodel.models.base import LazyColumns
+
+    calls = []
+    real = gail_model.absolute_risk
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("avg_white", False))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gail_model, "absolute_risk", counting)
+    df = pd.DataFrame({"age": [45.0, 60.0, 15.0], "race": [1, 2, 1], "n_biopsies": [1, 0, 0],
+                       "first_degree_relatives": [1, 0, 0]})
+    plain = riskmodel.predict_risk(df)
+    assert calls == [False] and "average_risk" not in plain
+    calls.clear()
+    detailed = riskmodel.predict_risk(df, details=True)
+    assert calls == [False, True]
+    np.testing.assert_array_equal(detailed["risk"], plain["risk"])
+    assert detailed["average_risk"].notna().tolist() == [True, True, False]  # the out-of-range row is not scored
+    assert 0 < detailed["average_risk"].iloc[0] < detailed["risk"].iloc[0]  # a biopsy and a relative raise her risk
+    with pytest.raises(KeyError):
+        LazyColumns({"risk": np.zeros(1)})["nothing"]

@@ -120,3 +120,67 @@ def test_blank_codes_are_unknown(blank):
 def test_empty_frame():
     c = validate(pd.DataFrame({"age": pd.Series([], dtype=float)}))
     assert c.status.shape == (0,)
+
+
+# --- Long text columns are parsed once per distinct cell (schema._parse): same outcome as cell by cell ----------
+
+_MESSY_TEXT = ["1", "2", " 3 ", "white", "White", "african-american", "hispanic", "asian", "unknown", "NA", "n/a",
+               "", " ", "9", "99", "0", "0.0", "1.0", "a", "D", "b ", "x", "brca1", "BRCA2", "negative", "yes",
+               "No", "true", "FALSE", "12", "12.5", "1e1", "-9", "nan", "twelve", "asian american", "other"]
+
+
+@pytest.mark.parametrize("missing", [None, np.nan, pd.NA])
+def test_long_text_columns_read_as_cell_by_cell(monkeypatch, missing):
+    import riskmodel.schema as schema
+
+    rng = np.random.default_rng(0)
+    n = 400
+    pool = np.array([*_MESSY_TEXT, missing], dtype=object)
+    columns = ["race", "density", "brca", "nulliparous", "atypical_hyperplasia", "n_biopsies", "age_at_menarche",
+               "first_degree_relatives", "prs"]
+    df = pd.DataFrame({name: pool[rng.integers(0, len(pool), n)] for name in columns}, dtype=object)
+    df.insert(0, "age", rng.choice(np.array(["45", "50.5", "abc", "", None, "130", "70"], dtype=object), n))
+    for na_values in (None, ["-9", "x"]):
+        fast = validate(df, na_values=na_values)
+        assert fast.status.tolist() != ["ok"] * n  # the pool has invalid cells: messages are compared too
+        monkeypatch.setattr(schema, "_FEW_ROWS", 10**9)  # every column cell by cell
+        slow = validate(df, na_values=na_values)
+        monkeypatch.undo()
+        pd.testing.assert_frame_equal(fast.frame, slow.frame)
+        assert fast.status.tolist() == slow.status.tolist()
+        assert fast.message.tolist() == slow.message.tolist()
+
+
+def test_long_text_column_with_mixed_cells_is_read_cell_by_cell():
+    import riskmodel.schema as schema
+
+    # Not all text (a bool and an int hash like "1"-free values but read differently), or mixed missing kinds:
+    # no distinct-cell shortcut.
+    assert schema._distinct_cells(pd.Series(["1", True, 1] * 30, dtype=object)) is None
+    assert schema._distinct_cells(pd.Series(["1", None, np.nan] * 30, dtype=object)) is None
+    codes, cells = schema._distinct_cells(pd.Series(["b", None, "a", "b"] * 30, dtype=object))
+    assert cells.tolist() == ["b", "a", None] and codes[:4].tolist() == [0, 2, 1, 0]
+    c = validate(pd.DataFrame({"age": [50] * 90, "race": [True, "white", 1] * 30}, dtype=object))
+    assert c.status.tolist()[:3] == ["invalid", "ok", "ok"]
+    assert "true/false value is not a code" in c.message[0]
+
+
+def test_long_text_column_with_no_number_still_raises_naming_the_first_cell():
+    df = pd.DataFrame({"age": [50.0] * 100, "age_at_menarche": ["twelve", "eleven", None, "ten"] * 25})
+    with pytest.raises(SchemaError, match=r"age_at_menarche.*first: 'twelve'"):
+        validate(df)
+
+
+@pytest.mark.parametrize("missing", [None, np.nan])
+@pytest.mark.parametrize("n", [10, 400])
+def test_text_categorical_columns_read_as_their_text(n, missing):
+    rng = np.random.default_rng(1)
+    pool = np.array([*_MESSY_TEXT, missing], dtype=object)
+    columns = ["race", "density", "brca", "nulliparous", "n_biopsies", "age_at_menarche"]
+    text = pd.DataFrame({name: pool[rng.integers(0, len(pool), n)] for name in columns}, dtype=object)
+    text.insert(0, "age", rng.choice([45.0, 50.0, 70.0], n))
+    cats = text.astype({name: "category" for name in columns})
+    a, b = validate(text), validate(cats)
+    pd.testing.assert_frame_equal(a.frame, b.frame)
+    assert a.status.tolist() == b.status.tolist() and a.message.tolist() == b.message.tolist()
+    assert set(a.status) - {"ok"}

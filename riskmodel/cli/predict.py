@@ -82,6 +82,9 @@ def add_parser(sub: argparse._SubParsersAction, chunk_rows: int = CHUNK_ROWS,
                    help=f"read, score and write N rows at a time, so memory stays bounded whatever the file size "
                         f"(default {chunk_rows:,}; results do not depend on it). The output is written under a "
                         "temporary name and renamed when complete. With --engine dask: rows per partition")
+    p.add_argument("--threads", type=int, default=0, metavar="N",
+                   help="chunks scored at once in threads of this process (default 0: up to 2 for the Gail "
+                        "model, 1 for other models; results do not depend on it)")
     p.add_argument("--engine", choices=("pandas", "dask"), default="pandas",
                    help="pandas (default): this process, chunk by chunk; dask: partitions scored in parallel on a "
                         "Dask cluster (Gail model, canonical layout), written here in order")
@@ -147,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
     output_format(args.output)  # an unknown extension is reported before any work
     if args.chunk_rows < 1:
         raise UsageError(f"--chunk-rows {args.chunk_rows}: must be at least 1")
+    if args.threads < 0:
+        raise UsageError(f"--threads {args.threads}: must be at least 0 (0: automatic)")
     if args.layout == "bcra" and args.horizon is not None:
         raise UsageError("--horizon does not apply with --layout bcra: each row projects from T1 to T2")
     if args.scheduler is not None and args.engine != "dask":
@@ -186,7 +191,8 @@ def run(args: argparse.Namespace) -> int:
                                whole=policy is not None and policy.needs_reference, postprocess=postprocess,
                                progress=not args.quiet, progress_min_rows=args.progress_min_rows,
                                batch_size=args.batch_size, cache_dir=args.cache_dir, num_workers=args.workers,
-                               device=args.device, engine=args.engine, scheduler=args.scheduler)
+                               device=args.device, engine=args.engine, scheduler=args.scheduler,
+                               threads=args.threads)
     except DaskColumnTypeError as exc:
         raise UsageError(f"{exc.path}: a column holds another type of value further into the file than the start "
                          "Dask infers column types from; use --engine pandas (it settles each column's type over "

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import glob
 import io
+import os
 import sys
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -241,13 +242,20 @@ def is_model_folder(model: str) -> bool:
     return model not in MODELS and Path(model).is_dir()
 
 
-def _columns_read(renamed: Sequence[Any], match: ColumnMatch, horizon: float | str) -> list[str]:
+#: Canonical column kinds read as codes from names or numbers (race, density, BRCA).
+CODED_KINDS = frozenset({"race", "density", "brca"})
+
+
+def _columns_read(renamed: Sequence[Any], match: ColumnMatch, horizon: float | str,
+                  table_only: bool = False) -> list[str]:
     """The input's columns that scoring reads: those matched to canonical ones and a horizon column.
 
     Args:
         renamed: the header's columns after ``match`` renamed them.
+        table_only: the model reads no key column but ``id`` (the built-in Gail model): ``exam_id`` and
+            any other key column are not read (no rule checks a key; the output copies only ``id``).
     """
-    originals = list(match.used)
+    originals = [k for k, c in match.used.items() if not (table_only and COLUMNS[c].kind == "id" and c != "id")]
     if isinstance(horizon, str) and horizon in renamed:
         reverse = {v: k for k, v in match.used.items()}
         originals.append(reverse.get(horizon, horizon))
@@ -297,6 +305,7 @@ def predict_file(
     device: str = "auto",
     engine: str = "pandas",
     scheduler: str | None = None,
+    threads: int = 0,
 ) -> FileRun:
     """Score every row of the table file ``input`` and write one output row per input row, in order.
 
@@ -328,6 +337,10 @@ def predict_file(
         engine: ``"pandas"`` (this process, chunk by chunk) or ``"dask"`` (Gail, canonical layout:
             partitions scored on a Dask cluster, the one at ``scheduler`` or a local one of
             ``num_workers`` processes, default one per core).
+        threads: chunks scored at once in threads of this process (``engine="pandas"``, not ``whole``);
+            results and their order do not depend on it. 0 (default): up to 2 (the cores there are) for
+            the built-in Gail model, both layouts, and 1 for any other model, whose thread safety this
+            function cannot know. The chunk being read and the one being written add a thread each.
 
     Returns:
         :class:`FileRun`: rows written, rows per status, the most frequent messages, how columns were read.
@@ -341,6 +354,8 @@ def predict_file(
     out_fmt = "csv" if output in (None, "-") else table_format(output)
     if chunk_rows < 1:
         raise ParameterError("chunk_rows", chunk_rows, "must be at least 1")
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
+        raise ParameterError("threads", threads, "must be a whole number >= 0 (0: automatic)")
     hybrid = is_model_folder(model)
     if engine == "dask":
         return _predict_dask(input, output, out_fmt, model=model, horizon=horizon, details=details,
@@ -375,23 +390,25 @@ def predict_file(
         if bcra:
             return predict_bcra(data, details)
         data = match.apply(data)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ColumnWarning)  # said once, for the header
-            if loaded is None:
-                return distributed.predict_part(data, model=model, horizon=horizon, details=details,
-                                                chunk_size=chunk_size)
-            return score_frame(data, model=loaded, horizon=horizon, exams=exams, fallback=fallback,
-                               details=details, chunk_size=chunk_size, progress=progress,
-                               batch_size=batch_size, cache_dir=cache_dir, num_workers=num_workers)
+        if loaded is None:
+            return distributed.predict_part(data, model=model, horizon=horizon, details=details,
+                                            chunk_size=chunk_size)
+        return score_frame(data, model=loaded, horizon=horizon, exams=exams, fallback=fallback,
+                           details=details, chunk_size=chunk_size, progress=progress,
+                           batch_size=batch_size, cache_dir=cache_dir, num_workers=num_workers)
 
     if loaded is None:
-        score(header)  # a missing column is reported before any data is read
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ColumnWarning)  # said once, for the header
+            score(header)  # a missing column is reported before any data is read
     if not whole:
         # The whole-column rule, over the file's own names (matched to canonical ones).
         numeric = [] if match is None else [k for k, c in match.used.items() if COLUMNS[c].kind in NUMERIC_KINDS]
         # Only the columns scoring reads, unless the output or a postprocess needs the others.
         prune = match is not None and not keep_input and postprocess is None
-        read_columns = _columns_read(header.columns, match, horizon) if prune else None
+        read_columns = _columns_read(header.columns, match, horizon, model == "gail") if prune else None
+        # Coded text columns (race, density, BRCA) that only validation reads: as categoricals (Parquet).
+        coded = [k for k, c in match.used.items() if COLUMNS[c].kind in CODED_KINDS] if prune else []
         table = None
         if fmt != "parquet":  # pyarrow's parser where it reads the file exactly as pandas would
             table = ChunkedTable.arrow_only(input, fmt, chunk_rows, check_columns=numeric, text_columns=ID_COLUMNS,
@@ -404,7 +421,7 @@ def predict_file(
             flagged = fields.rows
             table = ChunkedTable(input, fmt, chunk_rows, check_columns=numeric, progress=progress,
                                  text_columns=ID_COLUMNS, read_columns=read_columns if fields.parsed else None,
-                                 arrow=False)
+                                 arrow=False, categorical_columns=coded)
         n = table.n_rows
     bar = None
     if progress and n >= progress_min_rows and loaded is None:
@@ -414,13 +431,17 @@ def predict_file(
     id_column = "ID" if bcra else (match.source("id") if match else None) or "id"
     # The next chunk is read, and the last one written, in background threads while this one is scored.
     chunks = Prefetch(table) if not whole else table
+    if threads == 0:
+        threads = min(2, os.cpu_count() or 1) if (bcra or model == "gail") and loaded is None else 1
     try:
-        with interrupt_on_sigterm(), AtomicWriter(output, out_fmt) as writer:
+        with interrupt_on_sigterm(), AtomicWriter(output, out_fmt) as writer, warnings.catch_warnings():
+            warnings.simplefilter("ignore", ColumnWarning)  # said once, for the header
             background = BackgroundWriter(writer.write)
             start = 0
+            pairs = scored_in_order(score, chunks, 1 if whole else threads, progress=progress and n >= 1)
             try:
-                for data in chunks:
-                    result = flag_rows(score(data, progress=progress and n >= 1), start, flagged)
+                for data, scored in pairs:
+                    result = flag_rows(scored, start, flagged)
                     if postprocess is not None:
                         result = postprocess(result, data)
                     out = output_rows(data, result, keep_input, id_column)
@@ -431,6 +452,7 @@ def predict_file(
                         bar.update(len(data))
                 background.finish()
             finally:
+                pairs.close()  # an error or interrupt: no chunk is left scoring
                 background.close()
     finally:
         if isinstance(chunks, Prefetch):
@@ -439,6 +461,36 @@ def predict_file(
             bar.close()
     run.n_rows = writer.rows
     return run
+
+
+def scored_in_order(score: Callable[..., pd.DataFrame], chunks: Any, threads: int,
+                    **options: Any) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    """``(chunk, score(chunk, **options))`` for each chunk, in the chunks' order, scoring up to ``threads``
+    chunks at once (numpy and pandas release the GIL in their loops, so two threads use two cores).
+
+    At most ``threads`` chunks are held beyond the one being handed out. A failure in any chunk is raised
+    when its turn comes; leaving early (an error, an interrupt) cancels the chunks not started.
+    """
+    if threads <= 1:
+        for data in chunks:
+            yield data, score(data, **options)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="riskmodel-score")
+    pending: deque[tuple[pd.DataFrame, Any]] = deque()
+    try:
+        for data in chunks:
+            pending.append((data, pool.submit(score, data, **options)))
+            if len(pending) >= threads:
+                data, future = pending.popleft()
+                yield data, future.result()
+        while pending:
+            data, future = pending.popleft()
+            yield data, future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _predict_dask(input: str, output: str | None, out_fmt: str, *, model: str, horizon: float | str,

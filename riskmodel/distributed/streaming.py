@@ -241,6 +241,10 @@ class ChunkedTable:
             all. Each column's values and types are the same as when every column is read; the
             caller checks the rows' field counts (:func:`field_problems`), which pandas checks only
             over the columns it reads.
+        categorical_columns: Parquet: those of these columns stored as text are read dictionary-encoded,
+            as pandas categoricals (a few Python strings per chunk instead of one per row), which
+            :func:`riskmodel.schema.validate` reads cell for cell as the text they hold. For columns
+            that are validated and not copied to an output. Ignored for CSV/TSV.
 
     Raises:
         ValueError: the file cannot be parsed (naming the file and the parser's message).
@@ -249,8 +253,10 @@ class ChunkedTable:
 
     def __init__(self, path: str, fmt: str, chunk_rows: int, *, check_columns: Sequence[str] = (),
                  progress: bool = False, text_columns: Sequence[str] = (),
-                 read_columns: Sequence[str] | None = None, arrow: bool = True):
+                 read_columns: Sequence[str] | None = None, arrow: bool = True,
+                 categorical_columns: Sequence[str] = ()):
         self._setup(path, fmt, chunk_rows, text_columns, read_columns, arrow)
+        self._categorical = [c for c in categorical_columns if c not in self.text_columns]
         if fmt == "parquet":
             self._scan_parquet(check_columns)
         elif fmt in SEPARATORS:
@@ -284,6 +290,7 @@ class ChunkedTable:
         self._widen: dict[str, Any] = {}
         self._usecols: list[str] | None = None if read_columns is None else list(read_columns)
         self.arrow = arrow
+        self._categorical: list[str] = []
         self._arrow: Any = None
         self.arrow_reason: str | None = "not tried"
 
@@ -382,10 +389,16 @@ class ChunkedTable:
 
     # --------------------------------------------------------------- parquet
 
-    def _parquet(self) -> Any:
+    def _parquet(self, dictionary: bool = False) -> Any:
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         try:
+            if dictionary and self._categorical:
+                schema = pq.read_schema(self.path)
+                text = [f.name for f in schema if f.name in self._categorical
+                        and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
+                return pq.ParquetFile(self.path, read_dictionary=text or None)
             return pq.ParquetFile(self.path)
         except Exception as exc:  # pyarrow's message names the problem
             raise cannot_read(self.path, self.fmt, exc) from exc
@@ -434,10 +447,10 @@ class ChunkedTable:
                 check.update(part, text)
             check.check({c: empty[c].dtype for c in text})
 
-    def _parquet_chunks(self, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    def _parquet_chunks(self, columns: list[str] | None = None, dictionary: bool = False) -> Iterator[pd.DataFrame]:
         import pyarrow as pa
 
-        pf = self._parquet()
+        pf = self._parquet(dictionary)
         range_index = _range_index(pf.schema_arrow)
         produced, offset = False, 0
         for batch in pf.iter_batches(batch_size=self.chunk_rows, columns=columns):
@@ -460,7 +473,7 @@ class ChunkedTable:
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
         if self.fmt == "parquet":
-            yield from self._parquet_chunks(self._usecols)
+            yield from self._parquet_chunks(self._usecols, dictionary=True)
             return
         if self._arrow is not None:
             from riskmodel.distributed import arrow_csv

@@ -12,6 +12,7 @@ from riskmodel.gail.bcra import bcra_codes
 from riskmodel.gail.recode import REQ_NONE, recode
 from riskmodel.gail.risk import DEFAULT_CHUNK, absolute_risk, relative_risk
 from riskmodel.gail.tables import FIRST_AGE, LAST_AGE
+from riskmodel.models.base import LazyColumns
 from riskmodel.schema import ValidatedCohort
 
 #: Conditions the Gail model was not developed for (NCI BCRAT's exclusion questions).
@@ -88,7 +89,7 @@ class GailModel:
         """:meth:`assess` as a :class:`GailResult` (the name before the RiskModel protocol; kept for callers)."""
         return GailResult(**self.assess(cohort, horizon))
 
-    def assess(self, cohort: ValidatedCohort, horizon: np.ndarray) -> dict[str, np.ndarray]:
+    def assess(self, cohort: ValidatedCohort, horizon: np.ndarray) -> LazyColumns:
         """Absolute risk for each row over ``horizon`` years, flagging rows it cannot score.
 
         Args:
@@ -120,18 +121,21 @@ class GailModel:
         for attr, column in _CATEGORY_COLUMNS:
             cohort.flag(ok & np.isnan(getattr(rec, attr)), "invalid",
                         f"{column}={{v}}: outside the Gail model's categories", v=cohort.column(column))
-        cohort.flag(cohort.ok & (rec.error | np.isnan(rr1)), "invalid", "rejected by the Gail model's rules")
-        rec.error = rec.error | ~cohort.ok
+        ok = cohort.ok
+        rejected = ok & (rec.error | np.isnan(rr1))
+        cohort.flag(rejected, "invalid", "rejected by the Gail model's rules")
+        scored = ok & ~rejected  # cohort.ok now: a flag takes every flagged row out of "ok"
+        rec.error = rec.error | ~scored
         risk = absolute_risk(rec, rr1, rr2, chunk_size=self.chunk_size) / 100.0
-        avg = absolute_risk(rec, rr1, rr2, avg_white=True, chunk_size=self.chunk_size) / 100.0
-        scored = cohort.ok
         nan = np.nan
-        return {
-            "risk": np.where(scored, risk, nan),
-            "average_risk": np.where(scored, avg, nan),
-            "rr_under50": np.where(scored, rr1, nan),
-            "rr_over50": np.where(scored, rr2, nan),
-        }
+
+        def average_risk() -> np.ndarray:  # a second integral: only computed when a caller reads it
+            avg = absolute_risk(rec, rr1, rr2, avg_white=True, chunk_size=self.chunk_size) / 100.0
+            return np.where(scored, avg, nan)
+
+        return LazyColumns({"risk": np.where(scored, risk, nan),
+                            "rr_under50": np.where(scored, rr1, nan),
+                            "rr_over50": np.where(scored, rr2, nan)}, average_risk=average_risk)
 
 
 def _rename(codes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -12,7 +12,7 @@ This module imports neither torch nor any other riskmodel module.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -21,7 +21,7 @@ import pandas as pd
 if TYPE_CHECKING:  # pragma: no cover
     from riskmodel.schema import ValidatedCohort
 
-__all__ = ["MEMBERS", "RiskModel", "check_risk_model", "missing_members"]
+__all__ = ["MEMBERS", "LazyColumns", "RiskModel", "check_risk_model", "missing_members"]
 
 
 @runtime_checkable
@@ -74,9 +74,51 @@ class RiskModel(Protocol):
 
         Returns:
             ``{"risk": (n,) absolute risk in [0, 1], NaN where not scored, ...}``: every
-            ``output_columns`` entry and any detail columns, each of shape ``(n,)``.
+            ``output_columns`` entry and any detail columns, each of shape ``(n,)``. A detail
+            column that costs time can be deferred with :class:`LazyColumns`: it is computed only
+            when the caller asked for details.
         """
         ...
+
+
+class LazyColumns(Mapping[str, np.ndarray]):
+    """What :meth:`RiskModel.assess` returns, with some columns computed only when first read.
+
+    The scoring core reads detail columns only with ``details=True``, so a costly one (Gail's
+    ``average_risk``, a second integral over every row) costs nothing otherwise.
+
+    Args:
+        ready: columns already computed, each shape ``(n,)``.
+        deferred: column name -> function of no arguments returning it, shape ``(n,)``; called at most once.
+
+    Examples:
+        >>> calls = []
+        >>> cols = LazyColumns({"risk": np.zeros(2)}, extra=lambda: calls.append(1) or np.ones(2))
+        >>> sorted(cols), calls
+        (['extra', 'risk'], [])
+        >>> cols["extra"].tolist(), cols["extra"].tolist(), calls
+        ([1.0, 1.0], [1.0, 1.0], [1])
+    """
+
+    def __init__(self, ready: Mapping[str, np.ndarray], **deferred: Callable[[], np.ndarray]):
+        self._values = dict(ready)
+        self._deferred = {k: f for k, f in deferred.items() if k not in self._values}
+        self._order = [*self._values, *self._deferred]
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self._values:
+            make = self._deferred.pop(key)  # KeyError for a column neither ready nor deferred
+            self._values[key] = make()
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._order)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __repr__(self) -> str:
+        return f"LazyColumns(ready={list(self._values)}, deferred={list(self._deferred)})"
 
 
 #: The attributes and methods a :class:`RiskModel` has, in the order they are reported when missing.

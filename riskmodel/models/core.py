@@ -150,8 +150,11 @@ def _per_chunk(prepared: Mapping[str, Any], n: int, name: str) -> set[str]:
     return rows
 
 
-def _checked_result(result: Mapping[str, Any], n: int, name: str, wanted: Iterable[str]) -> dict[str, np.ndarray]:
-    """``assess``'s output as arrays of shape ``(n,)``.
+def _checked_result(result: Mapping[str, Any], n: int, name: str, wanted: Iterable[str],
+                    details: bool = True) -> dict[str, np.ndarray]:
+    """``assess``'s output as arrays of shape ``(n,)``: every column, or with ``details=False`` only
+    ``risk`` and ``wanted`` (a detail column a :class:`~riskmodel.models.base.LazyColumns` defers is
+    then never computed).
 
     Raises:
         ValueError: ``risk`` or an output column is missing, or an array has another length (a model's bug).
@@ -163,8 +166,9 @@ def _checked_result(result: Mapping[str, Any], n: int, name: str, wanted: Iterab
     if missing:
         raise ValueError(f"model {name!r}: assess() returned no {', '.join(map(repr, missing))}")
     out = {}
-    for key, value in result.items():
-        arr = np.asarray(value)
+    keys = list(result) if details else ["risk", *(k for k in wanted if k != "risk")]
+    for key in keys:
+        arr = np.asarray(result[key])
         if arr.shape != (n,):
             raise ValueError(f"model {name!r}: assess() returned {key!r} with shape {arr.shape}; expected ({n},)")
         out[key] = arr
@@ -234,7 +238,7 @@ def score_cohort(
         stop = min(start + step, n)
         args = {k: (v[start:stop] if k in sliced else v) for k, v in prepared.items()}
         parts.append(_checked_result(model.assess(cohort.rows(start, stop), years[start:stop], **args),
-                                     stop - start, name, model.output_columns))
+                                     stop - start, name, model.output_columns, details))
         if bar is not None:
             bar.update(stop - start)
     if bar is not None:
