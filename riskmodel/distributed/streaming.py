@@ -454,7 +454,10 @@ class ChunkedTable:
         range_index = _range_index(pf.schema_arrow)
         produced, offset = False, 0
         for batch in pf.iter_batches(batch_size=self.chunk_rows, columns=columns):
-            frame = arrow_ids_as_text(pa.Table.from_batches([batch]), self.text_columns).to_pandas()
+            # Equal texts need not share one Python object: pyarrow's de-duplication costs more than
+            # the rest of the conversion for a column of distinct identifiers.
+            frame = arrow_ids_as_text(pa.Table.from_batches([batch]), self.text_columns).to_pandas(
+                deduplicate_objects=False)
             for name, kind in self._widen.items():
                 if name in frame.columns:
                     frame[name] = frame[name].astype(object if pa.types.is_boolean(kind) else np.float64)
