@@ -62,8 +62,10 @@ class SuiteConfig:
             ``benchmarks/voi_linear_vs_auto.py``).
         model: :class:`~riskmodel.nn.ModelConfig` settings (besides ``image_size``): ``quick`` uses the
             ``small`` preset (:data:`riskmodel.nn.PRESETS`) with average pooling, ``full`` ``resnet18``.
-        epochs, batch_size, lr, augment, schedule, patience: image-model training
-            (:class:`~riskmodel.training.TrainConfig`).
+        epochs, select, batch_size, lr, augment, schedule, patience: image-model training
+            (:class:`~riskmodel.training.TrainConfig`). ``quick``: 16 epochs keeping the last one's
+            weights, the recipe ``benchmarks/image_sample_efficiency.py`` supports (its 80-case validation
+            C-index is too noisy to pick an epoch by); ``full`` keeps the best of 1,000 validation cases.
         image_hr: hazard ratio per SD of the latent image factor in the generator.
         hybrid_features: what the hybrid's head sees of the image (``HybridModel(image_features=...)``).
             ``"risk"``: the image network's own five-year score, one column. The quick suite's
@@ -94,7 +96,8 @@ class SuiteConfig:
     image_size: tuple[int, int] = (128, 104)
     voi: str = "linear"
     model: dict[str, Any] = field(default_factory=lambda: {**PRESETS["small"], "pool": "avg"})
-    epochs: int = 10
+    epochs: int = 16
+    select: str = "last"
     batch_size: int = 16
     lr: float = 1e-3
     augment: bool = True
@@ -116,13 +119,14 @@ class SuiteConfig:
         return d
 
 
-#: ``quick``: the ``small`` network at 128×104; 349 s on 2 CPU cores re-using the DICOMs of an earlier run
-#: (``benchmarks/results/quick``). ``full``: sized for a GPU and about a day (Mirai-like resolution, the
-#: ``resnet18`` network, 1,000 bootstrap replicates).
+#: ``quick``: the ``small`` network at 128×104; 1,162 s on 2 shared CPU cores, rendering its DICOMs
+#: (``benchmarks/results/quick``; 349 s re-using the DICOMs of an earlier run with the 10-epoch recipe).
+#: ``full``: sized for a GPU and about a day (Mirai-like resolution, the ``resnet18`` network, 1,000
+#: bootstrap replicates).
 SUITES: dict[str, SuiteConfig] = {
     "quick": SuiteConfig(),
     "full": SuiteConfig(name="full", pool=600_000, test=60_000, image_train_cases=8_000, val_cases=1_000,
-                        controls=3, fusion_train=40_000, image_size=(1024, 832), epochs=20,
+                        controls=3, fusion_train=40_000, image_size=(1024, 832), epochs=20, select="best",
                         batch_size=16, lr=3e-4, patience=4, n_boot=1000, jobs=16,
                         model={**PRESETS["resnet18"], "pool": "avg"}),
 }
@@ -180,6 +184,13 @@ def image_visible_log_hazard(cohort: pd.DataFrame, image_hr: float) -> np.ndarra
 
 def _head_text(head: str) -> str:
     return "Cox head" if head == "cox" else "additive-hazard head"
+
+
+def _kept_text(select: str, training: dict[str, Any]) -> str:
+    """Which epoch's weights the suite's image model kept, for the report."""
+    if select == "last":
+        return "the last epoch's weights kept"
+    return f"the best validation epoch's weights kept: epoch {training.get('best_epoch')}"
 
 
 def _factor_text(factors: list[str] | None) -> str:
@@ -308,7 +319,7 @@ def run_suite(suite: str | SuiteConfig = "quick", out: str | Path = "benchmark-r
         result = train(model, data["train"], data["val"],
                        TrainConfig(epochs=conf.epochs, batch_size=conf.batch_size, lr=conf.lr, seed=seed,
                                    device=device, patience=conf.patience, progress=False, augment=conf.augment,
-                                   schedule=conf.schedule),
+                                   schedule=conf.schedule, select=conf.select),
                        out_dir=work / "run")
         timings["image_train_seconds"] = time.perf_counter() - t0
         predictor = ImageRiskPredictor(model, image_preprocessing(size, conf.voi), None, device=device)
@@ -394,7 +405,8 @@ def _preamble(p: dict[str, Any]) -> list[str]:
         f"- Test set: {d['test_women']:,} unselected women never seen in training ({d['test_cancers_5y']} breast "
         f"cancers within 5 years; {d['test_carriers']} BRCA carriers, for whom Gail is not applicable).",
         f"- Image model: {d['image_train_exams']:,} case-enriched training exams ({d['image_train_cases']} cases) at "
-        f"{c['image_size'][0]}×{c['image_size'][1]}, {p['image_training']['epochs_run']} epochs; fusion model, "
+        f"{c['image_size'][0]}×{c['image_size'][1]}, {p['image_training']['epochs_run']} epochs "
+        f"({_kept_text(c.get('select', 'best'), p['image_training'])}); fusion model, "
         f"factors-only Cox and image calibration fitted on {d['fusion_train_women']:,} unselected women.",
         f"- Generator: latent image factor HR {c['image_hr']} per SD. Models: `gail` (BCRAT), `factors_cox` "
         f"(Cox on the factor groups {_factor_text(c.get('factors'))}), `image_only`, `hybrid` "

@@ -24,9 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
             "Generate a held-out synthetic cohort and mammograms by seed, train or fit Gail, a factors-only Cox "
             "model, the image-only model and the hybrid model, and evaluate them with the oracle (true risk) as the "
             "ceiling: report.md with tables and PNG figures, and results.json. A synthetic test bed, not clinical "
-            "performance. 'quick' took 5 min 49 s on 2 CPU cores without a GPU (benchmarks/results/quick: training, "
-            "fitting, scoring, evaluation and the speed section, with the DICOMs rendered by an earlier run in "
-            "--workdir; 26 min on a busy machine); 'full' is sized for a GPU and a day."
+            "performance. 'quick' took 19 min 22 s on 2 CPU cores without a GPU, rendering its DICOMs and sharing the "
+            "cores with another job (benchmarks/results/quick: rendering, training, fitting, scoring, evaluation and "
+            "the speed section); about 6 min on a quiet machine re-using the DICOMs of an earlier run in --workdir; "
+            "'full' is sized for a GPU and a day."
         ),
     )
     p.add_argument("--suite", default="quick", help="quick (default) or full")

@@ -21,8 +21,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description=(
             "Train riskmodel.nn.ImageRiskModel on the exams of EXAMS (from 'riskmodel scan --exams') labelled by "
             "COHORT (time, event and optionally density, age). Women are split into train/validation/calibration "
-            "sets; the best epoch by validation C-index (or the last, --select last) is kept, per-year calibrators "
-            "are fitted on the calibration set, and OUT/bundle is written (safetensors + JSON + SHA-256 manifest). "
+            "sets; the last epoch's weights (or the best epoch by validation C-index, --select best) are kept, "
+            "per-year calibrators are fitted on the calibration set, and OUT/bundle is written (safetensors + JSON + "
+            "SHA-256 manifest). "
             "Runs on the GPU when there is one; launch with 'torchrun --nproc-per-node=N -m riskmodel.cli "
             "train ...' for several GPUs."
         ),
@@ -45,23 +46,26 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--tiny", action="store_true", help="the tiny network (smoke tests, CPU); same as --preset tiny")
     p.add_argument("--model-config", help="JSON object of ModelConfig overrides applied on top of the preset, "
                                           "e.g. '{\"agg_layers\": 2}' or '{\"pool\": \"tissue\"}'")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=16,
+                   help="training epochs (default 16; the cosine schedule spans them)")
     p.add_argument("--stage2-epochs", type=int, default=0,
                    help="then freeze the encoder, cache view embeddings and train the aggregator and heads "
                         "for this many epochs (Mirai's two-stage recipe; default 0 = off)")
     p.add_argument("--batch-size", type=int, default=8, help="exams per step per process (default 8)")
     p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--patience", type=int, default=3, help="early stopping patience in epochs (0 = off)")
+    p.add_argument("--patience", type=int, default=0,
+                   help="early stopping patience in epochs (default 0 = off: with --select last every epoch runs)")
     p.add_argument("--balance", action="store_true", help="class-balance positive years")
     p.add_argument("--aux-weight", type=float, default=0.2,
                    help="weight of the auxiliary density and age losses, on exams whose cohort row has density / "
                         "age (default 0.2; 0 = off)")
-    p.add_argument("--augment", action="store_true",
-                   help="random top-bottom flips, ±20° rotations and ±10%% gain per view (Mirai-style)")
-    p.add_argument("--schedule", default="constant", choices=("constant", "cosine"), help="learning-rate schedule")
-    p.add_argument("--select", default="best", choices=("best", "last"),
-                   help="weights the bundle keeps: the epoch with the best validation C-index (best, default) or "
-                        "the last epoch (last: no choice by a small validation set's noisy C-index)")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+                   help="random top-bottom flips, ±20° rotations and ±10%% gain per view (Mirai-style; default on)")
+    p.add_argument("--schedule", default="cosine", choices=("constant", "cosine"),
+                   help="learning-rate schedule (default cosine)")
+    p.add_argument("--select", default="last", choices=("best", "last"),
+                   help="weights the bundle keeps: the last epoch (last, default: no choice by a small validation "
+                        "set's noisy C-index) or the epoch with the best validation C-index (best)")
     p.add_argument("--val-fraction", type=float, default=0.15)
     p.add_argument("--calib-fraction", type=float, default=0.15)
     p.add_argument("--calibration", default="isotonic", choices=("isotonic", "platt", "none"))

@@ -113,16 +113,16 @@ def train_image_model(
     key: str = "exam_id",
     label_key: str = "exam_id",
     voi: str = "auto",
-    epochs: int = 10,
+    epochs: int = 16,
     stage2_epochs: int = 0,
     batch_size: int = 8,
     lr: float = 3e-4,
-    patience: int = 3,
+    patience: int = 0,
     balance: bool = False,
     aux_weight: float = 0.2,
-    augment: bool = False,
-    schedule: str = "constant",
-    select: str = "best",
+    augment: bool = True,
+    schedule: str = "cosine",
+    select: str = "last",
     val_fraction: float = 0.15,
     calib_fraction: float = 0.15,
     calibration: str = "isotonic",
@@ -150,7 +150,10 @@ def train_image_model(
         voi: how pixel values are mapped (:data:`riskmodel.imaging.VOI_MODES`); stored in the bundle.
         epochs, batch_size, lr, patience, balance, augment, schedule, select, seed, workers, device: the
             training loop's settings (:class:`riskmodel.training.TrainConfig`; ``workers`` data-loading
-            processes; ``patience`` 0 turns early stopping off).
+            processes; ``patience`` 0 turns early stopping off). The defaults are the recipe the
+            sample-efficiency grid supports (``docs/training.md``): 16 epochs under a cosine schedule,
+            augmentation, no early stopping, the last epoch's weights kept (a small validation set's
+            C-index is too noisy to pick an epoch by).
         aux_weight: weight of the auxiliary BI-RADS density (cross-entropy) and age (smooth L1 on decades)
             losses on exams whose cohort row has them (:class:`~riskmodel.training.TrainConfig`; 0 turns them off).
         stage2_epochs: then freeze the encoder, cache view embeddings and train the aggregator and
