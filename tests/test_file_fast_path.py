@@ -211,3 +211,17 @@ def test_parquet_text_columns_read_as_categoricals_hold_the_same_cells(tmp_path)
     joined = pd.concat([c.astype({"density": object, "brca": object}) for c in cats])
     assert joined["density"].isna().sum() == plain["density"].isna().sum() > 0
     pd.testing.assert_frame_equal(joined.fillna({"density": "-"}), plain.fillna({"density": "-"}))
+
+
+def test_the_command_takes_threads_and_refuses_a_negative_count(tmp_path, capsys):
+    from riskmodel import cli
+
+    src = tmp_path / "c.csv"
+    make_cohort(300, seed=5).to_csv(src, index=False)
+    assert cli.main(["predict", str(src), "-o", str(tmp_path / "a.csv"), "--threads", "1", "--chunk-rows", "50",
+                     "-q"]) == 0
+    assert cli.main(["predict", str(src), "-o", str(tmp_path / "b.csv"), "--chunk-rows", "50", "-q"]) == 0
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    assert cli.main(["predict", str(src), "-o", str(tmp_path / "d.csv"), "--threads", "-1"]) == 2
+    assert "--threads -1: must be at least 0" in capsys.readouterr().err
+    assert not (tmp_path / "d.csv").exists()
