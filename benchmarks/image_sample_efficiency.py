@@ -257,17 +257,25 @@ def truths(cohort: Cohort) -> dict[str, float]:
             "factors_cox": cox_c(cohort, None, None)}
 
 
+def recipe_configs(recipe: str, conf: Any, epochs: int, seed: int) -> tuple[ModelConfig, TrainConfig]:
+    """The network and training settings of ``recipe``: the quick suite's (``conf``, a
+    :class:`~riskmodel.benchmarking.suite.SuiteConfig`) with the recipe's overrides, its ``"model"``
+    entry applied to the :class:`~riskmodel.nn.ModelConfig`, the rest to the :class:`TrainConfig`."""
+    overrides = dict(RECIPES[recipe])
+    mconf = ModelConfig(image_size=tuple(conf.image_size), **{**conf.model, **overrides.pop("model", {})})
+    tconf = TrainConfig(**{"epochs": epochs, "batch_size": conf.batch_size, "lr": conf.lr, "seed": seed,
+                           "device": "cpu", "patience": 0, "progress": False, "augment": conf.augment,
+                           "schedule": conf.schedule, **overrides})
+    return mconf, tconf
+
+
 def run_cell(cohort: Cohort, recipe: str, k: int, args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
     """Train one model on ``k`` training cancers with ``recipe`` and score it on the test women."""
     conf = cohort.conf
     train_data, n_train = cohort.training_set(k)
     torch.manual_seed(cohort.seed)
-    overrides = dict(RECIPES[recipe])
-    model = ImageRiskModel(ModelConfig(image_size=tuple(conf.image_size),
-                                       **{**conf.model, **overrides.pop("model", {})}))
-    tconf = TrainConfig(**{"epochs": args.epochs, "batch_size": conf.batch_size, "lr": conf.lr, "seed": cohort.seed,
-                           "device": "cpu", "patience": 0, "progress": False, "augment": conf.augment,
-                           "schedule": conf.schedule, **overrides})
+    mconf, tconf = recipe_configs(recipe, conf, args.epochs, cohort.seed)
+    model = ImageRiskModel(mconf)
     t0 = time.perf_counter()
     result = train(model, train_data, cohort.data["val"], tconf, out_dir=out_dir)
     train_seconds = time.perf_counter() - t0

@@ -221,3 +221,22 @@ def test_train_select_picks_the_weights_the_bundle_keeps(labelled, tmp_path, sel
     path = {"best": tmp_path / "training" / "best.safetensors",
             "last": tmp_path / "training" / "checkpoint" / "model.safetensors"}[select]
     assert all(np.array_equal(kept[k], v) for k, v in load_file(path).items())
+
+
+def test_train_command_defaults_are_train_image_models():
+    """``riskmodel train`` and ``train_image_model`` share one recipe: the sample-efficiency grid's (16 epochs,
+    cosine schedule, augmentation, no early stopping, the last epoch kept)."""
+    import argparse
+    import inspect
+
+    from riskmodel.cli import train as train_cli
+    from riskmodel.training.recipe import train_image_model
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    args = train_cli.add_parser(sub).parse_args(["--cohort", "c.csv", "--exams", "e.csv", "--out", "o"])
+    defaults = {k: p.default for k, p in inspect.signature(train_image_model).parameters.items()}
+    for name in ("epochs", "patience", "augment", "schedule", "select", "lr", "batch_size", "aux_weight"):
+        assert getattr(args, name) == defaults[name], name
+    assert (defaults["epochs"], defaults["select"], defaults["patience"]) == (16, "last", 0)
+    assert train_cli.add_parser(argparse.ArgumentParser().add_subparsers()).parse_args(
+        ["--cohort", "c", "--exams", "e", "--out", "o", "--no-augment"]).augment is False

@@ -94,3 +94,16 @@ def test_merge_unions_cells_of_side_by_side_runs_and_refuses_disagreements(ise):
         ise.merge([a, report([("quick", 0, 0.71)])], ["a.json", "b.json"])
     with pytest.raises(ValueError, match=r"b\.json has another truth for cohort 0/3"):
         ise.merge([a, report([("e16", 0, 0.71)], truth=0.9)], ["a.json", "b.json"])
+
+
+def test_recipes_set_the_network_and_the_training_loop(ise):
+    from riskmodel.benchmarking.suite import SUITES
+
+    conf = SUITES["quick"]
+    mconf, tconf = ise.recipe_configs("quick", conf, 8, 3)
+    assert (tconf.epochs, tconf.select, tconf.seed, mconf.stem_stride, mconf.pool) == (8, "best", 3, 2, "avg")
+    mconf, tconf = ise.recipe_configs("last16_stem1", conf, 8, 0)
+    assert (tconf.epochs, tconf.select, mconf.stem_stride, mconf.pool) == (16, "last", 1, "avg")
+    mconf, tconf = ise.recipe_configs("last16_tissue", conf, 8, 0)
+    assert (mconf.stem_stride, mconf.pool, mconf.widths) == (2, "tissue", tuple(conf.model["widths"]))
+    assert ise.recipe_configs("last16_stem1", conf, 8, 0)[0].stem_stride == 1  # the recipe table is not consumed
