@@ -240,3 +240,14 @@ def test_train_command_defaults_are_train_image_models():
     assert (defaults["epochs"], defaults["select"], defaults["patience"]) == (16, "last", 0)
     assert train_cli.add_parser(argparse.ArgumentParser().add_subparsers()).parse_args(
         ["--cohort", "c", "--exams", "e", "--out", "o", "--no-augment"]).augment is False
+
+
+def test_train_refuses_an_exam_on_two_rows(tmp_path):
+    from riskmodel.tables import ParameterError
+    from riskmodel.training.recipe import train_image_model
+
+    cohort = pd.DataFrame({"exam_id": ["a", "b"], "time": [1.0, 2.0], "event": [0, 1]})
+    exams = pd.DataFrame({"exam_id": ["a", "b", "a"], "accession_number": ["a", "b", "a"]})
+    with pytest.raises(ParameterError, match=r"exam_id 'a' is on 2 rows \(rows \[0, 2\]"):
+        train_image_model(cohort, exams, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

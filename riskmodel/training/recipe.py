@@ -91,15 +91,24 @@ def split_by_woman(keys: pd.Series, fractions: tuple[float, float], seed: int) -
 
 def check_training_tables(cohort: pd.DataFrame, exams: pd.DataFrame, key: str, label_key: str) -> None:
     """The columns :func:`train_image_model` reads: ``cohort`` has ``label_key``, ``time`` and ``event``;
-    ``exams`` has ``key``.
+    ``exams`` has ``key``, once per exam.
 
     Raises:
-        ParameterError: for parameter ``cohort`` or ``exams``, listing the missing columns.
+        ParameterError: for parameter ``cohort`` or ``exams``, listing the missing columns; for ``exams``,
+            an exam key on more than one row (the exam would be trained on as often as it appears).
     """
     for frame, name, cols in ((cohort, "cohort", (label_key, "time", "event")), (exams, "exams", (key,))):
         missing = [c for c in cols if c not in frame.columns]
         if missing:
             raise ParameterError(name, None, f"missing column(s) {missing}")
+    keys = exams[key].astype(str)
+    repeated = keys[keys.duplicated(keep=False)]
+    if len(repeated):
+        first = repeated.iloc[0]
+        rows = [int(i) for i in np.flatnonzero((keys == first).to_numpy())[:5]]
+        raise ParameterError("exams", None, f"{key} {first!r} is on {int((keys == first).sum())} rows (rows {rows}; "
+                             f"{repeated.nunique()} repeated keys in all): one row per exam, as 'riskmodel scan "
+                             f"--exams' writes; the exam would be trained on as often as it appears")
 
 
 def train_image_model(
