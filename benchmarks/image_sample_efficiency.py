@@ -370,7 +370,7 @@ def figure(summary: list[dict[str, Any]], path: Path) -> None:
     effects = sorted({s["effect"] for s in summary})
     recipes = sorted({s["recipe"] for s in summary})  # one colour per recipe in every panel
     colours = {r: plt.get_cmap("tab10")(i % 10) for i, r in enumerate(recipes)}
-    fig, axes = plt.subplots(1, len(effects), figsize=(4.2 * len(effects), 4.4), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(effects), figsize=(max(4.2 * len(effects), 7.0), 4.4), sharey=True, squeeze=False)
     for ax, effect in zip(axes[0], effects, strict=True):
         cells = [s for s in summary if s["effect"] == effect]
         for recipe in sorted({s["recipe"] for s in cells}):
