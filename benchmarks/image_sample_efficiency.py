@@ -72,8 +72,8 @@ HORIZON = 5.0
 #: suite's recipe. ``quick``: the suite's (epochs from ``--epochs``, lr 1e-3, augmentation, cosine schedule,
 #: auxiliary density/age weight 0.2). ``balanced``: the same with case weighting (positive years weighted
 #: by negatives/positives). ``aux``: the auxiliary density and age targets at weight 1.0. ``e16`` / ``e24``:
-#: 16 / 24 epochs (the cosine schedule spans them). ``last8`` / ``last16``: 8 / 16 epochs keeping the last
-#: epoch's weights (``select="last"``) instead of the best validation epoch's: the 60-case validation
+#: 16 / 24 epochs (the cosine schedule spans them). ``last8`` / ``last16`` / ``last24``: 8 / 16 / 24 epochs
+#: keeping the last epoch's weights (``select="last"``) instead of the best validation epoch's: the 60-case validation
 #: C-index is too noisy to choose an epoch by. ``last16_stem1`` / ``last16_tissue``: ``last16`` with a
 #: network change (a ``"model"`` entry overrides :class:`~riskmodel.nn.ModelConfig` fields): the stem
 #: convolution at stride 1 (the fine texture that carries the image factor is a few pixels across and the
@@ -87,6 +87,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "e24": {"epochs": 24},
     "last8": {"select": "last"},
     "last16": {"epochs": 16, "select": "last"},
+    "last24": {"epochs": 24, "select": "last"},
     "last16_stem1": {"epochs": 16, "select": "last", "model": {"stem_stride": 1}},
     "last16_tissue": {"epochs": 16, "select": "last", "model": {"pool": "tissue"}},
 }
