@@ -791,7 +791,8 @@ def _distinct_cells(s: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
     has any. None (parse cell by cell) unless every filled cell is a ``str`` and the missing cells are
     all of one type (``None``, NaN, ``pd.NA``): text equal as Python objects then reads the same."""
     values = s.to_numpy(dtype=object)
-    codes, cells = pd.factorize(values)  # missing -> -1
+    # missing -> -1; the same factorization :func:`to_numbers` reuses when the column is parsed cell by cell
+    codes, cells = _DISTINCT.get("object", s, lambda: pd.factorize(values))
     if not all(type(v) is str for v in cells):
         return None
     missing = codes < 0

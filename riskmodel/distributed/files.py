@@ -28,7 +28,7 @@ import io
 import os
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ from riskmodel.distributed.streaming import (
     field_problems,
     interrupt_on_sigterm,
     malformed_rows,
+    scored_in_order,
 )
 from riskmodel.gail import BCRA_COLUMNS
 from riskmodel.models.registry import MODELS, resolve, score_frame
@@ -461,36 +462,6 @@ def predict_file(
             bar.close()
     run.n_rows = writer.rows
     return run
-
-
-def scored_in_order(score: Callable[..., pd.DataFrame], chunks: Any, threads: int,
-                    **options: Any) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
-    """``(chunk, score(chunk, **options))`` for each chunk, in the chunks' order, scoring up to ``threads``
-    chunks at once (numpy and pandas release the GIL in their loops, so two threads use two cores).
-
-    At most ``threads`` chunks are held beyond the one being handed out. A failure in any chunk is raised
-    when its turn comes; leaving early (an error, an interrupt) cancels the chunks not started.
-    """
-    if threads <= 1:
-        for data in chunks:
-            yield data, score(data, **options)
-        return
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
-    pool = ThreadPoolExecutor(threads, thread_name_prefix="riskmodel-score")
-    pending: deque[tuple[pd.DataFrame, Any]] = deque()
-    try:
-        for data in chunks:
-            pending.append((data, pool.submit(score, data, **options)))
-            if len(pending) >= threads:
-                data, future = pending.popleft()
-                yield data, future.result()
-        while pending:
-            data, future = pending.popleft()
-            yield data, future.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _predict_dask(input: str, output: str | None, out_fmt: str, *, model: str, horizon: float | str,

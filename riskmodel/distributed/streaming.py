@@ -34,7 +34,7 @@ import sys
 import tempfile
 import threading
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -390,15 +390,11 @@ class ChunkedTable:
     # --------------------------------------------------------------- parquet
 
     def _parquet(self, dictionary: bool = False) -> Any:
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
         try:
-            if dictionary and self._categorical:
-                schema = pq.read_schema(self.path)
-                text = [f.name for f in schema if f.name in self._categorical
-                        and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
-                return pq.ParquetFile(self.path, read_dictionary=text or None)
+            if dictionary and self._categorical:  # after the scan: only the columns stored as text
+                return pq.ParquetFile(self.path, read_dictionary=self._categorical)
             return pq.ParquetFile(self.path)
         except Exception as exc:  # pyarrow's message names the problem
             raise cannot_read(self.path, self.fmt, exc) from exc
@@ -411,6 +407,9 @@ class ChunkedTable:
         self.n_rows = int(meta.num_rows)
         empty = schema.empty_table().to_pandas()
         self.columns = [str(c) for c in empty.columns]
+        # Of the columns asked for as categoricals, those stored as text (read dictionary-encoded).
+        self._categorical = [f.name for f in schema if f.name in set(self._categorical)
+                             and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
         # Integer and boolean columns become float / object for the whole file when any cell is missing.
         ids = set(text_columns_in(schema.names, self.text_columns))
         candidates = {f.name: f.type for f in schema if f.name not in ids
@@ -542,6 +541,36 @@ class Prefetch:
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def scored_in_order(score: Callable[..., pd.DataFrame], chunks: Any, threads: int,
+                    **options: Any) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    """``(chunk, score(chunk, **options))`` for each chunk, in the chunks' order, scoring up to ``threads``
+    chunks at once (numpy and pandas release the GIL in their loops, so two threads use two cores).
+
+    At most ``threads`` chunks are held beyond the one being handed out. A failure in any chunk is raised
+    when its turn comes; leaving early (an error, an interrupt) cancels the chunks not started.
+    """
+    if threads <= 1:
+        for data in chunks:
+            yield data, score(data, **options)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="riskmodel-score")
+    pending: deque[tuple[pd.DataFrame, Any]] = deque()
+    try:
+        for data in chunks:
+            pending.append((data, pool.submit(score, data, **options)))
+            if len(pending) >= threads:
+                data, future = pending.popleft()
+                yield data, future.result()
+        while pending:
+            data, future = pending.popleft()
+            yield data, future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class BackgroundWriter:

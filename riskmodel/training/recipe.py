@@ -105,8 +105,8 @@ def check_training_tables(cohort: pd.DataFrame, exams: pd.DataFrame, key: str, l
     repeated = keys[keys.duplicated(keep=False)]
     if len(repeated):
         first = repeated.iloc[0]
-        rows = [int(i) for i in np.flatnonzero((keys == first).to_numpy())[:5]]
-        raise ParameterError("exams", None, f"{key} {first!r} is on {int((keys == first).sum())} rows (rows {rows}; "
+        rows = np.flatnonzero((keys == first).to_numpy())
+        raise ParameterError("exams", None, f"{key} {first!r} is on {rows.size} rows (rows {rows[:5].tolist()}; "
                              f"{repeated.nunique()} repeated keys in all): one row per exam, as 'riskmodel scan "
                              f"--exams' writes; the exam would be trained on as often as it appears")
 
