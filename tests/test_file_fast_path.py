@@ -190,7 +190,7 @@ def test_a_failing_chunk_in_a_thread_fails_the_run_and_leaves_no_output(tmp_path
     assert len(calls) < 1000 // 50  # the chunks after the failure were not all scored
 
 
-@pytest.mark.parametrize("threads", [-1, 1.5, True])
+@pytest.mark.parametrize("threads", [-1, 1.5, True, 65])
 def test_threads_must_be_a_whole_number(tmp_path, threads):
     src = tmp_path / "c.csv"
     make_cohort(5, seed=4).to_csv(src, index=False)
@@ -224,4 +224,6 @@ def test_the_command_takes_threads_and_refuses_a_negative_count(tmp_path, capsys
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
     assert cli.main(["predict", str(src), "-o", str(tmp_path / "d.csv"), "--threads", "-1"]) == 2
     assert "--threads -1: must be at least 0" in capsys.readouterr().err
+    assert cli.main(["predict", str(src), "-o", str(tmp_path / "d.csv"), "--threads", "2500"]) == 2
+    assert "--threads 2500: must be at least 0 (0: automatic) and at most 64" in capsys.readouterr().err
     assert not (tmp_path / "d.csv").exists()

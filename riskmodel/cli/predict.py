@@ -20,7 +20,14 @@ from riskmodel.cli.options import (
     columns_option,
     output_format,
 )
-from riskmodel.distributed.files import CHUNK_ROWS, PROGRESS_MIN_ROWS, DaskColumnTypeError, parse_horizon, predict_file
+from riskmodel.distributed.files import (
+    CHUNK_ROWS,
+    MAX_THREADS,
+    PROGRESS_MIN_ROWS,
+    DaskColumnTypeError,
+    parse_horizon,
+    predict_file,
+)
 from riskmodel.schema import ColumnMatch
 from riskmodel.tables import check_output
 
@@ -84,7 +91,7 @@ def add_parser(sub: argparse._SubParsersAction, chunk_rows: int = CHUNK_ROWS,
                         "temporary name and renamed when complete. With --engine dask: rows per partition")
     p.add_argument("--threads", type=int, default=0, metavar="N",
                    help="chunks scored at once in threads of this process (default 0: up to 2 for the Gail "
-                        "model, 1 for other models; results do not depend on it)")
+                        f"model, 1 for other models; at most {MAX_THREADS}; results do not depend on it)")
     p.add_argument("--engine", choices=("pandas", "dask"), default="pandas",
                    help="pandas (default): this process, chunk by chunk; dask: partitions scored in parallel on a "
                         "Dask cluster (Gail model, canonical layout), written here in order")
@@ -150,8 +157,9 @@ def run(args: argparse.Namespace) -> int:
     output_format(args.output)  # an unknown extension is reported before any work
     if args.chunk_rows < 1:
         raise UsageError(f"--chunk-rows {args.chunk_rows}: must be at least 1")
-    if args.threads < 0:
-        raise UsageError(f"--threads {args.threads}: must be at least 0 (0: automatic)")
+    if not 0 <= args.threads <= MAX_THREADS:
+        raise UsageError(f"--threads {args.threads}: must be at least 0 (0: automatic) and at most {MAX_THREADS} "
+                         "(each thread holds a chunk in memory)")
     if args.layout == "bcra" and args.horizon is not None:
         raise UsageError("--horizon does not apply with --layout bcra: each row projects from T1 to T2")
     if args.scheduler is not None and args.engine != "dask":

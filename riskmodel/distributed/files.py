@@ -71,6 +71,8 @@ from riskmodel.tables import (
 
 #: Rows per chunk when reading, scoring and writing (``predict_file``'s default); memory grows with it.
 CHUNK_ROWS = 250_000
+#: Most chunks ``predict_file`` scores at once (``threads``): each holds a chunk in memory.
+MAX_THREADS = 64
 #: Inputs with at least this many rows get a progress bar on stderr (with ``progress=True``).
 PROGRESS_MIN_ROWS = 200_000
 
@@ -355,8 +357,9 @@ def predict_file(
     out_fmt = "csv" if output in (None, "-") else table_format(output)
     if chunk_rows < 1:
         raise ParameterError("chunk_rows", chunk_rows, "must be at least 1")
-    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
-        raise ParameterError("threads", threads, "must be a whole number >= 0 (0: automatic)")
+    if not isinstance(threads, int) or isinstance(threads, bool) or not 0 <= threads <= MAX_THREADS:
+        raise ParameterError("threads", threads, f"must be a whole number from 0 (automatic) to {MAX_THREADS}: "
+                             "each thread holds a chunk in memory")
     hybrid = is_model_folder(model)
     if engine == "dask":
         return _predict_dask(input, output, out_fmt, model=model, horizon=horizon, details=details,
